@@ -1,0 +1,63 @@
+"""The jobyard exception hierarchy.
+
+::
+
+    JobyardError                  base of every error jobyard raises on purpose
+    ├── InvalidArgument           bad input; nothing was created       -> INVALID_ARGUMENT
+    ├── NotFound                  no such job (or ambiguous prefix)     -> NOT_FOUND
+    ├── FailedPrecondition        the job's status forbids the action   -> FAILED_PRECONDITION
+    ├── PermissionDenied          the caller's role forbids the action  -> PERMISSION_DENIED
+    ├── Unauthenticated           no usable client identity            -> UNAUTHENTICATED
+    ├── ResourceExhausted         a configured capacity is full         -> RESOURCE_EXHAUSTED
+    ├── LaunchError               the runtime could not start the job   (job -> FAILED/LAUNCH_ERROR)
+    └── StaleTransition           compare-and-set lost a race in the store
+
+The server maps each to its gRPC code in one place (``server/errors.py``); messages are the
+seed's wording where it has one ("job not found: ID").
+"""
+
+from __future__ import annotations
+
+
+class JobyardError(Exception):
+    """Base class: ``str(exc)`` is the user-facing message."""
+
+
+class InvalidArgument(JobyardError):
+    pass
+
+
+class NotFound(JobyardError):
+    pass
+
+
+class FailedPrecondition(JobyardError):
+    pass
+
+
+class PermissionDenied(JobyardError):
+    pass
+
+
+class Unauthenticated(JobyardError):
+    pass
+
+
+class ResourceExhausted(JobyardError):
+    pass
+
+
+class LaunchError(JobyardError):
+    pass
+
+
+class StaleTransition(JobyardError):
+    """The job was not in an allowed predecessor status when the store tried the change."""
+
+
+def job_not_found(job_id: str) -> NotFound:
+    return NotFound(f"job not found: {job_id}")
+
+
+def job_not_running(job_id: str, status: str) -> FailedPrecondition:
+    return FailedPrecondition(f"job is not running: {job_id} (current status: {status})")

@@ -1,0 +1,188 @@
+"""Job, JobSpec and Resources: the native model every API face maps onto."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+
+from jobyard.domain.errors import InvalidArgument
+from jobyard.domain.status import Status, TerminationReason
+
+DEFAULT_MAX_CPU_PERCENT = 100
+DEFAULT_MAX_MEMORY_MB = 512
+DEFAULT_MAX_IOBPS = 0
+DEFAULT_MAX_PIDS = 1024
+
+MAX_COMMAND_BYTES = 4096
+MAX_ARGS = 4096
+MAX_ARGV_BYTES = 256 * 1024
+MAX_ENV_VARS = 512
+MAX_ENV_BYTES = 256 * 1024
+MAX_NAME_CHARS = 128
+# Sanity bounds; the engine checks the host's real capacity on top of these.
+MAX_CPU_PERCENT_BOUND = 100 * 4096
+MAX_MEMORY_MB_BOUND = 64 * 1024 * 1024
+MAX_PIDS_BOUND = 4 * 1024 * 1024
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_CPUSET = re.compile(r"^\d+(-\d+)?(,\d+(-\d+)?)*$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+SECRET_MASK = "********"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def rfc3339(ts: datetime | None) -> str:
+    """RFC 3339 in UTC with a Z suffix, or "" for no time (the seed's wire form)."""
+    if ts is None:
+        return ""
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Resources:
+    """Limits applied to every process of a job. ``0`` means unlimited where noted."""
+
+    max_cpu: int = DEFAULT_MAX_CPU_PERCENT  # percent of one core; 0 = unlimited
+    cpu_cores: str = ""  # cpuset list such as "0-1"; "" = any
+    max_memory: int = DEFAULT_MAX_MEMORY_MB  # MB; 0 = unlimited
+    max_iobps: int = DEFAULT_MAX_IOBPS  # bytes/s; 0 = unlimited
+    max_pids: int = DEFAULT_MAX_PIDS  # 0 = unlimited
+
+    def validate(self) -> None:
+        _bounded("maxCPU", self.max_cpu, MAX_CPU_PERCENT_BOUND, "percent")
+        _bounded("maxMemory", self.max_memory, MAX_MEMORY_MB_BOUND, "MB")
+        _bounded("maxIOBPS", self.max_iobps, 2**31 - 1, "bytes/s")
+        _bounded("maxPids", self.max_pids, MAX_PIDS_BOUND, "processes")
+        if self.cpu_cores and not _CPUSET.match(self.cpu_cores):
+            raise InvalidArgument(
+                f"invalid cpuCores {self.cpu_cores!r}: expected a list such as 0-1 or 0,2"
+            )
+
+
+def _bounded(name: str, value: int, upper: int, unit: str) -> None:
+    if value < 0:
+        raise InvalidArgument(f"invalid {name}: {value} (must not be negative)")
+    if value > upper:
+        raise InvalidArgument(f"invalid {name}: {value} {unit} exceeds the maximum of {upper}")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class JobSpec:
+    """What a user asked to run. :meth:`validate` refuses anything unsafe or absurd."""
+
+    command: str
+    args: tuple[str, ...] = ()
+    name: str = ""
+    resources: Resources = Resources()
+    environment: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    secret_environment: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    def validate(self) -> None:
+        if not self.command or not self.command.strip():
+            raise InvalidArgument("invalid command: command is required")
+        _no_nul("command", self.command)
+        if len(self.command.encode()) > MAX_COMMAND_BYTES:
+            raise InvalidArgument(f"invalid command: longer than {MAX_COMMAND_BYTES} bytes")
+        if len(self.args) > MAX_ARGS:
+            raise InvalidArgument(f"invalid args: more than {MAX_ARGS} arguments")
+        for i, arg in enumerate(self.args):
+            _no_nul(f"args[{i}]", arg)
+        argv_bytes = sum(len(a.encode()) + 1 for a in (self.command, *self.args))
+        if argv_bytes > MAX_ARGV_BYTES:
+            raise InvalidArgument(
+                f"invalid args: {argv_bytes} bytes in total exceeds {MAX_ARGV_BYTES}"
+            )
+        if self.name and (len(self.name) > MAX_NAME_CHARS or not _NAME.match(self.name)):
+            raise InvalidArgument(
+                f"invalid name {self.name!r}: use letters, digits and . _ : - "
+                f"(at most {MAX_NAME_CHARS} characters)"
+            )
+        _validate_env("environment", self.environment)
+        _validate_env("secret_environment", self.secret_environment)
+        both = set(self.environment) & set(self.secret_environment)
+        if both:
+            raise InvalidArgument(
+                f"environment and secret_environment both set: {', '.join(sorted(both))}"
+            )
+        self.resources.validate()
+
+
+def _no_nul(what: str, value: str) -> None:
+    if "\x00" in value:
+        raise InvalidArgument(f"invalid {what}: contains a NUL byte")
+
+
+def _validate_env(what: str, env: Mapping[str, str]) -> None:
+    if len(env) > MAX_ENV_VARS:
+        raise InvalidArgument(f"invalid {what}: more than {MAX_ENV_VARS} variables")
+    total = 0
+    for key, value in env.items():
+        if not _ENV_NAME.match(key):
+            raise InvalidArgument(f"invalid {what}: bad variable name {key!r}")
+        # Never echo the value: it may be a secret.
+        if "\x00" in value:
+            raise InvalidArgument(f"invalid {what}: value of {key} contains a NUL byte")
+        total += len(key) + len(value.encode()) + 2
+    if total > MAX_ENV_BYTES:
+        raise InvalidArgument(f"invalid {what}: {total} bytes exceeds {MAX_ENV_BYTES}")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StatusUpdate:
+    """One entry of a job's history (UCloud ``updates``)."""
+
+    timestamp: datetime
+    status: Status
+    message: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Job:
+    """The stored job record. Immutable: the store returns a new one after each change."""
+
+    id: str
+    owner: str
+    spec: JobSpec
+    status: Status
+    created_at: datetime
+    runtime: str = "local"
+    reason: TerminationReason | None = None
+    exit_code: int | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    backend_id: str = ""
+    message: str = ""
+    updates: tuple[StatusUpdate, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def command_line(self) -> str:
+        return " ".join((self.spec.command, *self.spec.args))
+
+
+def new_job_id() -> str:
+    return str(uuid.uuid4())
+
+
+def looks_like_id_prefix(value: str) -> bool:
+    return bool(value) and len(value) <= 36 and all(c in "0123456789abcdef-" for c in value)
+
+
+def parse_key_values(items: Sequence[str], what: str) -> dict[str, str]:
+    """Parse ``K=V`` items as given on a command line."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InvalidArgument(f"invalid {what} {key!r}: expected KEY=VALUE")
+        out[key] = value
+    return out

@@ -1,0 +1,87 @@
+"""The Runtime port: how the engine starts, watches and stops jobs on some backend.
+
+Shaped for both a local process runtime and a batch system (Slurm): ``start`` returns as soon
+as the backend has accepted the job and hands back a :class:`Handle` (an external id the
+engine stores); ``wait`` reports the end of a job given only that handle, so it also serves to
+adopt jobs after a server restart; control verbs act by handle.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from jobyard.domain.jobs import JobSpec
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LaunchRequest:
+    job_id: str
+    spec: JobSpec
+    output_path: Path  # stdout and stderr, merged, appended in the order written
+    state_dir: Path  # runtime-private files that must outlive the server (exit status, ...)
+    workdir: Path  # the job's working directory (created by the runtime, owned by the job user)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Handle:
+    """What the engine stores to find a job again, e.g. after a server restart."""
+
+    backend_id: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ExitInfo:
+    """How a job ended, as far as the runtime knows."""
+
+    exit_code: int | None  # None when unknown (lost)
+    signal: int | None = None  # the signal that ended the job's main process, if any
+    oom_killed: bool = False
+    lost: bool = False  # the runtime no longer knows the job and no exit was recorded
+    ended_at: datetime | None = None  # when recorded by the backend (else: now)
+    message: str = ""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Usage:
+    """Resource usage of a job so far (or in total, once it ended)."""
+
+    cpu_seconds: float = 0.0
+    memory_peak_bytes: int = 0
+    memory_current_bytes: int = 0
+    io_bytes: int = 0
+
+
+class Runtime(Protocol):
+    name: str
+
+    async def start(self, request: LaunchRequest) -> Handle:
+        """Start the job with its limits applied before the command runs.
+
+        Raises :class:`jobyard.domain.errors.LaunchError` when any part of the setup fails;
+        nothing of the job is left running then.
+        """
+        ...
+
+    async def wait(self, job_id: str, handle: Handle) -> ExitInfo:
+        """Return when the job has ended (works for jobs started by an earlier server)."""
+        ...
+
+    async def stop(self, job_id: str, handle: Handle, grace_seconds: float) -> None:
+        """Signal every process of the job: SIGTERM, then SIGKILL after the grace period.
+
+        The end itself is reported by :meth:`wait`.
+        """
+        ...
+
+    async def suspend(self, job_id: str, handle: Handle) -> None: ...
+
+    async def resume(self, job_id: str, handle: Handle) -> None: ...
+
+    async def usage(self, job_id: str, handle: Handle) -> Usage: ...
+
+    async def cleanup(self, job_id: str, handle: Handle) -> None:
+        """Release what the job held (cgroups, ...) once it has ended. Idempotent."""
+        ...
