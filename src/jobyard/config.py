@@ -1,0 +1,152 @@
+"""Server configuration: the seed's ``joblet-config.yml`` keys plus jobyard's own sections.
+
+Example::
+
+    joblet:
+      defaultCpuLimit: 100        # percent of one core
+      defaultMemoryLimit: 512     # MB
+      defaultIoLimit: 0           # bytes/s, 0 = unlimited
+      maxConcurrentJobs: 100
+      jobTimeout: "1h"            # default (and maximum) wall time of a job; "0" = none
+      cleanupTimeout: "100ms"     # grace between SIGTERM and SIGKILL on stop
+    grpc:
+      maxRecvMsgSize: 524288
+      maxSendMsgSize: 4194304
+      keepAliveTime: "30s"
+    jobyard:
+      runtime: local
+      jobUser: nobody             # user (name or uid) jobs run as; never root
+      jobGroup: nogroup
+      cgroupRoot: jobyard         # cgroup directory name under each hierarchy
+      defaultMaxPids: 1024
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from jobyard.domain.errors import InvalidArgument
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration(value: str | int | float) -> float:
+    """Seconds from ``"90s"``, ``"30m"``, ``"2h"``, ``"100ms"`` or a bare number of seconds."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise InvalidArgument(f"invalid duration {value!r}: use e.g. 90s, 30m, 2h, 100ms")
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds < 0:
+        raise InvalidArgument(f"invalid duration {value!r}: must not be negative")
+    return seconds
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class JobletConfig:
+    default_cpu_limit: int = 100
+    default_memory_limit: int = 512
+    default_io_limit: int = 0
+    max_concurrent_jobs: int = 100
+    job_timeout_seconds: float = 0.0  # 0 = no default time limit
+    cleanup_timeout_seconds: float = 0.1
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class GrpcConfig:
+    max_recv_msg_size: int = 524288
+    max_send_msg_size: int = 4194304
+    keep_alive_time_seconds: float = 30.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class JobyardConfig:
+    runtime: str = "local"
+    job_user: str = "nobody"
+    job_group: str = "nogroup"
+    cgroup_root: str = "jobyard"
+    default_max_pids: int = 1024
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ServerConfig:
+    data_dir: Path
+    listen: str = "127.0.0.1:50051"
+    certs_dir: Path | None = None
+    insecure_dev: bool = False
+    joblet: JobletConfig = JobletConfig()
+    grpc: GrpcConfig = GrpcConfig()
+    jobyard: JobyardConfig = JobyardConfig()
+
+
+_JOBLET_KEYS = {
+    "defaultCpuLimit": ("default_cpu_limit", int),
+    "defaultMemoryLimit": ("default_memory_limit", int),
+    "defaultIoLimit": ("default_io_limit", int),
+    "maxConcurrentJobs": ("max_concurrent_jobs", int),
+    "jobTimeout": ("job_timeout_seconds", parse_duration),
+    "cleanupTimeout": ("cleanup_timeout_seconds", parse_duration),
+}
+_GRPC_KEYS = {
+    "maxRecvMsgSize": ("max_recv_msg_size", int),
+    "maxSendMsgSize": ("max_send_msg_size", int),
+    "keepAliveTime": ("keep_alive_time_seconds", parse_duration),
+}
+_JOBYARD_KEYS = {
+    "runtime": ("runtime", str),
+    "jobUser": ("job_user", str),
+    "jobGroup": ("job_group", str),
+    "cgroupRoot": ("cgroup_root", str),
+    "defaultMaxPids": ("default_max_pids", int),
+}
+
+
+def _section(raw: Any, name: str, keys: dict[str, tuple[str, Any]]) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise InvalidArgument(f"config: section {name!r} must be a mapping")
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in keys:
+            known = ", ".join(sorted(keys))
+            raise InvalidArgument(f"config: unknown key {name}.{key} (known: {known})")
+        field, convert = keys[key]
+        try:
+            out[field] = convert(value)
+        except (TypeError, ValueError) as exc:
+            raise InvalidArgument(f"config: {name}.{key}: {exc}") from exc
+    return out
+
+
+def load_config(path: Path | None, **overrides: Any) -> ServerConfig:
+    """Read a YAML config file (if given) and apply command-line ``overrides``."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise InvalidArgument(f"config: cannot read {path}: {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise InvalidArgument(f"config: {path} must hold a mapping")
+        raw = loaded or {}
+    unknown = set(raw) - {"joblet", "grpc", "jobyard"}
+    if unknown:
+        raise InvalidArgument(f"config: unknown section(s) {', '.join(sorted(unknown))}")
+    joblet = JobletConfig(**_section(raw.get("joblet"), "joblet", _JOBLET_KEYS))
+    grpc = GrpcConfig(**_section(raw.get("grpc"), "grpc", _GRPC_KEYS))
+    jobyard = JobyardConfig(**_section(raw.get("jobyard"), "jobyard", _JOBYARD_KEYS))
+    if joblet.max_concurrent_jobs < 1:
+        raise InvalidArgument("config: joblet.maxConcurrentJobs must be at least 1")
+    values = {k: v for k, v in overrides.items() if v is not None}
+    if "data_dir" not in values:
+        raise InvalidArgument("config: a data directory is required")
+    return ServerConfig(joblet=joblet, grpc=grpc, jobyard=jobyard, **values)
