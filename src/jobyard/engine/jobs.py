@@ -1,0 +1,321 @@
+"""JobEngine: admission, launch, exit handling, stop and reconciliation.
+
+The engine is event driven: each started job has one watcher task blocked in
+``Runtime.wait``; its end finalizes the job and admits the next queued one. All status
+changes go through ``Store.transition`` (the one table in :mod:`jobyard.domain.status`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+from jobyard.domain.errors import (
+    InvalidArgument,
+    LaunchError,
+    StaleTransition,
+    job_not_running,
+)
+from jobyard.domain.jobs import Job, JobSpec, Resources, new_job_id, utcnow
+from jobyard.domain.status import ACTIVE, Status, TerminationReason
+from jobyard.logs import JobLayout, LogHub
+from jobyard.runtime.base import ExitInfo, Handle, LaunchRequest, Runtime
+from jobyard.store.base import Store, resolve_id
+
+log = logging.getLogger("jobyard.engine")
+
+STOPPED_EXIT_CODE = -1  # the seed reports stopped jobs with exit code -1
+STOP_WAIT_EXTRA_SECONDS = 5.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class EngineConfig:
+    default_max_cpu: int = 100
+    default_max_memory: int = 512
+    default_max_iobps: int = 0
+    default_max_pids: int = 1024
+    max_concurrent_jobs: int = 100
+    stop_grace_seconds: float = 0.1
+    host_cpus: int = os.cpu_count() or 1
+    host_memory_mb: int = 0  # 0 = not checked
+
+
+def host_memory_mb() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1024 * 1024)
+
+
+class JobEngine:
+    def __init__(
+        self,
+        store: Store,
+        runtime: Runtime,
+        layout: JobLayout,
+        hub: LogHub,
+        config: EngineConfig,
+    ) -> None:
+        self._store = store
+        self._runtime = runtime
+        self._layout = layout
+        self._hub = hub
+        self._config = config
+        self._watchers: dict[str, asyncio.Task[None]] = {}
+        self._ended: dict[str, asyncio.Event] = {}
+        self._admitting = False
+
+    # -- lifecycle of the engine -------------------------------------------------------
+
+    async def start(self) -> None:
+        """Adopt what an earlier server left behind, then admit queued jobs."""
+        for job in self._store.list(ACTIVE):
+            await self._reconcile(job)
+        await self._admit()
+
+    async def close(self) -> None:
+        """Stop watching; running jobs keep running and are adopted on the next start."""
+        for task in self._watchers.values():
+            task.cancel()
+        await asyncio.gather(*self._watchers.values(), return_exceptions=True)
+        self._watchers.clear()
+
+    # -- commands ------------------------------------------------------------------------
+
+    def with_defaults(self, spec: JobSpec) -> JobSpec:
+        """Fill limits the caller left at 0 ("not given") from the server defaults."""
+        res, cfg = spec.resources, self._config
+        filled = Resources(
+            max_cpu=res.max_cpu or cfg.default_max_cpu,
+            cpu_cores=res.cpu_cores,
+            max_memory=res.max_memory or cfg.default_max_memory,
+            max_iobps=res.max_iobps or cfg.default_max_iobps,
+            max_pids=res.max_pids or cfg.default_max_pids,
+        )
+        return dataclasses.replace(spec, resources=filled)
+
+    def _check_host(self, res: Resources) -> None:
+        cfg = self._config
+        if res.max_cpu > cfg.host_cpus * 100:
+            raise InvalidArgument(
+                f"job creation failed: maxCPU {res.max_cpu}% exceeds system limits "
+                f"({cfg.host_cpus} cores = {cfg.host_cpus * 100}%)"
+            )
+        if cfg.host_memory_mb and res.max_memory > cfg.host_memory_mb:
+            raise InvalidArgument(
+                f"job creation failed: maxMemory {res.max_memory} MB exceeds system limits "
+                f"({cfg.host_memory_mb} MB)"
+            )
+        for part in filter(None, res.cpu_cores.split(",")):
+            last = int(part.split("-")[-1])
+            if last >= cfg.host_cpus:
+                raise InvalidArgument(
+                    f"invalid cpuCores {res.cpu_cores!r}: this host has CPUs 0-{cfg.host_cpus - 1}"
+                )
+
+    async def submit(self, owner: str, spec: JobSpec) -> Job:
+        """Validate, persist (durably) and admit a job; returns it as it stands then."""
+        spec = self.with_defaults(spec)
+        spec.validate()
+        self._check_host(spec.resources)
+        job = Job(
+            id=new_job_id(),
+            owner=owner,
+            spec=spec,
+            status=Status.QUEUED,
+            created_at=utcnow(),
+            runtime=self._runtime.name,
+            message="waiting in the queue",
+        )
+        self._store.create(job)
+        log.info("job accepted | jobId=%s owner=%s", job.id, owner)
+        await self._admit()
+        return self._store.get(job.id)
+
+    def job(self, ref: str) -> Job:
+        return self._store.get(resolve_id(self._store, ref))
+
+    def jobs(self) -> list[Job]:
+        return self._store.list()
+
+    async def stop(self, ref: str) -> Job:
+        """Stop a job: SIGTERM, grace, SIGKILL; returns once it is STOPPED (or timed out)."""
+        job = self.job(ref)
+        if job.status in (Status.QUEUED, Status.SCHEDULED):
+            return self._finish(job.id, Status.STOPPED, "stopped before it started",
+                                reason=TerminationReason.USER_STOP,
+                                exit_code=STOPPED_EXIT_CODE)  # fmt: skip
+        if job.status.terminal:
+            raise job_not_running(job.id, job.status.value)
+        if job.status is not Status.STOPPING:
+            job = self._store.transition(
+                job.id, Status.STOPPING, "stop requested: signals sent",
+                reason=TerminationReason.USER_STOP,
+            )  # fmt: skip
+            log.info("job stopping | jobId=%s", job.id)
+            await self._signal_stop(job)
+        return await self._wait_ended(
+            job.id, self._config.stop_grace_seconds + STOP_WAIT_EXTRA_SECONDS
+        )
+
+    async def _signal_stop(self, job: Job) -> None:
+        if job.backend_id:
+            await self._runtime.stop(
+                job.id, Handle(job.backend_id), self._config.stop_grace_seconds
+            )
+
+    async def _wait_ended(self, job_id: str, timeout: float) -> Job:
+        event = self._ended.setdefault(job_id, asyncio.Event())
+        if not self._store.get(job_id).status.terminal:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), timeout)
+        return self._store.get(job_id)
+
+    def output(self, job: Job, *, follow: bool) -> AsyncIterator[tuple[int, bytes]]:
+        """The job's output from the start; with ``follow`` until the job ends."""
+        job_id = job.id
+        return self._hub.read(
+            job_id, follow=follow, ended=lambda: self._store.get(job_id).status.terminal
+        )
+
+    # -- admission and launch --------------------------------------------------------
+
+    async def _admit(self) -> None:
+        """Start queued jobs, oldest first, while there is capacity."""
+        if self._admitting:
+            return  # the running admission loop will see the new job
+        self._admitting = True
+        try:
+            while True:
+                active = len(self._store.list(ACTIVE))
+                if active >= self._config.max_concurrent_jobs:
+                    return
+                queued = self._store.list([Status.QUEUED])
+                if not queued:
+                    return
+                await self._launch(queued[0])
+        finally:
+            self._admitting = False
+
+    async def _launch(self, job: Job) -> None:
+        job = self._store.transition(
+            job.id, Status.INITIALIZING, "setting up isolation and resources"
+        )
+        self._layout.create_job_dir(job.id)
+        request = LaunchRequest(
+            job_id=job.id,
+            spec=job.spec,
+            output_path=self._layout.output(job.id),
+            state_dir=self._layout.state_dir(job.id),
+            workdir=self._layout.workdir(job.id),
+        )
+        try:
+            handle = await self._runtime.start(request)
+        except LaunchError as exc:
+            self._finish(job.id, Status.FAILED, f"launch failed: {exc}",
+                         reason=TerminationReason.LAUNCH_ERROR)  # fmt: skip
+            return
+        except Exception as exc:  # a bug or an unexpected OS error: never leave it hanging
+            log.exception("job launch crashed | jobId=%s", job.id)
+            self._finish(job.id, Status.FAILED, f"internal error while launching: {exc}",
+                         reason=TerminationReason.INTERNAL_ERROR)  # fmt: skip
+            return
+        self._store.update(job.id, backend_id=handle.backend_id)
+        try:
+            job = self._store.transition(job.id, Status.RUNNING, "running", started_at=utcnow())
+            log.info("job started | jobId=%s backendId=%s command=%r",
+                     job.id, handle.backend_id, job.command_line)  # fmt: skip
+        except StaleTransition:
+            job = self._store.get(job.id)  # a stop arrived while launching
+            if job.status is Status.STOPPING:
+                await self._signal_stop(job)
+        self._watch(job.id, handle)
+
+    def _watch(self, job_id: str, handle: Handle) -> None:
+        task = asyncio.create_task(self._watch_exit(job_id, handle), name=f"watch-{job_id}")
+        self._watchers[job_id] = task
+
+    async def _watch_exit(self, job_id: str, handle: Handle) -> None:
+        try:
+            info = await self._runtime.wait(job_id, handle)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("waiting for job failed | jobId=%s", job_id)
+            info = ExitInfo(exit_code=None, lost=True, message=f"runtime error: {exc}")
+        try:
+            self._on_exit(job_id, info)
+            await self._runtime.cleanup(job_id, handle)
+        finally:
+            self._watchers.pop(job_id, None)
+        await self._admit()
+
+    def _on_exit(self, job_id: str, info: ExitInfo) -> None:
+        job = self._store.get(job_id)
+        ended_at = info.ended_at or utcnow()
+        if job.status is Status.STOPPING:
+            self._finish(job_id, Status.STOPPED, _stopped_message(job.reason),
+                         exit_code=STOPPED_EXIT_CODE, ended_at=ended_at)  # fmt: skip
+            return
+        status, fields, message = _outcome(info)
+        self._finish(job_id, status, message, ended_at=ended_at, **fields)
+
+    def _finish(self, job_id: str, status: Status, message: str, **fields: Any) -> Job:
+        fields.setdefault("ended_at", utcnow())
+        job = self._store.transition(job_id, status, message, **fields)
+        log.info("job ended | jobId=%s status=%s reason=%s exitCode=%s",
+                 job_id, job.status, job.reason, job.exit_code)  # fmt: skip
+        self._hub.job_ended(job_id)
+        event = self._ended.pop(job_id, None)
+        if event is not None:
+            event.set()
+        return job
+
+    async def _reconcile(self, job: Job) -> None:
+        """Bring a job an earlier server left active back under watch, or end it truthfully."""
+        if not job.backend_id:
+            # The server died between launching and recording the launch.
+            self._finish(job.id, Status.FAILED if job.status is not Status.STOPPING
+                         else Status.STOPPED,
+                         "the server restarted while the job was being launched",
+                         reason=TerminationReason.LOST)  # fmt: skip
+            return
+        handle = Handle(job.backend_id)
+        log.info("job adopted | jobId=%s status=%s backendId=%s",
+                 job.id, job.status, job.backend_id)  # fmt: skip
+        if job.status is Status.INITIALIZING:
+            with contextlib.suppress(StaleTransition):
+                self._store.transition(job.id, Status.RUNNING, "running", started_at=utcnow())
+        if job.status is Status.STOPPING:
+            await self._signal_stop(job)
+        self._watch(job.id, handle)
+
+
+def _stopped_message(reason: TerminationReason | None) -> str:
+    if reason is TerminationReason.TIME_LIMIT:
+        return "stopped: time limit reached"
+    return "stopped by user request"
+
+
+_ExitOutcome = tuple[Status, dict[str, Any], str]
+
+
+def _outcome(info: ExitInfo) -> _ExitOutcome:
+    if info.lost:
+        return (Status.FAILED, {"reason": TerminationReason.LOST},
+                info.message or "the runtime no longer knows the job")  # fmt: skip
+    if info.oom_killed:
+        return (Status.FAILED, {"reason": TerminationReason.OOM_KILLED,
+                                "exit_code": info.exit_code},
+                "killed: out of memory")  # fmt: skip
+    code = info.exit_code
+    fields: dict[str, Any] = {"reason": TerminationReason.EXITED, "exit_code": code}
+    if code == 0:
+        return Status.COMPLETED, fields, "completed"
+    detail = f"killed by signal {info.signal}" if info.signal else f"exit code {code}"
+    return Status.FAILED, fields, info.message or f"failed: {detail}"
+
+
+__all__ = ["EngineConfig", "JobEngine", "host_memory_mb"]

@@ -1,0 +1,150 @@
+"""Followers of job output: each reads the output file from its own byte offset.
+
+Capture costs the server nothing (the job's processes append to the file directly); this
+module only wakes followers when a file grows, using one inotify descriptor for the whole
+server. A follower that reads slowly holds no buffer here and delays nobody else: it simply
+reads from further back in the file when it comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import os
+from collections.abc import AsyncIterator, Callable
+
+from inotify_simple import INotify, flags
+
+from jobyard.logs.layout import JobLayout
+
+log = logging.getLogger(__name__)
+
+CHUNK_BYTES = 64 * 1024
+_WATCH_FLAGS = flags.MODIFY | flags.CLOSE_WRITE
+
+
+class _Watched:
+    """Per-job wake-up state shared by that job's followers."""
+
+    __slots__ = ("changed", "ended", "followers", "wd")
+
+    def __init__(self) -> None:
+        self.changed = asyncio.Event()
+        self.ended = False
+        self.followers = 0
+        self.wd: int | None = None
+
+    def wake(self) -> None:
+        # Replace, then set: followers that took the old event before reading are woken;
+        # later ones take the fresh event.
+        old, self.changed = self.changed, asyncio.Event()
+        old.set()
+
+
+class LogHub:
+    """Serves job output to any number of followers, each from its own offset."""
+
+    def __init__(self, layout: JobLayout) -> None:
+        self._layout = layout
+        self._inotify: INotify | None = None
+        self._jobs: dict[str, _Watched] = {}
+        self._by_wd: dict[int, _Watched] = {}
+
+    def start(self) -> None:
+        self._inotify = INotify(nonblocking=True)
+        asyncio.get_running_loop().add_reader(self._inotify.fileno(), self._on_inotify)
+
+    def close(self) -> None:
+        if self._inotify is not None:
+            asyncio.get_running_loop().remove_reader(self._inotify.fileno())
+            self._inotify.close()
+            self._inotify = None
+        for watched in self._jobs.values():
+            watched.ended = True
+            watched.wake()
+
+    def _on_inotify(self) -> None:
+        assert self._inotify is not None
+        try:
+            events = self._inotify.read(timeout=0)
+        except BlockingIOError:
+            return
+        for event in events:
+            watched = self._by_wd.get(event.wd)
+            if watched is not None:
+                watched.wake()
+
+    def job_ended(self, job_id: str) -> None:
+        """Tell followers no more output will come (the job's processes are gone)."""
+        watched = self._jobs.get(job_id)
+        if watched is not None:
+            watched.ended = True
+            watched.wake()
+
+    def size(self, job_id: str) -> int:
+        try:
+            return self._layout.output(job_id).stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    async def read(
+        self, job_id: str, *, offset: int = 0, follow: bool, ended: Callable[[], bool]
+    ) -> AsyncIterator[tuple[int, bytes]]:
+        """Yield ``(offset, bytes)`` from ``offset`` to the end of the output.
+
+        With ``follow``, keep yielding new output until the job has ended (``ended()`` is
+        asked after the follower is registered, so an end that races the start of a follow
+        is never missed), then drain what is left and stop.
+        """
+        try:
+            fd = os.open(self._layout.output(job_id), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return
+        watched = self._attach(job_id, fd) if follow else None
+        if watched is not None and ended():
+            watched.ended = True
+        try:
+            while True:
+                changed = watched.changed if watched else None
+                data = os.pread(fd, CHUNK_BYTES, offset)
+                if data:
+                    yield offset, data
+                    offset += len(data)
+                    continue
+                if watched is None or watched.ended:
+                    return
+                assert changed is not None
+                await changed.wait()
+        finally:
+            os.close(fd)
+            if watched is not None:
+                self._detach(job_id, watched)
+
+    def _attach(self, job_id: str, fd: int) -> _Watched:
+        watched = self._jobs.get(job_id)
+        if watched is None:
+            watched = _Watched()
+            self._jobs[job_id] = watched
+            if self._inotify is not None:
+                try:
+                    watched.wd = self._inotify.add_watch(self._layout.output(job_id), _WATCH_FLAGS)
+                    self._by_wd[watched.wd] = watched
+                except OSError as exc:  # e.g. out of watches: fall back to end-only wakeups
+                    if exc.errno != errno.ENOSPC:
+                        raise
+                    log.warning("inotify watch failed for job %s: %s", job_id, exc)
+        watched.followers += 1
+        return watched
+
+    def _detach(self, job_id: str, watched: _Watched) -> None:
+        watched.followers -= 1
+        if watched.followers > 0:
+            return
+        self._jobs.pop(job_id, None)
+        if watched.wd is not None and self._inotify is not None:
+            self._by_wd.pop(watched.wd, None)
+            # OSError: the file was removed and the kernel dropped the watch already.
+            with contextlib.suppress(OSError):
+                self._inotify.rm_watch(watched.wd)

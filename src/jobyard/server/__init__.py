@@ -1,0 +1,1 @@
+"""The gRPC face: servicers that translate protobuf <-> domain, and the auth interceptor."""

@@ -1,0 +1,171 @@
+"""Assembles and runs the daemon: store, runtime, log hub, engine, gRPC server."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import signal
+import time
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from jobyard.api.gen import joblet_pb2, joblet_pb2_grpc
+from jobyard.config import ServerConfig
+from jobyard.domain.errors import InvalidArgument
+from jobyard.engine import EngineConfig, JobEngine
+from jobyard.engine.jobs import host_memory_mb
+from jobyard.logs import JobLayout, LogHub
+from jobyard.runtime.base import Runtime
+from jobyard.server.auth import AuthInterceptor
+from jobyard.server.joblet import JobletServicer
+from jobyard.store import SQLiteStore
+
+log = logging.getLogger("jobyard.server")
+
+SERVICES = ("joblet.JobletService", "joblet.JobService")
+SHUTDOWN_GRACE_SECONDS = 2.0
+
+
+def make_runtime(config: ServerConfig, layout: JobLayout) -> Runtime:
+    if config.jobyard.runtime != "local":
+        raise InvalidArgument(f"config: unknown runtime {config.jobyard.runtime!r}")
+    from jobyard.runtime.local import LocalRuntime, LocalRuntimeConfig
+
+    return LocalRuntime(
+        LocalRuntimeConfig.from_names(
+            user=config.jobyard.job_user,
+            group=config.jobyard.job_group,
+            cgroup_root=config.jobyard.cgroup_root,
+        )
+    )
+
+
+def engine_config(config: ServerConfig) -> EngineConfig:
+    j = config.joblet
+    return EngineConfig(
+        default_max_cpu=j.default_cpu_limit,
+        default_max_memory=j.default_memory_limit,
+        default_max_iobps=j.default_io_limit,
+        default_max_pids=config.jobyard.default_max_pids,
+        max_concurrent_jobs=j.max_concurrent_jobs,
+        stop_grace_seconds=j.cleanup_timeout_seconds,
+        host_memory_mb=host_memory_mb(),
+    )
+
+
+def _credentials(certs_dir: Path) -> grpc.ServerCredentials:
+    def read(name: str) -> bytes:
+        path = certs_dir / name
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise InvalidArgument(
+                f"cannot read {path}: {exc.strerror} (create certificates with "
+                f"`jobyard certs init --dir {certs_dir}`)"
+            ) from exc
+
+    return grpc.ssl_server_credentials(
+        [(read("server-key.pem"), read("server-cert.pem"))],
+        root_certificates=read("ca-cert.pem"),
+        require_client_auth=True,
+    )
+
+
+@dataclasses.dataclass
+class RunningServer:
+    """A started server; ``port`` is the bound port (useful with port 0 in tests)."""
+
+    server: grpc.aio.Server
+    engine: JobEngine
+    hub: LogHub
+    store: SQLiteStore
+    port: int
+
+    async def stop(self, grace: float = SHUTDOWN_GRACE_SECONDS) -> None:
+        # Jobs keep running: the next server adopts them.
+        await self.server.stop(grace)
+        await self.engine.close()
+        self.hub.close()
+        self.store.close()
+
+
+async def start_server(config: ServerConfig, runtime: Runtime | None = None) -> RunningServer:
+    if config.certs_dir is None and not config.insecure_dev:
+        raise InvalidArgument("no certificates given: pass --certs DIR (or --insecure-dev)")
+    layout = JobLayout(Path(config.data_dir))
+    layout.prepare()
+    store = SQLiteStore(layout.database)
+    hub = LogHub(layout)
+    hub.start()
+    engine = JobEngine(
+        store, runtime or make_runtime(config, layout), layout, hub, engine_config(config)
+    )
+    g = config.grpc
+    server = grpc.aio.server(
+        interceptors=[AuthInterceptor(insecure=config.certs_dir is None)],
+        options=[
+            ("grpc.max_receive_message_length", g.max_recv_msg_size),
+            ("grpc.max_send_message_length", g.max_send_msg_size),
+            ("grpc.keepalive_time_ms", int(g.keep_alive_time_seconds * 1000)),
+        ],
+    )
+    servicer = JobletServicer(engine)
+    joblet_pb2_grpc.add_JobletServiceServicer_to_server(servicer, server)
+    joblet_pb2_grpc.add_JobServiceServicer_to_server(servicer, server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = (
+        *(joblet_pb2.DESCRIPTOR.services_by_name[s.split(".")[1]].full_name for s in SERVICES),
+        health.SERVICE_NAME,
+        reflection.SERVICE_NAME,
+    )
+    reflection.enable_server_reflection(names, server)
+    if config.certs_dir is None:
+        port = server.add_insecure_port(config.listen)
+    else:
+        port = server.add_secure_port(config.listen, _credentials(Path(config.certs_dir)))
+    await engine.start()
+    await server.start()
+    for name in ("", *SERVICES):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("server listening | address=%s port=%d tls=%s dataDir=%s",
+             config.listen, port, config.certs_dir is not None, config.data_dir)  # fmt: skip
+    return RunningServer(server=server, engine=engine, hub=hub, store=store, port=port)
+
+
+class _Formatter(logging.Formatter):
+    """``[2024-01-15T10:30:00Z] [INFO] job started | jobId=...`` as the seed shows."""
+
+    converter = staticmethod(time.gmtime)
+
+    def __init__(self) -> None:
+        super().__init__("[%(asctime)s] [%(levelname)s] %(message)s", "%Y-%m-%dT%H:%M:%SZ")
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(_Formatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+async def _serve(config: ServerConfig) -> None:
+    running = await start_server(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("server shutting down (running jobs keep running)")
+    await running.stop()
+
+
+def serve(config: ServerConfig) -> None:
+    """Run the daemon in the foreground until SIGINT/SIGTERM."""
+    configure_logging()
+    asyncio.run(_serve(config))

@@ -1,0 +1,199 @@
+"""Authentication and authorization: one interceptor, one role table.
+
+The client certificate (verified by TLS against the CA) gives the caller's identity: its CN
+is the owner of the jobs it submits, its OU the role. The interceptor also turns jobyard's
+exceptions into gRPC status codes, so servicers only translate messages.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import dataclasses
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+
+from jobyard.certs import identity_from_pem
+from jobyard.domain.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    JobyardError,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    Unauthenticated,
+)
+
+log = logging.getLogger("jobyard.auth")
+
+ADMIN, VIEWER = "admin", "viewer"
+
+# operation -> roles allowed to perform it. The one place authorization is decided.
+ROLE_TABLE: dict[str, frozenset[str]] = {
+    "run_job": frozenset({ADMIN}),
+    "get_job_status": frozenset({ADMIN, VIEWER}),
+    "stop_job": frozenset({ADMIN}),
+    "list_jobs": frozenset({ADMIN, VIEWER}),
+    "get_job_logs": frozenset({ADMIN, VIEWER}),
+}
+
+# RPC method -> operation; both seed services share the job operations.
+METHOD_OPERATIONS: dict[str, str] = {
+    f"/joblet.{service}/{rpc}": op
+    for service in ("JobletService", "JobService")
+    for rpc, op in {
+        "RunJob": "run_job",
+        "GetJobStatus": "get_job_status",
+        "StopJob": "stop_job",
+        "ListJobs": "list_jobs",
+        "GetJobLogs": "get_job_logs",
+    }.items()
+}
+# Served to any authenticated peer (TLS already required a CA-signed certificate).
+PUBLIC_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
+_ERROR_CODES: list[tuple[type[JobyardError], grpc.StatusCode]] = [
+    (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
+    (NotFound, grpc.StatusCode.NOT_FOUND),
+    (FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
+    (PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
+    (Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
+    (ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
+]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Identity:
+    name: str  # certificate CN: the owner of submitted jobs
+    role: str  # certificate OU
+
+
+DEV_IDENTITY = Identity(name="dev", role=ADMIN)
+_current: contextvars.ContextVar[Identity] = contextvars.ContextVar("jobyard_identity")
+
+
+def current_identity() -> Identity:
+    """The caller of the RPC being served (set by :class:`AuthInterceptor`)."""
+    return _current.get()
+
+
+def status_code(exc: JobyardError) -> grpc.StatusCode:
+    for kind, code in _ERROR_CODES:
+        if isinstance(exc, kind):
+            return code
+    return grpc.StatusCode.INTERNAL
+
+
+def identify(context: grpc.aio.ServicerContext[Any, Any], insecure: bool) -> Identity:
+    if insecure:
+        return DEV_IDENTITY
+    pems = context.auth_context().get("x509_pem_cert")
+    if not pems:
+        raise Unauthenticated("failed to extract client role: no TLS information found")
+    try:
+        name, role = identity_from_pem(pems[0])
+    except ValueError as exc:
+        raise Unauthenticated(f"failed to extract client role: {exc}") from exc
+    return Identity(name=name, role=role)
+
+
+def authorize(identity: Identity, operation: str) -> None:
+    if identity.role not in ROLE_TABLE[operation]:
+        raise PermissionDenied(
+            f"role {identity.role} is not allowed to perform operation {operation}"
+        )
+
+
+class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    def __init__(self, *, insecure: bool = False) -> None:
+        self._insecure = insecure
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        method = details.method
+        if handler is None or method.startswith(PUBLIC_PREFIXES):
+            return handler
+        operation = METHOD_OPERATIONS.get(method)
+        if operation is None:
+            return _denied_handler(handler, f"no operation is defined for {method}")
+        return _wrap(handler, operation, self._insecure)
+
+
+def _wrap(handler: grpc.RpcMethodHandler, operation: str, insecure: bool) -> Any:
+    def admit(context: Any) -> contextvars.Token[Identity]:
+        identity = identify(context, insecure)
+        authorize(identity, operation)
+        return _current.set(identity)
+
+    if handler.unary_unary is not None:
+        inner = handler.unary_unary
+
+        async def unary(request: Any, context: Any) -> Any:
+            try:
+                token = admit(context)
+                try:
+                    return await inner(request, context)
+                finally:
+                    _current.reset(token)
+            except JobyardError as exc:
+                await _abort(context, exc, operation)
+            except grpc.aio.AbortError:
+                raise
+            except Exception:
+                await _internal(context, operation)
+
+        return grpc.unary_unary_rpc_method_handler(
+            unary, handler.request_deserializer, handler.response_serializer
+        )
+    if handler.unary_stream is not None:
+        inner_stream = handler.unary_stream
+
+        async def stream(request: Any, context: Any) -> AsyncIterator[Any]:
+            try:
+                token = admit(context)
+                try:
+                    async for item in inner_stream(request, context):
+                        yield item
+                finally:
+                    _current.reset(token)
+            except JobyardError as exc:
+                await _abort(context, exc, operation)
+            except grpc.aio.AbortError:
+                raise
+            except Exception:
+                await _internal(context, operation)
+
+        return grpc.unary_stream_rpc_method_handler(
+            stream, handler.request_deserializer, handler.response_serializer
+        )
+    return _denied_handler(handler, "streaming requests are not supported")
+
+
+async def _abort(context: Any, exc: JobyardError, operation: str) -> None:
+    code = status_code(exc)
+    level = logging.WARNING if code in _LOUD_CODES else logging.DEBUG
+    log.log(level, "request refused | operation=%s code=%s error=%s", operation, code.name, exc)
+    await context.abort(code, str(exc))
+
+
+async def _internal(context: Any, operation: str) -> None:
+    log.exception("request failed | operation=%s", operation)
+    await context.abort(grpc.StatusCode.INTERNAL, f"internal error during {operation}")
+
+
+_LOUD_CODES = {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED}
+
+
+def _denied_handler(handler: grpc.RpcMethodHandler, message: str) -> Any:
+    async def deny(request: Any, context: Any) -> Any:
+        await context.abort(grpc.StatusCode.PERMISSION_DENIED, message)
+
+    return grpc.unary_unary_rpc_method_handler(
+        deny, handler.request_deserializer, handler.response_serializer
+    )

@@ -1,0 +1,53 @@
+"""Translation between joblet protobuf messages and domain types; nothing else."""
+
+from __future__ import annotations
+
+from jobyard.api.gen import joblet_pb2 as pb
+from jobyard.domain.jobs import SECRET_MASK, Job, JobSpec, Resources, rfc3339
+
+NO_EXIT_CODE = -1
+
+
+def spec_from_request(req: pb.RunJobReq) -> JobSpec:
+    return JobSpec(
+        command=req.command,
+        args=tuple(req.args),
+        name=req.name,
+        resources=Resources(
+            max_cpu=req.maxCPU,
+            cpu_cores=req.cpuCores,
+            max_memory=req.maxMemory,
+            max_iobps=req.maxIOBPS,
+            max_pids=req.maxPids,
+        ),
+        environment=dict(req.environment),
+        secret_environment=dict(req.secret_environment),
+    )
+
+
+def job_to_proto(job: Job) -> pb.Job:
+    spec, res = job.spec, job.spec.resources
+    return pb.Job(
+        id=job.id,
+        name=spec.name,
+        command=spec.command,
+        args=list(spec.args),
+        maxCPU=res.max_cpu,
+        cpuCores=res.cpu_cores,
+        maxMemory=res.max_memory,
+        maxIOBPS=res.max_iobps,
+        status=job.status.value,
+        startTime=rfc3339(job.started_at),
+        endTime=rfc3339(job.ended_at),
+        exitCode=NO_EXIT_CODE if job.exit_code is None else job.exit_code,
+        scheduledTime="",
+        runtime=job.runtime,
+        environment=dict(spec.environment),
+        # Secrets never leave the server: names only, values masked.
+        secret_environment=dict.fromkeys(spec.secret_environment, SECRET_MASK),
+        owner=job.owner,
+        terminationReason=job.reason.value if job.reason else "",
+        createdTime=rfc3339(job.created_at),
+        maxPids=res.max_pids,
+        message=job.message,
+    )

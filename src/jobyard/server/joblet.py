@@ -1,0 +1,47 @@
+"""The seed's job RPCs, served under both joblet.JobletService and joblet.JobService."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from jobyard.api.gen import joblet_pb2 as pb
+from jobyard.api.gen import joblet_pb2_grpc as pb_grpc
+from jobyard.domain.jobs import rfc3339
+from jobyard.engine import JobEngine
+from jobyard.server.auth import current_identity
+from jobyard.server.convert import NO_EXIT_CODE, job_to_proto, spec_from_request
+
+
+class JobletServicer(pb_grpc.JobletServiceServicer, pb_grpc.JobServiceServicer):
+    """Translates requests to engine calls; authorization happens in the interceptor."""
+
+    def __init__(self, engine: JobEngine) -> None:
+        self._engine = engine
+
+    async def RunJob(self, request: pb.RunJobReq, context: Any) -> pb.RunJobRes:
+        job = await self._engine.submit(current_identity().name, spec_from_request(request))
+        return pb.RunJobRes(job=job_to_proto(job))
+
+    async def GetJobStatus(self, request: pb.GetJobStatusReq, context: Any) -> pb.GetJobStatusRes:
+        return pb.GetJobStatusRes(job=job_to_proto(self._engine.job(request.id)))
+
+    async def StopJob(self, request: pb.StopJobReq, context: Any) -> pb.StopJobRes:
+        job = await self._engine.stop(request.id)
+        return pb.StopJobRes(
+            id=job.id,
+            status=job.status.value,
+            endTime=rfc3339(job.ended_at),
+            exitCode=NO_EXIT_CODE if job.exit_code is None else job.exit_code,
+        )
+
+    async def ListJobs(self, request: pb.EmptyRequest, context: Any) -> pb.Jobs:
+        return pb.Jobs(jobs=[job_to_proto(j) for j in self._engine.jobs()])
+
+    async def GetJobLogs(
+        self, request: pb.GetJobLogsReq, context: Any
+    ) -> AsyncIterator[pb.DataChunk]:
+        job = self._engine.job(request.id)
+        follow = request.follow if request.HasField("follow") else True
+        async for _, data in self._engine.output(job, follow=follow):
+            yield pb.DataChunk(payload=data)

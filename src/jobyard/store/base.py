@@ -1,0 +1,78 @@
+"""The Store port: durable job records and their history.
+
+Every status change goes through :meth:`Store.transition`, a compare-and-set against the
+domain's transition table, so concurrent actors (an exit racing a stop) cannot both win.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from jobyard.domain.errors import InvalidArgument, NotFound, job_not_found
+from jobyard.domain.jobs import Job, looks_like_id_prefix
+from jobyard.domain.status import Status
+
+# Fields a transition may set besides the status itself.
+MUTABLE_FIELDS = frozenset(
+    {"reason", "exit_code", "started_at", "ended_at", "backend_id", "message", "runtime"}
+)
+MIN_PREFIX_CHARS = 4
+
+
+class Store(Protocol):
+    def create(self, job: Job) -> None:
+        """Persist a new job (and its first history entry) durably before returning."""
+        ...
+
+    def get(self, job_id: str) -> Job:
+        """The job with exactly this id; raises NotFound."""
+        ...
+
+    def ids_with_prefix(self, prefix: str, limit: int) -> list[str]: ...
+
+    def list(self, statuses: Iterable[Status] | None = None) -> list[Job]:
+        """Jobs, oldest first, optionally only those in ``statuses``."""
+        ...
+
+    def transition(self, job_id: str, new: Status, message: str, **fields: Any) -> Job:
+        """Move the job to ``new`` if the table allows it from its current status.
+
+        Raises StaleTransition (current status in the message) when it does not, NotFound
+        when there is no such job. Appends a history entry with ``message``.
+        """
+        ...
+
+    def update(self, job_id: str, **fields: Any) -> Job:
+        """Set non-status fields (e.g. ``backend_id``) without a history entry."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def resolve_id(store: Store, ref: str) -> str:
+    """Map a full id or a unique prefix (at least 4 characters) to the job id."""
+    ref = ref.strip().lower()
+    if not looks_like_id_prefix(ref):
+        raise job_not_found(ref)
+    if len(ref) == 36:
+        return store.get(ref).id
+    if len(ref) < MIN_PREFIX_CHARS:
+        raise InvalidArgument(
+            f"job id prefix {ref!r} is too short: give at least {MIN_PREFIX_CHARS} characters"
+        )
+    matches = store.ids_with_prefix(ref, limit=2)
+    if not matches:
+        raise job_not_found(ref)
+    if len(matches) > 1:
+        raise InvalidArgument(f"job id prefix {ref!r} is ambiguous: give more characters")
+    return matches[0]
+
+
+def check_fields(fields: dict[str, Any]) -> None:
+    unknown = set(fields) - MUTABLE_FIELDS
+    if unknown:
+        raise ValueError(f"not mutable job fields: {sorted(unknown)}")
+
+
+__all__ = ["NotFound", "Store", "check_fields", "resolve_id"]

@@ -1,0 +1,57 @@
+"""MemoryStore: an in-memory Store with the same semantics as SQLiteStore, for unit tests."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from typing import Any
+
+from jobyard.domain.errors import InvalidArgument, StaleTransition, job_not_found
+from jobyard.domain.jobs import Job, StatusUpdate, utcnow
+from jobyard.domain.status import Status, can_transition
+from jobyard.store.base import check_fields
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self._jobs: dict[str, Job] = {}
+
+    def create(self, job: Job) -> None:
+        if job.id in self._jobs:
+            raise InvalidArgument(f"job {job.id} exists")
+        first = StatusUpdate(job.created_at, job.status, job.message)
+        self._jobs[job.id] = dataclasses.replace(job, updates=(first,))
+
+    def get(self, job_id: str) -> Job:
+        try:
+            return self._jobs[job_id]
+        except KeyError:
+            raise job_not_found(job_id) from None
+
+    def ids_with_prefix(self, prefix: str, limit: int) -> list[str]:
+        return [i for i in self._jobs if i.startswith(prefix)][:limit]
+
+    def list(self, statuses: Iterable[Status] | None = None) -> list[Job]:
+        wanted = None if statuses is None else set(statuses)
+        return [j for j in self._jobs.values() if wanted is None or j.status in wanted]
+
+    def transition(self, job_id: str, new: Status, message: str, **fields: Any) -> Job:
+        check_fields(fields)
+        job = self.get(job_id)
+        if not can_transition(job.status, new):
+            raise StaleTransition(f"job {job_id}: cannot go from {job.status} to {new}")
+        update = StatusUpdate(utcnow(), new, message)
+        job = dataclasses.replace(
+            job, status=new, message=message, updates=(*job.updates, update), **fields
+        )
+        self._jobs[job_id] = job
+        return job
+
+    def update(self, job_id: str, **fields: Any) -> Job:
+        check_fields(fields)
+        job = dataclasses.replace(self.get(job_id), **fields)
+        self._jobs[job_id] = job
+        return job
+
+    def close(self) -> None:
+        self._jobs.clear()

@@ -1,0 +1,230 @@
+"""SQLiteStore: the embedded default store (WAL, versioned migrations, one connection).
+
+Commits are durable before a call returns (``synchronous=FULL``), so a job whose RunJob
+was answered exists after a ``kill -9`` of the server at any moment.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from jobyard.domain.errors import StaleTransition, job_not_found
+from jobyard.domain.jobs import Job, JobSpec, Resources, StatusUpdate, utcnow
+from jobyard.domain.status import Status, TerminationReason, can_transition, predecessors
+from jobyard.store.base import check_fields
+
+BUSY_TIMEOUT_MS = 5000
+
+
+def _migrations() -> list[tuple[int, str]]:
+    files = resources.files("jobyard.store.migrations")
+    out = []
+    for entry in files.iterdir():
+        if entry.name.endswith(".sql"):
+            out.append((int(entry.name.split("_", 1)[0]), entry.read_text()))
+    return sorted(out)
+
+
+def _statements(sql: str) -> list[str]:
+    """Split a migration script into complete statements (comments may hold ';')."""
+    out, current = [], ""
+    for line in sql.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            out.append(current)
+            current = ""
+    return out
+
+
+def _ts(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _dt(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+class SQLiteStore:
+    """Store adapter over one SQLite file."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute("PRAGMA synchronous = FULL")
+        self._db.execute("PRAGMA foreign_keys = ON")
+        path.chmod(0o600)  # holds secret environments
+        self._migrate()
+
+    def _migrate(self) -> None:
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)"
+        )
+        done = {r[0] for r in self._db.execute("SELECT version FROM schema_migrations")}
+        for version, sql in _migrations():
+            if version in done:
+                continue
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _statements(sql):
+                    self._db.execute(statement)
+                self._db.execute("INSERT INTO schema_migrations VALUES (?)", (version,))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    @property
+    def schema_version(self) -> int:
+        row = self._db.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+        return int(row[0] or 0)
+
+    def create(self, job: Job) -> None:
+        spec, res = job.spec, job.spec.resources
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute(
+                "INSERT INTO jobs (id, owner, name, command, args, environment,"
+                " secret_environment, max_cpu, cpu_cores, max_memory, max_iobps, max_pids,"
+                " status, reason, exit_code, created_at, started_at, ended_at, runtime,"
+                " backend_id, message) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    job.id, job.owner, spec.name, spec.command, json.dumps(list(spec.args)),
+                    json.dumps(dict(spec.environment)),
+                    json.dumps(dict(spec.secret_environment)),
+                    res.max_cpu, res.cpu_cores, res.max_memory, res.max_iobps, res.max_pids,
+                    job.status.value, job.reason and job.reason.value, job.exit_code,
+                    _ts(job.created_at), _ts(job.started_at), _ts(job.ended_at),
+                    job.runtime, job.backend_id, job.message,
+                ),
+            )  # fmt: skip
+            self._add_update(job.id, job.created_at, job.status, job.message)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    def _add_update(self, job_id: str, at: datetime, status: Status, message: str) -> None:
+        self._db.execute(
+            "INSERT INTO job_updates (job_id, at, status, message) VALUES (?,?,?,?)",
+            (job_id, _ts(at), status.value, message),
+        )
+
+    def get(self, job_id: str) -> Job:
+        row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise job_not_found(job_id)
+        return self._job(row)
+
+    def ids_with_prefix(self, prefix: str, limit: int) -> list[str]:
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        rows = self._db.execute(
+            "SELECT id FROM jobs WHERE id LIKE ? ESCAPE '\\' ORDER BY seq LIMIT ?",
+            (escaped + "%", limit),
+        )
+        return [r[0] for r in rows]
+
+    def list(self, statuses: Iterable[Status] | None = None) -> list[Job]:
+        if statuses is None:
+            rows = self._db.execute("SELECT * FROM jobs ORDER BY seq").fetchall()
+        else:
+            wanted = [s.value for s in statuses]
+            marks = ",".join("?" * len(wanted))
+            rows = self._db.execute(
+                f"SELECT * FROM jobs WHERE status IN ({marks}) ORDER BY seq", wanted
+            ).fetchall()
+        return [self._job(r) for r in rows]
+
+    def transition(self, job_id: str, new: Status, message: str, **fields: Any) -> Job:
+        check_fields(fields)
+        now = utcnow()
+        allowed = [s.value for s in predecessors(new)]
+        sets = ", ".join(f"{k} = ?" for k in ("status", *fields))
+        values = [new.value, *(self._column(v) for v in fields.values())]
+        marks = ",".join("?" * len(allowed))
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            cur = self._db.execute(
+                f"UPDATE jobs SET {sets}, message = ? WHERE id = ? AND status IN ({marks})",
+                [*values, message, job_id, *allowed],
+            )
+            if cur.rowcount != 1:
+                current = self.get(job_id).status  # raises NotFound
+                raise StaleTransition(
+                    f"job {job_id}: cannot go from {current} to {new}"
+                    + ("" if can_transition(current, new) else " (not allowed)")
+                )
+            self._add_update(job_id, now, new, message)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return self.get(job_id)
+
+    def update(self, job_id: str, **fields: Any) -> Job:
+        check_fields(fields)
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        cur = self._db.execute(
+            f"UPDATE jobs SET {sets} WHERE id = ?",
+            [*(self._column(v) for v in fields.values()), job_id],
+        )
+        if cur.rowcount != 1:
+            raise job_not_found(job_id)
+        return self.get(job_id)
+
+    @staticmethod
+    def _column(value: Any) -> Any:
+        if isinstance(value, datetime):
+            return value.isoformat()
+        if isinstance(value, TerminationReason | Status):
+            return value.value
+        return value
+
+    def _job(self, row: sqlite3.Row) -> Job:
+        updates = tuple(
+            StatusUpdate(datetime.fromisoformat(u["at"]), Status(u["status"]), u["message"])
+            for u in self._db.execute(
+                "SELECT at, status, message FROM job_updates WHERE job_id = ? ORDER BY rowid",
+                (row["id"],),
+            )
+        )
+        spec = JobSpec(
+            command=row["command"],
+            args=tuple(json.loads(row["args"])),
+            name=row["name"],
+            resources=Resources(
+                max_cpu=row["max_cpu"],
+                cpu_cores=row["cpu_cores"],
+                max_memory=row["max_memory"],
+                max_iobps=row["max_iobps"],
+                max_pids=row["max_pids"],
+            ),
+            environment=json.loads(row["environment"]),
+            secret_environment=json.loads(row["secret_environment"]),
+        )
+        return Job(
+            id=row["id"],
+            owner=row["owner"],
+            spec=spec,
+            status=Status(row["status"]),
+            created_at=datetime.fromisoformat(row["created_at"]),
+            runtime=row["runtime"],
+            reason=TerminationReason(row["reason"]) if row["reason"] else None,
+            exit_code=row["exit_code"],
+            started_at=_dt(row["started_at"]),
+            ended_at=_dt(row["ended_at"]),
+            backend_id=row["backend_id"],
+            message=row["message"],
+            updates=updates,
+        )
+
+    def close(self) -> None:
+        self._db.close()
