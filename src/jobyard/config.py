@@ -24,6 +24,7 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -45,8 +46,8 @@ def parse_duration(value: str | int | float) -> float:
         if not match:
             raise InvalidArgument(f"invalid duration {value!r}: use e.g. 90s, 30m, 2h, 100ms")
         seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    if seconds < 0:
-        raise InvalidArgument(f"invalid duration {value!r}: must not be negative")
+    if not math.isfinite(seconds) or seconds < 0:
+        raise InvalidArgument(f"invalid duration {value!r}: must be a finite, positive number")
     return seconds
 
 
@@ -122,8 +123,10 @@ def _section(raw: Any, name: str, keys: dict[str, tuple[str, Any]]) -> dict[str,
         field, convert = keys[key]
         try:
             out[field] = convert(value)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, InvalidArgument) as exc:
             raise InvalidArgument(f"config: {name}.{key}: {exc}") from exc
+        if isinstance(out[field], int | float) and out[field] < 0:
+            raise InvalidArgument(f"config: {name}.{key} must not be negative")
     return out
 
 

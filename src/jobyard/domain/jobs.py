@@ -27,9 +27,9 @@ MAX_CPU_PERCENT_BOUND = 100 * 4096
 MAX_MEMORY_MB_BOUND = 64 * 1024 * 1024
 MAX_PIDS_BOUND = 4 * 1024 * 1024
 
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_CPUSET = re.compile(r"^\d+(-\d+)?(,\d+(-\d+)?)*$")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_CPUSET = re.compile(r"\d+(-\d+)?(,\d+(-\d+)?)*")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]*")
 SECRET_MASK = "********"
 
 
@@ -59,10 +59,29 @@ class Resources:
         _bounded("maxMemory", self.max_memory, MAX_MEMORY_MB_BOUND, "MB")
         _bounded("maxIOBPS", self.max_iobps, 2**31 - 1, "bytes/s")
         _bounded("maxPids", self.max_pids, MAX_PIDS_BOUND, "processes")
-        if self.cpu_cores and not _CPUSET.match(self.cpu_cores):
+        if self.cpu_cores and not _CPUSET.fullmatch(self.cpu_cores):
             raise InvalidArgument(
                 f"invalid cpuCores {self.cpu_cores!r}: expected a list such as 0-1 or 0,2"
             )
+        for first, last in cpu_ranges(self.cpu_cores):
+            if first > last:
+                raise InvalidArgument(
+                    f"invalid cpuCores {self.cpu_cores!r}: range {first}-{last} is reversed"
+                )
+
+    @property
+    def highest_cpu(self) -> int:
+        """The highest CPU number in ``cpu_cores`` (-1 when none is given)."""
+        return max((last for _, last in cpu_ranges(self.cpu_cores)), default=-1)
+
+
+def cpu_ranges(cpu_cores: str) -> list[tuple[int, int]]:
+    """``"0-2,5"`` -> ``[(0, 2), (5, 5)]`` (input already checked against the pattern)."""
+    out = []
+    for part in filter(None, cpu_cores.split(",")):
+        first, _, last = part.partition("-")
+        out.append((int(first), int(last or first)))
+    return out
 
 
 def _bounded(name: str, value: int, upper: int, unit: str) -> None:
@@ -98,7 +117,7 @@ class JobSpec:
             raise InvalidArgument(
                 f"invalid args: {argv_bytes} bytes in total exceeds {MAX_ARGV_BYTES}"
             )
-        if self.name and (len(self.name) > MAX_NAME_CHARS or not _NAME.match(self.name)):
+        if self.name and (len(self.name) > MAX_NAME_CHARS or not _NAME.fullmatch(self.name)):
             raise InvalidArgument(
                 f"invalid name {self.name!r}: use letters, digits and . _ : - "
                 f"(at most {MAX_NAME_CHARS} characters)"
@@ -123,7 +142,7 @@ def _validate_env(what: str, env: Mapping[str, str]) -> None:
         raise InvalidArgument(f"invalid {what}: more than {MAX_ENV_VARS} variables")
     total = 0
     for key, value in env.items():
-        if not _ENV_NAME.match(key):
+        if not _ENV_NAME.fullmatch(key):
             raise InvalidArgument(f"invalid {what}: bad variable name {key!r}")
         # Never echo the value: it may be a secret.
         if "\x00" in value:

@@ -108,12 +108,10 @@ class JobEngine:
                 f"job creation failed: maxMemory {res.max_memory} MB exceeds system limits "
                 f"({cfg.host_memory_mb} MB)"
             )
-        for part in filter(None, res.cpu_cores.split(",")):
-            last = int(part.split("-")[-1])
-            if last >= cfg.host_cpus:
-                raise InvalidArgument(
-                    f"invalid cpuCores {res.cpu_cores!r}: this host has CPUs 0-{cfg.host_cpus - 1}"
-                )
+        if res.highest_cpu >= cfg.host_cpus:
+            raise InvalidArgument(
+                f"invalid cpuCores {res.cpu_cores!r}: this host has CPUs 0-{cfg.host_cpus - 1}"
+            )
 
     async def submit(self, owner: str, spec: JobSpec) -> Job:
         """Validate, persist (durably) and admit a job; returns it as it stands then."""
@@ -129,6 +127,8 @@ class JobEngine:
             runtime=self._runtime.name,
             message="waiting in the queue",
         )
+        # The output file exists from the start, so a follower of a queued job waits on it.
+        self._layout.create_job_dir(job.id)
         self._store.create(job)
         log.info("job accepted | jobId=%s owner=%s", job.id, owner)
         await self._admit()
@@ -214,13 +214,12 @@ class JobEngine:
         try:
             handle = await self._runtime.start(request)
         except LaunchError as exc:
-            self._finish(job.id, Status.FAILED, f"launch failed: {exc}",
-                         reason=TerminationReason.LAUNCH_ERROR)  # fmt: skip
+            self._launch_failed(job.id, f"launch failed: {exc}", TerminationReason.LAUNCH_ERROR)
             return
         except Exception as exc:  # a bug or an unexpected OS error: never leave it hanging
             log.exception("job launch crashed | jobId=%s", job.id)
-            self._finish(job.id, Status.FAILED, f"internal error while launching: {exc}",
-                         reason=TerminationReason.INTERNAL_ERROR)  # fmt: skip
+            message = f"internal error while launching: {exc}"
+            self._launch_failed(job.id, message, TerminationReason.INTERNAL_ERROR)
             return
         self._store.update(job.id, backend_id=handle.backend_id)
         try:
@@ -232,6 +231,15 @@ class JobEngine:
             if job.status is Status.STOPPING:
                 await self._signal_stop(job)
         self._watch(job.id, handle)
+
+    def _launch_failed(self, job_id: str, message: str, reason: TerminationReason) -> None:
+        if self._store.get(job_id).status is Status.STOPPING:
+            # A stop arrived while launching: the user's stop wins; the launch error is kept
+            # in the history message.
+            self._finish(job_id, Status.STOPPED, f"stopped by user request ({message})",
+                         exit_code=STOPPED_EXIT_CODE)  # fmt: skip
+            return
+        self._finish(job_id, Status.FAILED, message, reason=reason)
 
     def _watch(self, job_id: str, handle: Handle) -> None:
         task = asyncio.create_task(self._watch_exit(job_id, handle), name=f"watch-{job_id}")

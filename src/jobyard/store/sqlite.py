@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from jobyard.domain.errors import StaleTransition, job_not_found
+from jobyard.domain.errors import InvalidArgument, StaleTransition, job_not_found
 from jobyard.domain.jobs import Job, JobSpec, Resources, StatusUpdate, utcnow
 from jobyard.domain.status import Status, TerminationReason, can_transition, predecessors
 from jobyard.store.base import check_fields
@@ -108,6 +108,9 @@ class SQLiteStore:
             )  # fmt: skip
             self._add_update(job.id, job.created_at, job.status, job.message)
             self._db.execute("COMMIT")
+        except sqlite3.IntegrityError as exc:
+            self._db.execute("ROLLBACK")
+            raise InvalidArgument(f"job {job.id} exists") from exc
         except BaseException:
             self._db.execute("ROLLBACK")
             raise

@@ -1,0 +1,359 @@
+"""The Store port, checked against both adapters (SQLite and the in-memory fake)."""
+
+from __future__ import annotations
+
+import sqlite3
+import stat
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from jobyard.domain.errors import InvalidArgument, JobyardError, NotFound, StaleTransition
+from jobyard.domain.jobs import Job, JobSpec, Resources
+from jobyard.domain.status import Status, TerminationReason
+from jobyard.store import MemoryStore, SQLiteStore, Store, resolve_id
+
+T0 = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
+
+
+def make_job(job_id: str, *, status: Status = Status.QUEUED, **changes: object) -> Job:
+    spec = JobSpec(
+        command="python3",
+        args=("-c", "print('hé')", ""),
+        name="build-1",
+        resources=Resources(
+            max_cpu=150, cpu_cores="0-1", max_memory=1024, max_iobps=4096, max_pids=77
+        ),
+        environment={"MODE": "fast", "EMPTY": ""},
+        secret_environment={"TOKEN": "s3cr=t"},
+    )
+    fields: dict[str, object] = {
+        "id": job_id,
+        "owner": "alice",
+        "spec": spec,
+        "status": status,
+        "created_at": T0,
+        "runtime": "local",
+        "message": "waiting in the queue",
+    }
+    fields.update(changes)
+    return Job(**fields)  # type: ignore[arg-type]
+
+
+ID_A = "aaaa1111-0000-4000-8000-000000000001"
+ID_B = "aaaa2222-0000-4000-8000-000000000002"
+ID_C = "bbbb3333-0000-4000-8000-000000000003"
+
+
+@pytest.fixture(params=["sqlite", "memory"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    s: Store = SQLiteStore(tmp_path / "db") if request.param == "sqlite" else MemoryStore()
+    yield s
+    s.close()
+
+
+def to_running(store: Store, job_id: str) -> Job:
+    store.transition(job_id, Status.INITIALIZING, "setting up")
+    return store.transition(job_id, Status.RUNNING, "running", started_at=T0)
+
+
+# -- create / get ---------------------------------------------------------------------------
+
+
+def test_create_get_round_trips_every_field(store: Store) -> None:
+    job = make_job(
+        ID_A,
+        reason=TerminationReason.EXITED,
+        exit_code=0,
+        started_at=T0 + timedelta(seconds=1),
+        ended_at=T0 + timedelta(seconds=2),
+        backend_id="pid-42",
+        runtime="slurm",
+        status=Status.COMPLETED,
+    )
+    store.create(job)
+    got = store.get(ID_A)
+    assert got.spec == job.spec
+    assert got.spec.args == ("-c", "print('hé')", "")
+    assert dict(got.spec.environment) == {"MODE": "fast", "EMPTY": ""}
+    assert dict(got.spec.secret_environment) == {"TOKEN": "s3cr=t"}
+    assert got.spec.resources == Resources(150, "0-1", 1024, 4096, 77)
+    for field in (
+        "id",
+        "owner",
+        "status",
+        "runtime",
+        "reason",
+        "exit_code",
+        "backend_id",
+        "message",
+        "created_at",
+        "started_at",
+        "ended_at",
+    ):
+        assert getattr(got, field) == getattr(job, field), field
+    assert got.status is Status.COMPLETED
+    assert got.reason is TerminationReason.EXITED
+
+
+def test_timestamps_come_back_timezone_aware(store: Store) -> None:
+    store.create(make_job(ID_A))
+    job = to_running(store, ID_A)
+    job = store.transition(ID_A, Status.COMPLETED, "done", ended_at=T0 + timedelta(hours=1))
+    for ts in (job.created_at, job.started_at, job.ended_at, *(u.timestamp for u in job.updates)):
+        assert ts is not None
+        assert ts.tzinfo is not None
+        assert ts.utcoffset() == timedelta(0)
+    assert job.created_at == T0
+    assert job.ended_at == T0 + timedelta(hours=1)
+
+
+def test_optional_fields_round_trip_as_none(store: Store) -> None:
+    store.create(make_job(ID_A))
+    got = store.get(ID_A)
+    assert (got.reason, got.exit_code, got.started_at, got.ended_at) == (None, None, None, None)
+    assert got.backend_id == ""
+
+
+def test_create_of_an_existing_id_is_refused_and_keeps_the_original(store: Store) -> None:
+    store.create(make_job(ID_A))
+    with pytest.raises(JobyardError):
+        store.create(make_job(ID_A, owner="mallory"))
+    assert store.get(ID_A).owner == "alice"
+
+
+# -- history ----------------------------------------------------------------------------------
+
+
+def test_history_gets_one_entry_per_transition_in_order(store: Store) -> None:
+    store.create(make_job(ID_A))
+    to_running(store, ID_A)
+    store.transition(ID_A, Status.STOPPING, "stop requested", reason=TerminationReason.USER_STOP)
+    job = store.transition(ID_A, Status.STOPPED, "stopped by user request", exit_code=-1)
+    assert [(u.status, u.message) for u in job.updates] == [
+        (Status.QUEUED, "waiting in the queue"),
+        (Status.INITIALIZING, "setting up"),
+        (Status.RUNNING, "running"),
+        (Status.STOPPING, "stop requested"),
+        (Status.STOPPED, "stopped by user request"),
+    ]
+    stamps = [u.timestamp for u in job.updates]
+    assert stamps == sorted(stamps)
+    assert job.updates[0].timestamp == T0
+    assert job.message == "stopped by user request"
+    assert job.reason is TerminationReason.USER_STOP
+    assert job.exit_code == -1
+    assert store.get(ID_A) == job
+
+
+def test_update_sets_fields_without_history(store: Store) -> None:
+    store.create(make_job(ID_A))
+    store.transition(ID_A, Status.INITIALIZING, "setting up")
+    job = store.update(ID_A, backend_id="fake-1")
+    assert job.backend_id == "fake-1"
+    assert store.get(ID_A).backend_id == "fake-1"
+    assert [u.status for u in job.updates] == [Status.QUEUED, Status.INITIALIZING]
+    assert job.status is Status.INITIALIZING
+
+
+def test_update_of_unknown_job_is_not_found(store: Store) -> None:
+    with pytest.raises(NotFound, match=f"^job not found: {ID_A}$"):
+        store.update(ID_A, backend_id="x")
+
+
+def test_only_mutable_fields_may_change(store: Store) -> None:
+    store.create(make_job(ID_A))
+    with pytest.raises(ValueError, match="owner"):
+        store.update(ID_A, owner="mallory")
+    with pytest.raises(ValueError, match="owner"):
+        store.transition(ID_A, Status.INITIALIZING, "x", owner="mallory")
+    assert store.get(ID_A).owner == "alice"
+    assert store.get(ID_A).status is Status.QUEUED
+
+
+# -- compare-and-set -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "refused"),
+    [
+        ([], Status.RUNNING),  # QUEUED -> RUNNING skips INITIALIZING
+        ([], Status.COMPLETED),
+        ([Status.INITIALIZING, Status.RUNNING, Status.COMPLETED], Status.RUNNING),
+        ([Status.INITIALIZING, Status.RUNNING, Status.COMPLETED], Status.FAILED),
+        ([Status.INITIALIZING, Status.RUNNING, Status.STOPPING], Status.COMPLETED),
+        ([Status.INITIALIZING, Status.RUNNING, Status.STOPPING], Status.FAILED),
+        ([Status.STOPPED], Status.QUEUED),
+    ],
+)
+def test_disallowed_transition_is_refused_and_changes_nothing(
+    store: Store, path: list[Status], refused: Status
+) -> None:
+    store.create(make_job(ID_A))
+    for status in path:
+        store.transition(ID_A, status, f"to {status}")
+    before = store.get(ID_A)
+    with pytest.raises(StaleTransition, match=str(before.status)):
+        store.transition(ID_A, refused, "should not happen", exit_code=99, backend_id="zzz")
+    assert store.get(ID_A) == before
+
+
+def test_sqlite_cas_has_one_winner_across_connections(tmp_path: Path) -> None:
+    # Two servers' views of the same file: both saw RUNNING, a stop and an exit race.
+    first, second = SQLiteStore(tmp_path / "db"), SQLiteStore(tmp_path / "db")
+    try:
+        first.create(make_job(ID_A))
+        to_running(first, ID_A)
+        assert second.get(ID_A).status is Status.RUNNING
+        first.transition(ID_A, Status.STOPPING, "stop requested")
+        with pytest.raises(StaleTransition):
+            second.transition(ID_A, Status.COMPLETED, "completed", exit_code=0)
+        job = second.get(ID_A)
+        assert job.status is Status.STOPPING
+        assert job.exit_code is None
+        assert [u.status for u in job.updates][-1] is Status.STOPPING
+    finally:
+        first.close()
+        second.close()
+
+
+def test_transition_of_unknown_job_is_not_found(store: Store) -> None:
+    with pytest.raises(NotFound, match=f"^job not found: {ID_A}$"):
+        store.transition(ID_A, Status.INITIALIZING, "x")
+
+
+def test_get_of_unknown_job_is_not_found(store: Store) -> None:
+    store.create(make_job(ID_A))
+    with pytest.raises(NotFound, match=f"^job not found: {ID_B}$"):
+        store.get(ID_B)
+
+
+# -- resolve_id -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def three_jobs(store: Store) -> Store:
+    for job_id in (ID_A, ID_B, ID_C):
+        store.create(make_job(job_id))
+    return store
+
+
+def test_resolve_full_id(three_jobs: Store) -> None:
+    assert resolve_id(three_jobs, ID_B) == ID_B
+    assert resolve_id(three_jobs, f"  {ID_B.upper()} ") == ID_B
+
+
+def test_resolve_unique_prefix(three_jobs: Store) -> None:
+    assert resolve_id(three_jobs, "bbbb") == ID_C
+    assert resolve_id(three_jobs, "aaaa2") == ID_B
+    assert resolve_id(three_jobs, "AAAA1111-") == ID_A
+
+
+def test_resolve_ambiguous_prefix_is_invalid_argument(three_jobs: Store) -> None:
+    with pytest.raises(InvalidArgument, match="ambiguous"):
+        resolve_id(three_jobs, "aaaa")
+
+
+def test_resolve_too_short_prefix_is_invalid_argument(three_jobs: Store) -> None:
+    with pytest.raises(InvalidArgument, match="at least 4"):
+        resolve_id(three_jobs, "bbb")
+
+
+@pytest.mark.parametrize(
+    "ref", ["cccc", "not-a-job", "zzzz", "aaaa%", "aaaa_", "aa%a", "", "x" * 40, ID_A[:-1] + "9"]
+)
+def test_resolve_unknown_or_garbage_is_not_found(three_jobs: Store, ref: str) -> None:
+    with pytest.raises(NotFound, match=r"^job not found"):
+        resolve_id(three_jobs, ref)
+
+
+def test_prefix_lookup_does_not_treat_like_wildcards_as_wildcards(store: Store) -> None:
+    store.create(make_job(ID_A))
+    assert store.ids_with_prefix("aaaa", 2) == [ID_A]
+    for prefix in ("____", "%", "aa_a", "aaaa%"):
+        assert store.ids_with_prefix(prefix, 2) == [], prefix
+
+
+# -- list -------------------------------------------------------------------------------------
+
+
+def test_list_is_oldest_first_and_filters_by_status(store: Store) -> None:
+    # Created out of id order, so an id sort would give a different answer.
+    for job_id in (ID_C, ID_A, ID_B):
+        store.create(make_job(job_id))
+    to_running(store, ID_A)
+    store.transition(ID_B, Status.STOPPED, "stopped before it started")
+    assert [j.id for j in store.list()] == [ID_C, ID_A, ID_B]
+    assert [j.id for j in store.list([Status.QUEUED])] == [ID_C]
+    assert [j.id for j in store.list([Status.RUNNING, Status.STOPPED])] == [ID_A, ID_B]
+    assert [j.id for j in store.list({Status.RUNNING})] == [ID_A]
+    assert store.list([Status.FAILED]) == []
+    assert store.list([]) == []
+    assert store.list()[1] == store.get(ID_A)
+
+
+def test_list_of_empty_store(store: Store) -> None:
+    assert store.list() == []
+
+
+# -- SQLite only ------------------------------------------------------------------------------
+
+
+def test_sqlite_data_survives_close_and_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "db"
+    first = SQLiteStore(path)
+    first.create(make_job(ID_A))
+    to_running(first, ID_A)
+    first.update(ID_A, backend_id="pid-7")
+    before = first.get(ID_A)
+    first.close()
+
+    again = SQLiteStore(path)
+    try:
+        assert again.get(ID_A) == before
+        assert again.schema_version == 1
+        job = again.transition(ID_A, Status.COMPLETED, "completed", exit_code=0)
+        assert [u.status for u in job.updates][-2:] == [Status.RUNNING, Status.COMPLETED]
+    finally:
+        again.close()
+
+
+def test_sqlite_schema_version_and_migrations_run_once(tmp_path: Path) -> None:
+    path = tmp_path / "db"
+    SQLiteStore(path).close()
+    reopened = SQLiteStore(path)
+    assert reopened.schema_version == 1
+    reopened.close()
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("SELECT version FROM schema_migrations").fetchall() == [(1,)]
+    finally:
+        db.close()
+
+
+def test_sqlite_files_are_private_and_in_wal_mode(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "jobyard.db"
+    store = SQLiteStore(path)
+    try:
+        store.create(make_job(ID_A))  # secret environment now on disk
+        for f in path.parent.iterdir():
+            mode = stat.S_IMODE(f.stat().st_mode)
+            assert mode & 0o077 == 0, f"{f.name} has mode {oct(mode)}"
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    finally:
+        store.close()
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        db.close()
+
+
+def test_sqlite_reopen_tightens_a_loose_file_mode(tmp_path: Path) -> None:
+    path = tmp_path / "db"
+    SQLiteStore(path).close()
+    path.chmod(0o644)
+    SQLiteStore(path).close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
