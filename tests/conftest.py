@@ -16,7 +16,9 @@ def root_problem() -> str | None:
     for tool in ("unshare", "setpriv"):
         if shutil.which(tool) is None:
             return f"needs util-linux {tool}"
-    if not (Path("/sys/fs/cgroup/cgroup.controllers").exists() or Path("/sys/fs/cgroup/memory").is_dir()):
+    if not (
+        Path("/sys/fs/cgroup/cgroup.controllers").exists() or Path("/sys/fs/cgroup/memory").is_dir()
+    ):
         return "needs a mounted cgroup hierarchy (v2 with controllers, or v1)"
     return None
 

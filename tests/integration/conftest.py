@@ -7,6 +7,7 @@ from the test thread, as a user would.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 
 from jobyard.client import Client
 from jobyard.config import load_config
+from jobyard.domain.errors import JobyardError
 from jobyard.server.app import RunningServer, start_server
 from tests.conftest import root_problem
 
@@ -53,12 +55,29 @@ class ServerThread:
         assert self.running is not None
         return self.running.port
 
+    def drain(self, timeout: float = 30) -> None:
+        """Stop every unfinished job and wait until all are ended and cleaned up."""
+
+        async def _drain() -> None:
+            assert self.running is not None
+            engine = self.running.engine
+            for job in engine.jobs():
+                if not job.status.terminal:
+                    with contextlib.suppress(JobyardError):
+                        await engine.stop(job.id)
+            while engine.watching:
+                await asyncio.sleep(0.01)
+
+        if self.running is not None:
+            self.call(_drain(), timeout)
+
     def stop(self) -> None:
         if self.running is not None:
             self.call(self.running.stop(grace=0.5))
             self.running = None
 
     def close(self) -> None:
+        self.drain()
         self.stop()
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)

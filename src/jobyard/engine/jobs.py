@@ -82,6 +82,11 @@ class JobEngine:
         await asyncio.gather(*self._watchers.values(), return_exceptions=True)
         self._watchers.clear()
 
+    @property
+    def watching(self) -> int:
+        """How many started jobs are being watched (0 once every job has ended)."""
+        return len(self._watchers)
+
     # -- commands ------------------------------------------------------------------------
 
     def with_defaults(self, spec: JobSpec) -> JobSpec:
@@ -254,8 +259,12 @@ class JobEngine:
             log.exception("waiting for job failed | jobId=%s", job_id)
             info = ExitInfo(exit_code=None, lost=True, message=f"runtime error: {exc}")
         try:
+            # Release first, so that a terminal status means the job's resources are gone.
+            try:
+                await self._runtime.cleanup(job_id, handle)
+            except Exception:
+                log.exception("cleanup failed | jobId=%s", job_id)
             self._on_exit(job_id, info)
-            await self._runtime.cleanup(job_id, handle)
         finally:
             self._watchers.pop(job_id, None)
         await self._admit()
@@ -314,6 +323,10 @@ def _outcome(info: ExitInfo) -> _ExitOutcome:
     if info.lost:
         return (Status.FAILED, {"reason": TerminationReason.LOST},
                 info.message or "the runtime no longer knows the job")  # fmt: skip
+    if info.launch_failed:
+        return (Status.FAILED, {"reason": TerminationReason.LAUNCH_ERROR,
+                                "exit_code": info.exit_code},
+                info.message or "launch failed")  # fmt: skip
     if info.oom_killed:
         return (Status.FAILED, {"reason": TerminationReason.OOM_KILLED,
                                 "exit_code": info.exit_code},

@@ -40,6 +40,7 @@ class ExitInfo:
     signal: int | None = None  # the signal that ended the job's main process, if any
     oom_killed: bool = False
     lost: bool = False  # the runtime no longer knows the job and no exit was recorded
+    launch_failed: bool = False  # setup failed after start() returned (message says why)
     ended_at: datetime | None = None  # when recorded by the backend (else: now)
     message: str = ""
 

@@ -1,0 +1,1 @@
+"""The ``jobyard`` command line: a thin layer over :mod:`jobyard.client`."""

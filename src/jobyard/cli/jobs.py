@@ -1,0 +1,257 @@
+"""The job commands: run, status, list, stop, log, wait."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+import click
+
+from jobyard.cli import output
+from jobyard.cli.state import CliState, pass_state
+from jobyard.domain.errors import InvalidArgument
+from jobyard.domain.jobs import parse_key_values
+
+_JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON (proto field names).")
+_LIMIT = click.IntRange(min=0)
+
+
+@click.command(context_settings={"allow_interspersed_args": False})
+@click.option(
+    "--max-cpu",
+    type=_LIMIT,
+    default=0,
+    metavar="N",
+    help="CPU limit, percent of one core (0 = server default).",
+)
+@click.option(
+    "--max-memory",
+    type=_LIMIT,
+    default=0,
+    metavar="MB",
+    help="Memory limit in MB (0 = server default).",
+)
+@click.option(
+    "--max-iobps", type=_LIMIT, default=0, metavar="B", help="I/O limit in bytes/s (0 = unlimited)."
+)
+@click.option(
+    "--max-pids", type=_LIMIT, default=0, metavar="N", help="Process limit (0 = server default)."
+)
+@click.option(
+    "--cpu-cores", default="", metavar="LIST", help="CPUs the job may use, e.g. 0-1 or 0,2."
+)
+@click.option("--name", default="", help="A human-readable name for the job.")
+@click.option(
+    "--env", "env", multiple=True, metavar="K=V", help="Environment variable (repeatable)."
+)
+@click.option(
+    "--secret-env", multiple=True, metavar="K=V", help="Secret variable, never shown (repeatable)."
+)
+@_JSON
+@click.argument("command")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@pass_state
+def run(
+    state: CliState,
+    command: str,
+    args: tuple[str, ...],
+    max_cpu: int,
+    max_memory: int,
+    max_iobps: int,
+    max_pids: int,
+    cpu_cores: str,
+    name: str,
+    env: tuple[str, ...],
+    secret_env: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Start COMMAND with ARGS as a new job.
+
+    Options go before COMMAND; everything after COMMAND belongs to it.
+
+    \b
+    Examples:
+      jobyard run echo "hello world"
+      jobyard run --max-cpu=50 python3 script.py
+      jobyard run --max-memory=1024 --env MODE=fast java -jar app.jar
+      jobyard run bash -c "sleep 10 && echo done"
+    """
+    job = state.client().submit(
+        command,
+        args,
+        name=name,
+        max_cpu=max_cpu,
+        max_memory=max_memory,
+        max_iobps=max_iobps,
+        max_pids=max_pids,
+        cpu_cores=cpu_cores,
+        env=_key_values(env, "--env"),
+        secret_env=_key_values(secret_env, "--secret-env"),
+    )
+    click.echo(output.as_json(job) if as_json else output.started(job))
+
+
+def _key_values(items: Sequence[str], option: str) -> dict[str, str]:
+    try:
+        return parse_key_values(items, option)
+    except InvalidArgument as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from exc
+
+
+@click.command()
+@click.argument("id")
+@_JSON
+@pass_state
+def status(state: CliState, id: str, as_json: bool) -> None:
+    """Show one job: status, times, limits, exit code.
+
+    \b
+    Example:
+      jobyard status f47ac10b-58cc-4372-a567-0e02b2c3d479
+    """
+    job = state.client().job(id)
+    click.echo(output.as_json(job) if as_json else output.status(job))
+
+
+@click.command(name="list")
+@_JSON
+@pass_state
+def list_jobs(state: CliState, as_json: bool) -> None:
+    """List all jobs, one line each.
+
+    \b
+    Example:
+      jobyard list
+    """
+    jobs = state.client().jobs()
+    click.echo(output.as_json(jobs) if as_json else output.job_list(jobs))
+
+
+@click.command()
+@click.argument("id")
+@_JSON
+@pass_state
+def stop(state: CliState, id: str, as_json: bool) -> None:
+    """Stop a running job: SIGTERM to all its processes, then SIGKILL.
+
+    \b
+    Example:
+      jobyard stop f47ac10b-58cc-4372-a567-0e02b2c3d479
+    """
+    result = state.client().stop(id)
+    click.echo(output.as_json(result) if as_json else output.stopped(result))
+
+
+@click.command()
+@click.argument("id")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="Give up after this long (exit status 1).",
+)
+@_JSON
+@pass_state
+def wait(state: CliState, id: str, timeout: float | None, as_json: bool) -> None:
+    """Wait until a job has ended, then show it as `status` does.
+
+    \b
+    Example:
+      jobyard wait --timeout 60 f47ac10b-58cc-4372-a567-0e02b2c3d479
+    """
+    job = state.client().wait(id, timeout=timeout)
+    click.echo(output.as_json(job) if as_json else output.status(job))
+
+
+# Words taken as the value of a bare "-f"/"--follow" ("--follow false ID"); anything else
+# after it is the job id ("-f ID"), as in the seed's `rnx log -f ID`.
+_FOLLOW_WORDS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
+
+
+class _FollowValue(click.ParamType[bool]):
+    name = "true|false"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> bool:
+        if isinstance(value, bool):
+            return value
+        word = str(value).strip().lower()
+        if word not in _FOLLOW_WORDS:
+            self.fail(f"{value!r} is not one of true, false, 1, 0, yes, no", param, ctx)
+        return _FOLLOW_WORDS[word]
+
+
+class _LogCommand(click.Command):
+    """``-f``/``--follow`` takes an optional value: ``-f ID``, ``--follow=false ID``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, attach_follow_values(args))
+
+
+def attach_follow_values(args: Sequence[str]) -> list[str]:
+    """Rewrite a bare ``-f``/``--follow`` so that click never takes the job id as its value."""
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            out.extend(args[i:])
+            break
+        if arg in ("-f", "--follow"):
+            rest = args[i + 1 :]
+            # "--follow false ID": a boolean word followed by something else is the value.
+            if len(rest) >= 2 and rest[0].lower() in _FOLLOW_WORDS:
+                out.append(f"--follow={rest[0]}")
+                i += 2
+                continue
+            arg = "--follow=true"
+        out.append(arg)
+        i += 1
+    return out
+
+
+@click.command(cls=_LogCommand)
+@click.option(
+    "-f",
+    "--follow",
+    type=_FollowValue(),
+    default="true",
+    show_default=True,
+    help="Follow the log stream until the job ends; --follow=false prints the history only.",
+)
+@click.argument("id")
+@pass_state
+def log(state: CliState, follow: bool, id: str) -> None:
+    """Print a job's output (stdout and stderr merged), following it live by default.
+
+    \b
+    Examples:
+      jobyard log f47ac10b-58cc-4372-a567-0e02b2c3d479               # all output, then live
+      jobyard log -f f47ac10b-58cc-4372-a567-0e02b2c3d479            # the same
+      jobyard log --follow=false f47ac10b-58cc-4372-a567-0e02b2c3d479  # history only
+    """
+    client = state.client()
+    # The header goes to stderr so that stdout carries exactly the job's bytes.
+    click.echo(f"Logs for job {id} (Press Ctrl+C to exit if streaming):", err=True)
+    sys.stdout.flush()
+    out = sys.stdout.buffer
+    try:
+        for chunk in client.logs(id, follow=follow):
+            out.write(chunk)
+            out.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+
+
+def _silence_stdout() -> None:
+    """The reader went away (``| head``): stop quietly, and let exit not flush into the pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+COMMANDS = (run, status, list_jobs, stop, log, wait)

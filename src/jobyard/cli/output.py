@@ -1,0 +1,85 @@
+"""How the CLI prints jobs: the seed's plain-text blocks, or JSON for scripts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from jobyard.client import Job, StopResult
+
+
+def started(job: Job) -> str:
+    lines = ["Job started:", f"ID: {job.id}"]
+    if job.name:
+        lines.append(f"Name: {job.name}")
+    lines += [
+        f"Command: {job.command_line}",
+        f"Status: {job.status}",
+        f"StartTime: {job.start_time}",
+        f"MaxCPU: {job.max_cpu}",
+        f"MaxMemory: {job.max_memory}",
+        "Network: host (shared with system)",
+    ]
+    return "\n".join(lines)
+
+
+def status(job: Job) -> str:
+    lines = [
+        f"Id: {job.id}",
+        f"Command: {job.command_line}",
+        f"Status: {job.status}",
+        f"Started At: {job.start_time}",
+        f"Ended At: {job.end_time}",
+        f"MaxCPU: {job.max_cpu}",
+        f"MaxMemory: {job.max_memory}",
+        f"MaxIOBPS: {job.max_iobps}",
+        f"ExitCode: {job.exit_code}",
+    ]
+    extras = [
+        ("Name", job.name),
+        ("CPUCores", job.cpu_cores),
+        ("MaxPids", str(job.max_pids) if job.max_pids else ""),
+        ("Runtime", job.runtime),
+        ("Owner", job.owner),
+        ("Reason", job.termination_reason),
+        ("Message", job.message),
+        ("Environment", _pairs(job.environment)),
+        # Values are masked by the client: only the names of secrets are ever shown.
+        ("SecretEnvironment", _pairs(job.secret_environment)),
+    ]
+    lines += [f"{label}: {value}" for label, value in extras if value]
+    return "\n".join(lines)
+
+
+def job_list(jobs: Iterable[Job]) -> str:
+    lines = [
+        f"{job.id} {job.status} StartTime: {job.start_time} Command: {job.command_line}"
+        for job in jobs
+    ]
+    return "\n".join(lines) if lines else "No jobs"
+
+
+def stopped(result: StopResult) -> str:
+    return "\n".join(
+        [
+            "Job stopped successfully:",
+            f"ID: {result.id}",
+            f"Status: {result.status}",
+            f"ExitCode: {result.exit_code}",
+            f"EndTime: {result.end_time}",
+        ]
+    )
+
+
+def as_json(value: Job | StopResult | Iterable[Job]) -> str:
+    data: Any
+    if isinstance(value, Job | StopResult):
+        data = value.to_dict()
+    else:
+        data = [job.to_dict() for job in value]
+    return json.dumps(data, indent=2)
+
+
+def _pairs(env: Mapping[str, str]) -> str:
+    return ", ".join(f"{key}={value}" for key, value in sorted(env.items()))

@@ -1,0 +1,101 @@
+"""``jobyard server``: run the daemon in the foreground."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from jobyard import certs as certificates
+from jobyard.config import load_config
+
+DEFAULT_LISTEN = "127.0.0.1:50051"
+SERVER_FILES = (certificates.CA_CERT, certificates.SERVER_CERT, certificates.SERVER_KEY)
+
+
+@click.command()
+@click.option(
+    "--listen",
+    default=DEFAULT_LISTEN,
+    show_default=True,
+    metavar="HOST:PORT",
+    help="Address to serve gRPC on.",
+)
+@click.option(
+    "--certs",
+    "certs_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory with ca-cert.pem, server-cert.pem, server-key.pem.",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default="./data",
+    show_default=True,
+    help="Where jobs, their output and the database are kept.",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="YAML config (the seed's joblet-config.yml keys).",
+)
+@click.option(
+    "--insecure-dev",
+    is_flag=True,
+    help="Serve without TLS when no --certs is given. Development only: anyone can connect.",
+)
+def server(
+    listen: str,
+    certs_dir: Path | None,
+    data_dir: Path,
+    config_file: Path | None,
+    insecure_dev: bool,
+) -> None:
+    """Run the jobyard server in the foreground until interrupted.
+
+    \b
+    Example:
+      jobyard certs init --dir certs
+      jobyard server --listen 127.0.0.1:50051 --certs certs --data-dir ./data
+    """
+    _check_listen(listen)
+    if certs_dir is None and not insecure_dev:
+        raise click.UsageError(
+            "refusing to start without TLS: pass --certs DIR "
+            "(create one with `jobyard certs init --dir certs`), "
+            "or --insecure-dev for a development server anyone can use"
+        )
+    if certs_dir is not None:
+        _check_certs(certs_dir)
+    # Absolute paths: the daemon and its jobs must not depend on the directory it started in.
+    config = load_config(
+        config_file,
+        data_dir=data_dir.resolve(),
+        listen=listen,
+        certs_dir=None if certs_dir is None else certs_dir.resolve(),
+        insecure_dev=insecure_dev,
+    )
+    # Imported here: the server pulls in the runtime, store and engine, which the client
+    # side of this binary never needs.
+    from jobyard.server.app import serve
+
+    serve(config)
+
+
+def _check_listen(listen: str) -> None:
+    host, sep, port = listen.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise click.BadParameter(
+            f"{listen!r} is not HOST:PORT (e.g. 127.0.0.1:50051)", param_hint="--listen"
+        )
+
+
+def _check_certs(certs_dir: Path) -> None:
+    missing = [name for name in SERVER_FILES if not (certs_dir / name).is_file()]
+    if missing:
+        raise click.BadParameter(
+            f"{certs_dir} lacks {', '.join(missing)} "
+            f"(create them with `jobyard certs init --dir {certs_dir}`)",
+            param_hint="--certs",
+        )

@@ -1,0 +1,204 @@
+"""The synchronous Python SDK over the ``joblet.JobletService`` gRPC API."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import grpc
+
+from jobyard.api.gen import joblet_pb2, joblet_pb2_grpc
+from jobyard.client.errors import CredentialsError, error_from_rpc
+from jobyard.client.jobs import Job, StopResult
+from jobyard.client.settings import ENV_NAMES, ClientSettings
+
+# Unary calls that take longer than this are reported as failures rather than hanging.
+CALL_TIMEOUT_SECONDS = 30.0
+# How long wait() pauses before following again when a log stream ended early.
+WAIT_POLL_SECONDS = 0.2
+MAX_RECEIVE_BYTES = 64 * 1024 * 1024
+
+PathArg = str | os.PathLike[str]
+
+
+class Client:
+    """A connection to a jobyard server, authenticated with a client certificate.
+
+    Arguments left out come from ``$JOBYARD_SERVER``/``$JOBLET_SERVER``,
+    ``$JOBYARD_CERT_PATH``/``$JOBLET_CERT_PATH`` and so on, then from the seed's defaults
+    (``localhost:50051``, ``certs/client-cert.pem``, ``certs/client-key.pem``,
+    ``certs/ca-cert.pem``). ``insecure`` talks plaintext to a server started with
+    ``--insecure-dev``. Failures raise :class:`jobyard.domain.errors.JobyardError` subclasses.
+
+    >>> with Client() as c:                                     # doctest: +SKIP
+    ...     job = c.submit("bash", ["-c", "echo hi"])
+    ...     print(c.wait(job.id).status, b"".join(c.logs(job.id)))
+    """
+
+    def __init__(
+        self,
+        server: str | None = None,
+        cert: PathArg | None = None,
+        key: PathArg | None = None,
+        ca: PathArg | None = None,
+        *,
+        insecure: bool = False,
+        timeout: float | None = CALL_TIMEOUT_SECONDS,
+    ) -> None:
+        self.settings = ClientSettings.resolve(server, cert, key, ca)
+        self.timeout = timeout
+        self._channel = _open_channel(self.settings, insecure)
+        self._stub = joblet_pb2_grpc.JobletServiceStub(self._channel)
+
+    def submit(
+        self,
+        command: str,
+        args: Sequence[str] = (),
+        *,
+        name: str = "",
+        max_cpu: int = 0,
+        max_memory: int = 0,
+        max_iobps: int = 0,
+        max_pids: int = 0,
+        cpu_cores: str = "",
+        env: Mapping[str, str] | None = None,
+        secret_env: Mapping[str, str] | None = None,
+    ) -> Job:
+        """Run ``command args...`` as a new job. A limit of 0 means the server's default."""
+        if isinstance(args, str):
+            raise TypeError("args must be a sequence of strings, not one string")
+        request = joblet_pb2.RunJobReq(
+            command=command,
+            args=list(args),
+            name=name,
+            maxCPU=max_cpu,
+            maxMemory=max_memory,
+            maxIOBPS=max_iobps,
+            maxPids=max_pids,
+            cpuCores=cpu_cores,
+            environment=dict(env or {}),
+            secret_environment=dict(secret_env or {}),
+        )
+        return Job.from_proto(self._unary(self._stub.RunJob, request).job)
+
+    def job(self, id: str) -> Job:
+        """The job with this id (or unique id prefix)."""
+        res = self._unary(self._stub.GetJobStatus, joblet_pb2.GetJobStatusReq(id=id))
+        return Job.from_proto(res.job)
+
+    def jobs(self) -> list[Job]:
+        """Every job the server knows."""
+        res = self._unary(self._stub.ListJobs, joblet_pb2.EmptyRequest())
+        return [Job.from_proto(job) for job in res.jobs]
+
+    def stop(self, id: str) -> StopResult:
+        """Stop a job: SIGTERM to all its processes, SIGKILL after the grace period."""
+        res = self._unary(self._stub.StopJob, joblet_pb2.StopJobReq(id=id))
+        return StopResult.from_proto(res)
+
+    def logs(self, id: str, follow: bool = False) -> Iterator[bytes]:
+        """The job's output (stdout and stderr merged) in chunks, from the first byte.
+
+        With ``follow`` the iterator goes on with live output until the job ends.
+        """
+        return self._chunks(id, follow, timeout=None)
+
+    def wait(self, id: str, timeout: float | None = None) -> Job:
+        """Block until the job has ended and return it; ``TimeoutError`` after ``timeout`` s."""
+        # TODO: use the jobyard.v1 watch RPC (issue 5) instead of draining the log stream.
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                for _ in self._chunks(id, True, timeout=_remaining(deadline)):
+                    pass
+            except TimeoutError:
+                raise TimeoutError(f"job {id} did not end within {timeout:g} s") from None
+            job = self.job(id)
+            if job.done:
+                return job
+            # The stream closed before the job ended (e.g. a server restart): follow again.
+            left = _remaining(deadline)
+            if left is not None and left <= 0:
+                raise TimeoutError(f"job {id} did not end within {timeout:g} s")
+            time.sleep(WAIT_POLL_SECONDS if left is None else min(WAIT_POLL_SECONDS, left))
+
+    @staticmethod
+    def isdone(job: Job | StopResult) -> bool:
+        """Whether ``job`` has ended: COMPLETED, FAILED or STOPPED."""
+        return job.done
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _unary(self, method: Any, request: Any) -> Any:
+        try:
+            return method(request, timeout=self.timeout)
+        except grpc.RpcError as exc:
+            raise error_from_rpc(exc, self.settings.server) from exc
+
+    def _chunks(self, id: str, follow: bool, timeout: float | None) -> Iterator[bytes]:
+        """Iterate one GetJobLogs stream, opened at the first ``next()``.
+
+        A passed deadline raises ``TimeoutError``.
+        """
+        if timeout is not None and timeout <= 0:
+            raise TimeoutError(f"no time left to follow job {id}")
+        request = joblet_pb2.GetJobLogsReq(id=id, follow=follow)
+        call = self._stub.GetJobLogs(request, timeout=timeout)
+        try:
+            for chunk in call:
+                if chunk.payload:
+                    yield chunk.payload
+        except grpc.RpcError as exc:
+            if exc.code() is grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise TimeoutError(exc.details() or "deadline exceeded") from exc
+            raise error_from_rpc(exc, self.settings.server) from exc
+        finally:
+            # Ends the RPC when the caller stops early (break, Ctrl+C); harmless after the end.
+            call.cancel()
+
+
+def _remaining(deadline: float | None) -> float | None:
+    return None if deadline is None else deadline - time.monotonic()
+
+
+def _open_channel(settings: ClientSettings, insecure: bool) -> grpc.Channel:
+    options = [("grpc.max_receive_message_length", MAX_RECEIVE_BYTES)]
+    if insecure:
+        return grpc.insecure_channel(settings.server, options=options)
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=_read(settings.ca, "ca"),
+        private_key=_read(settings.key, "key"),
+        certificate_chain=_read(settings.cert, "cert"),
+    )
+    return grpc.secure_channel(settings.server, credentials, options=options)
+
+
+_WHAT = {"cert": "client certificate", "key": "client key", "ca": "CA certificate"}
+
+
+def _read(path: Path, setting: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise CredentialsError(
+            f"cannot read the {_WHAT[setting]} {path}: {reason} "
+            f"(create certificates with `jobyard certs init --dir certs`, "
+            f"or pass --{setting} / set ${ENV_NAMES[setting][0]})"
+        ) from exc
