@@ -14,6 +14,9 @@ from jobyard.domain.errors import InvalidArgument, JobyardError, NotFound, Stale
 from jobyard.domain.jobs import Job, JobSpec, Resources
 from jobyard.domain.status import Status, TerminationReason
 from jobyard.store import MemoryStore, SQLiteStore, Store, resolve_id
+from jobyard.store.sqlite import _migrations
+
+LATEST_SCHEMA = max(v for v, _ in _migrations())
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
@@ -313,7 +316,7 @@ def test_sqlite_data_survives_close_and_reopen(tmp_path: Path) -> None:
     again = SQLiteStore(path)
     try:
         assert again.get(ID_A) == before
-        assert again.schema_version == 1
+        assert again.schema_version == LATEST_SCHEMA
         job = again.transition(ID_A, Status.COMPLETED, "completed", exit_code=0)
         assert [u.status for u in job.updates][-2:] == [Status.RUNNING, Status.COMPLETED]
     finally:
@@ -324,11 +327,12 @@ def test_sqlite_schema_version_and_migrations_run_once(tmp_path: Path) -> None:
     path = tmp_path / "db"
     SQLiteStore(path).close()
     reopened = SQLiteStore(path)
-    assert reopened.schema_version == 1
+    assert reopened.schema_version == LATEST_SCHEMA
     reopened.close()
     db = sqlite3.connect(path)
     try:
-        assert db.execute("SELECT version FROM schema_migrations").fetchall() == [(1,)]
+        versions = db.execute("SELECT version FROM schema_migrations").fetchall()
+        assert versions == [(v,) for v, _ in _migrations()]
     finally:
         db.close()
 

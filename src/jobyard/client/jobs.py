@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import shlex
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,6 +39,12 @@ class Job:
     owner: str = ""
     termination_reason: str = ""
     message: str = ""
+    network: str = ""
+    time_limit_seconds: int = 0
+    expires_at: str = ""
+    replicas: int = 0
+    workflow_id: str = ""
+    labels: Mapping[str, str] = dataclasses.field(default_factory=dict, hash=False)
     environment: Mapping[str, str] = dataclasses.field(default_factory=dict, hash=False)
     secret_environment: Mapping[str, str] = dataclasses.field(default_factory=dict, hash=False)
 
@@ -63,6 +70,12 @@ class Job:
             owner=msg.owner,
             termination_reason=msg.terminationReason,
             message=msg.message,
+            network=msg.network,
+            time_limit_seconds=msg.timeLimitSeconds,
+            expires_at=msg.expiresAt,
+            replicas=msg.replicas,
+            workflow_id=msg.workflowId,
+            labels=dict(msg.labels),
             environment=dict(msg.environment),
             # Mask here too: a secret never reaches a caller's screen, even from an old server.
             secret_environment={key: SECRET_MASK for key in msg.secret_environment},
@@ -75,7 +88,7 @@ class Job:
 
     @property
     def command_line(self) -> str:
-        return " ".join((self.command, *self.args))
+        return shlex.join((self.command, *self.args))
 
     def to_dict(self) -> dict[str, Any]:
         """The job keyed by the wire's field names (``maxCPU``, ``startTime``, ...)."""
@@ -111,6 +124,12 @@ PROTO_NAMES: dict[str, str] = {
     "owner": "owner",
     "termination_reason": "terminationReason",
     "message": "message",
+    "network": "network",
+    "time_limit_seconds": "timeLimitSeconds",
+    "expires_at": "expiresAt",
+    "replicas": "replicas",
+    "workflow_id": "workflowId",
+    "labels": "labels",
     "environment": "environment",
     "secret_environment": "secret_environment",
 }

@@ -30,7 +30,14 @@ MAX_PIDS_BOUND = 4 * 1024 * 1024
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CPUSET = re.compile(r"\d+(-\d+)?(,\d+(-\d+)?)*")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]*")
+_LABEL_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./-]{0,62}")
 SECRET_MASK = "********"
+NETWORK_HOST, NETWORK_NONE = "host", "none"
+NETWORKS = (NETWORK_HOST, NETWORK_NONE)
+MAX_TIME_LIMIT_SECONDS = 366 * 86400
+MAX_REPLICAS = 256
+MAX_LABELS = 64
+MAX_LABEL_VALUE_CHARS = 256
 
 
 def utcnow() -> datetime:
@@ -101,6 +108,11 @@ class JobSpec:
     resources: Resources = Resources()
     environment: Mapping[str, str] = dataclasses.field(default_factory=dict)
     secret_environment: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    network: str = NETWORK_HOST  # "host" (the seed's default) or "none"
+    time_limit_seconds: float = 0.0  # wall time from start; 0 = none
+    schedule: datetime | None = None  # do not start before this time
+    labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    replicas: int = 1
 
     def validate(self) -> None:
         if not self.command or not self.command.strip():
@@ -122,6 +134,20 @@ class JobSpec:
                 f"invalid name {self.name!r}: use letters, digits and . _ : - "
                 f"(at most {MAX_NAME_CHARS} characters)"
             )
+        if self.network not in NETWORKS:
+            raise InvalidArgument(
+                f"invalid network {self.network!r}: use one of {', '.join(NETWORKS)}"
+            )
+        if not 0 <= self.time_limit_seconds <= MAX_TIME_LIMIT_SECONDS:
+            raise InvalidArgument(
+                f"invalid time limit {self.time_limit_seconds:g}s: must be between 0 and "
+                f"{MAX_TIME_LIMIT_SECONDS}s"
+            )
+        if not 1 <= self.replicas <= MAX_REPLICAS:
+            raise InvalidArgument(
+                f"invalid replicas {self.replicas}: must be between 1 and {MAX_REPLICAS}"
+            )
+        _validate_labels(self.labels)
         _validate_env("environment", self.environment)
         _validate_env("secret_environment", self.secret_environment)
         both = set(self.environment) & set(self.secret_environment)
@@ -130,6 +156,18 @@ class JobSpec:
                 f"environment and secret_environment both set: {', '.join(sorted(both))}"
             )
         self.resources.validate()
+
+
+def _validate_labels(labels: Mapping[str, str]) -> None:
+    if len(labels) > MAX_LABELS:
+        raise InvalidArgument(f"invalid labels: more than {MAX_LABELS}")
+    for key, value in labels.items():
+        if not _LABEL_KEY.fullmatch(key):
+            raise InvalidArgument(
+                f"invalid label key {key!r}: letters, digits and . _ / - (at most 63)"
+            )
+        if len(value) > MAX_LABEL_VALUE_CHARS or "\x00" in value:
+            raise InvalidArgument(f"invalid label {key}: value too long or contains NUL")
 
 
 def _no_nul(what: str, value: str) -> None:
@@ -150,6 +188,16 @@ def _validate_env(what: str, env: Mapping[str, str]) -> None:
         total += len(key) + len(value.encode()) + 2
     if total > MAX_ENV_BYTES:
         raise InvalidArgument(f"invalid {what}: {total} bytes exceeds {MAX_ENV_BYTES}")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Usage:
+    """Resource usage of a job: live while it runs, final once it ended."""
+
+    cpu_seconds: float = 0.0
+    memory_peak_bytes: int = 0
+    memory_current_bytes: int = 0
+    io_bytes: int = 0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -178,6 +226,11 @@ class Job:
     backend_id: str = ""
     message: str = ""
     updates: tuple[StatusUpdate, ...] = ()
+    expires_at: datetime | None = None  # started_at + time limit + extensions
+    usage: Usage | None = None  # recorded when the job ends
+    suspended_seconds: float = 0.0  # total time spent SUSPENDED (closed periods)
+    suspended_at: datetime | None = None  # start of the current SUSPENDED period
+    workflow_id: str = ""
 
     @property
     def name(self) -> str:

@@ -13,7 +13,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from jobyard.domain.jobs import JobSpec
+from jobyard.domain.jobs import JobSpec, Usage
+
+__all__ = ["ExitInfo", "Handle", "LaunchRequest", "Runtime", "Usage"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -43,16 +45,6 @@ class ExitInfo:
     launch_failed: bool = False  # setup failed after start() returned (message says why)
     ended_at: datetime | None = None  # when recorded by the backend (else: now)
     message: str = ""
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Usage:
-    """Resource usage of a job so far (or in total, once it ended)."""
-
-    cpu_seconds: float = 0.0
-    memory_peak_bytes: int = 0
-    memory_current_bytes: int = 0
-    io_bytes: int = 0
 
 
 class Runtime(Protocol):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from jobyard.api.gen import joblet_pb2 as pb
-from jobyard.domain.jobs import SECRET_MASK, Job, JobSpec, Resources, rfc3339
+from jobyard.domain.errors import InvalidArgument
+from jobyard.domain.jobs import NETWORK_HOST, SECRET_MASK, Job, JobSpec, Resources, rfc3339
 
 NO_EXIT_CODE = -1
 
@@ -22,7 +25,23 @@ def spec_from_request(req: pb.RunJobReq) -> JobSpec:
         ),
         environment=dict(req.environment),
         secret_environment=dict(req.secret_environment),
+        network=req.network or NETWORK_HOST,
+        time_limit_seconds=float(req.timeLimitSeconds),
+        schedule=parse_time("schedule", req.schedule),
+        labels=dict(req.labels),
+        replicas=req.replicas or 1,
     )
+
+
+def parse_time(what: str, value: str) -> datetime | None:
+    """An RFC 3339 time from the wire ("" = none); naive times are taken as UTC."""
+    if not value:
+        return None
+    try:
+        ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidArgument(f"invalid {what} {value!r}: expected an RFC 3339 time") from None
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
 def job_to_proto(job: Job) -> pb.Job:
@@ -40,7 +59,7 @@ def job_to_proto(job: Job) -> pb.Job:
         startTime=rfc3339(job.started_at),
         endTime=rfc3339(job.ended_at),
         exitCode=NO_EXIT_CODE if job.exit_code is None else job.exit_code,
-        scheduledTime="",
+        scheduledTime=rfc3339(spec.schedule),
         runtime=job.runtime,
         environment=dict(spec.environment),
         # Secrets never leave the server: names only, values masked.
@@ -50,4 +69,10 @@ def job_to_proto(job: Job) -> pb.Job:
         createdTime=rfc3339(job.created_at),
         maxPids=res.max_pids,
         message=job.message,
+        network=spec.network,
+        timeLimitSeconds=int(spec.time_limit_seconds),
+        expiresAt=rfc3339(job.expires_at),
+        labels=dict(spec.labels),
+        replicas=spec.replicas,
+        workflowId=job.workflow_id,
     )

@@ -6,7 +6,10 @@ domain's transition table, so concurrent actors (an exit racing a stop) cannot b
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import builtins
+import dataclasses
+from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any, Protocol
 
 from jobyard.domain.errors import InvalidArgument, NotFound, job_not_found
@@ -15,8 +18,11 @@ from jobyard.domain.status import Status
 
 # Fields a transition may set besides the status itself.
 MUTABLE_FIELDS = frozenset(
-    {"reason", "exit_code", "started_at", "ended_at", "backend_id", "message", "runtime"}
-)
+    {
+        "reason", "exit_code", "started_at", "ended_at", "backend_id", "message", "runtime",
+        "expires_at", "usage", "suspended_seconds", "suspended_at",
+    }
+)  # fmt: skip
 MIN_PREFIX_CHARS = 4
 
 
@@ -47,7 +53,47 @@ class Store(Protocol):
         """Set non-status fields (e.g. ``backend_id``) without a history entry."""
         ...
 
+    def query(self, query: JobQuery) -> tuple[builtins.list[Job], str]:
+        """Jobs matching ``query``, newest first, and the token of the next page ("")."""
+        ...
+
+    def delete(self, job_id: str) -> None:
+        """Remove the job and its history."""
+        ...
+
     def close(self) -> None: ...
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class JobQuery:
+    """Filters for listing jobs; every given filter must match."""
+
+    statuses: frozenset[Status] = frozenset()
+    name: str = ""
+    labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    owner: str = ""
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    page_size: int = 100
+    page_token: str = ""  # opaque: the seq of the last job of the previous page
+
+    def matches(self, job: Job) -> bool:
+        return (
+            (not self.statuses or job.status in self.statuses)
+            and (not self.name or job.name == self.name)
+            and all(job.spec.labels.get(k) == v for k, v in self.labels.items())
+            and (not self.owner or job.owner == self.owner)
+            and (self.created_after is None or job.created_at > self.created_after)
+            and (self.created_before is None or job.created_at < self.created_before)
+        )
+
+    def after_seq(self) -> int | None:
+        if not self.page_token:
+            return None
+        try:
+            return int(self.page_token)
+        except ValueError:
+            raise InvalidArgument(f"invalid page token {self.page_token!r}") from None
 
 
 def resolve_id(store: Store, ref: str) -> str:
@@ -75,4 +121,4 @@ def check_fields(fields: dict[str, Any]) -> None:
         raise ValueError(f"not mutable job fields: {sorted(unknown)}")
 
 
-__all__ = ["NotFound", "Store", "check_fields", "resolve_id"]
+__all__ = ["JobQuery", "NotFound", "Store", "check_fields", "resolve_id"]

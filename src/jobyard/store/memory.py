@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 from collections.abc import Iterable
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 from jobyard.domain.errors import InvalidArgument, StaleTransition, job_not_found
 from jobyard.domain.jobs import Job, StatusUpdate, utcnow
 from jobyard.domain.status import Status, can_transition
-from jobyard.store.base import check_fields
+from jobyard.store.base import JobQuery, check_fields
 
 
 class MemoryStore:
@@ -52,6 +53,23 @@ class MemoryStore:
         job = dataclasses.replace(self.get(job_id), **fields)
         self._jobs[job_id] = job
         return job
+
+    def query(self, query: JobQuery) -> tuple[builtins.list[Job], str]:
+        ordered = list(reversed(self._jobs.values()))
+        after = query.after_seq()
+        if after is not None:
+            ordered = ordered[len(ordered) - after :]
+        matching = [j for j in ordered if query.matches(j)]
+        page = matching[: query.page_size]
+        if len(matching) <= query.page_size or not page:
+            return page, ""
+        # The token is the 1-based position of the last job of the page, counted from the
+        # oldest (the SQLite store's seq has the same meaning).
+        return page, str(list(self._jobs).index(page[-1].id) + 1)
+
+    def delete(self, job_id: str) -> None:
+        if self._jobs.pop(job_id, None) is None:
+            raise job_not_found(job_id)
 
     def close(self) -> None:
         self._jobs.clear()

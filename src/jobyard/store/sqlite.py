@@ -6,6 +6,8 @@ was answered exists after a ``kill -9`` of the server at any moment.
 
 from __future__ import annotations
 
+import builtins
+import dataclasses
 import json
 import sqlite3
 from collections.abc import Iterable
@@ -15,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from jobyard.domain.errors import InvalidArgument, StaleTransition, job_not_found
-from jobyard.domain.jobs import Job, JobSpec, Resources, StatusUpdate, utcnow
+from jobyard.domain.jobs import Job, JobSpec, Resources, StatusUpdate, Usage, utcnow
 from jobyard.domain.status import Status, TerminationReason, can_transition, predecessors
-from jobyard.store.base import check_fields
+from jobyard.store.base import JobQuery, check_fields
 
 BUSY_TIMEOUT_MS = 5000
 
@@ -40,6 +42,10 @@ def _statements(sql: str) -> list[str]:
             out.append(current)
             current = ""
     return out
+
+
+def _usage_json(usage: Usage | None) -> str | None:
+    return None if usage is None else json.dumps(dataclasses.asdict(usage))
 
 
 def _ts(value: datetime | None) -> str | None:
@@ -88,24 +94,12 @@ class SQLiteStore:
         return int(row[0] or 0)
 
     def create(self, job: Job) -> None:
-        spec, res = job.spec, job.spec.resources
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            self._db.execute(
-                "INSERT INTO jobs (id, owner, name, command, args, environment,"
-                " secret_environment, max_cpu, cpu_cores, max_memory, max_iobps, max_pids,"
-                " status, reason, exit_code, created_at, started_at, ended_at, runtime,"
-                " backend_id, message) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    job.id, job.owner, spec.name, spec.command, json.dumps(list(spec.args)),
-                    json.dumps(dict(spec.environment)),
-                    json.dumps(dict(spec.secret_environment)),
-                    res.max_cpu, res.cpu_cores, res.max_memory, res.max_iobps, res.max_pids,
-                    job.status.value, job.reason and job.reason.value, job.exit_code,
-                    _ts(job.created_at), _ts(job.started_at), _ts(job.ended_at),
-                    job.runtime, job.backend_id, job.message,
-                ),
-            )  # fmt: skip
+            row = self._row(job)
+            names = ", ".join(row)
+            marks = ", ".join("?" * len(row))
+            self._db.execute(f"INSERT INTO jobs ({names}) VALUES ({marks})", list(row.values()))
             self._add_update(job.id, job.created_at, job.status, job.message)
             self._db.execute("COMMIT")
         except sqlite3.IntegrityError as exc:
@@ -114,6 +108,26 @@ class SQLiteStore:
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
+
+    @staticmethod
+    def _row(job: Job) -> dict[str, Any]:
+        spec, res = job.spec, job.spec.resources
+        return {
+            "id": job.id, "owner": job.owner, "name": spec.name, "command": spec.command,
+            "args": json.dumps(list(spec.args)), "environment": json.dumps(dict(spec.environment)),
+            "secret_environment": json.dumps(dict(spec.secret_environment)),
+            "max_cpu": res.max_cpu, "cpu_cores": res.cpu_cores, "max_memory": res.max_memory,
+            "max_iobps": res.max_iobps, "max_pids": res.max_pids, "status": job.status.value,
+            "reason": job.reason and job.reason.value, "exit_code": job.exit_code,
+            "created_at": _ts(job.created_at), "started_at": _ts(job.started_at),
+            "ended_at": _ts(job.ended_at), "runtime": job.runtime, "backend_id": job.backend_id,
+            "message": job.message, "network": spec.network,
+            "time_limit_seconds": spec.time_limit_seconds, "scheduled_at": _ts(spec.schedule),
+            "labels": json.dumps(dict(spec.labels)), "replicas": spec.replicas,
+            "expires_at": _ts(job.expires_at), "usage": _usage_json(job.usage),
+            "suspended_seconds": job.suspended_seconds, "suspended_at": _ts(job.suspended_at),
+            "workflow_id": job.workflow_id,
+        }  # fmt: skip
 
     def _add_update(self, job_id: str, at: datetime, status: Status, message: str) -> None:
         self._db.execute(
@@ -145,6 +159,48 @@ class SQLiteStore:
                 f"SELECT * FROM jobs WHERE status IN ({marks}) ORDER BY seq", wanted
             ).fetchall()
         return [self._job(r) for r in rows]
+
+    def query(self, query: JobQuery) -> tuple[builtins.list[Job], str]:
+        where: builtins.list[str] = ["1 = 1"]
+        params: builtins.list[Any] = []
+        if query.statuses:
+            where.append(f"status IN ({','.join('?' * len(query.statuses))})")
+            params += [s.value for s in query.statuses]
+        for column, value in (("name", query.name), ("owner", query.owner)):
+            if value:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if query.created_after is not None:
+            where.append("created_at > ?")
+            params.append(_ts(query.created_after))
+        if query.created_before is not None:
+            where.append("created_at < ?")
+            params.append(_ts(query.created_before))
+        for key, value in query.labels.items():
+            where.append("json_extract(labels, ?) = ?")
+            params += [f'$."{key}"', value]
+        after = query.after_seq()
+        if after is not None:
+            where.append("seq < ?")
+            params.append(after)
+        sql = f"SELECT * FROM jobs WHERE {' AND '.join(where)} ORDER BY seq DESC LIMIT ?"
+        rows = self._db.execute(sql, [*params, query.page_size + 1]).fetchall()
+        more = len(rows) > query.page_size
+        rows = rows[: query.page_size]
+        token = str(rows[-1]["seq"]) if more and rows else ""
+        return [self._job(r) for r in rows], token
+
+    def delete(self, job_id: str) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute("DELETE FROM job_updates WHERE job_id = ?", (job_id,))
+            cur = self._db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+            if cur.rowcount != 1:
+                raise job_not_found(job_id)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
 
     def transition(self, job_id: str, new: Status, message: str, **fields: Any) -> Job:
         check_fields(fields)
@@ -185,6 +241,8 @@ class SQLiteStore:
 
     @staticmethod
     def _column(value: Any) -> Any:
+        if isinstance(value, Usage):
+            return _usage_json(value)
         if isinstance(value, datetime):
             return value.isoformat()
         if isinstance(value, TerminationReason | Status):
@@ -212,6 +270,11 @@ class SQLiteStore:
             ),
             environment=json.loads(row["environment"]),
             secret_environment=json.loads(row["secret_environment"]),
+            network=row["network"],
+            time_limit_seconds=row["time_limit_seconds"],
+            schedule=_dt(row["scheduled_at"]),
+            labels=json.loads(row["labels"]),
+            replicas=row["replicas"],
         )
         return Job(
             id=row["id"],
@@ -227,6 +290,11 @@ class SQLiteStore:
             backend_id=row["backend_id"],
             message=row["message"],
             updates=updates,
+            expires_at=_dt(row["expires_at"]),
+            usage=Usage(**json.loads(row["usage"])) if row["usage"] else None,
+            suspended_seconds=row["suspended_seconds"],
+            suspended_at=_dt(row["suspended_at"]),
+            workflow_id=row["workflow_id"],
         )
 
     def close(self) -> None:

@@ -64,6 +64,26 @@ class Job(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class LabelsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     ID_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
     COMMAND_FIELD_NUMBER: _builtins.int
@@ -85,6 +105,12 @@ class Job(_message.Message):
     CREATEDTIME_FIELD_NUMBER: _builtins.int
     MAXPIDS_FIELD_NUMBER: _builtins.int
     MESSAGE_FIELD_NUMBER: _builtins.int
+    NETWORK_FIELD_NUMBER: _builtins.int
+    TIMELIMITSECONDS_FIELD_NUMBER: _builtins.int
+    EXPIRESAT_FIELD_NUMBER: _builtins.int
+    LABELS_FIELD_NUMBER: _builtins.int
+    REPLICAS_FIELD_NUMBER: _builtins.int
+    WORKFLOWID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Unique job UUID identifier"""
     name: _builtins.str
@@ -123,6 +149,15 @@ class Job(_message.Message):
     """Process count limit (0 = unlimited)"""
     message: _builtins.str
     """Human-readable detail of the latest status change"""
+    network: _builtins.str
+    """"host" (default) or "none" """
+    timeLimitSeconds: _builtins.int
+    """wall-time limit (0 = none)"""
+    expiresAt: _builtins.str
+    """start + limit (+ extensions), RFC3339; "" = no limit"""
+    replicas: _builtins.int
+    """ranks 0..replicas-1 (default 1)"""
+    workflowId: _builtins.str
     @_builtins.property
     def args(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Command arguments"""
@@ -135,6 +170,8 @@ class Job(_message.Message):
     def secret_environment(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Secret environment variables (masked)"""
 
+    @_builtins.property
+    def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     def __init__(
         self,
         *,
@@ -159,10 +196,16 @@ class Job(_message.Message):
         createdTime: _builtins.str = ...,
         maxPids: _builtins.int = ...,
         message: _builtins.str = ...,
+        network: _builtins.str = ...,
+        timeLimitSeconds: _builtins.int = ...,
+        expiresAt: _builtins.str = ...,
+        labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        replicas: _builtins.int = ...,
+        workflowId: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "cpuCores", b"cpuCores", "createdTime", b"createdTime", "endTime", b"endTime", "environment", b"environment", "exitCode", b"exitCode", "id", b"id", "maxCPU", b"maxCPU", "maxIOBPS", b"maxIOBPS", "maxMemory", b"maxMemory", "maxPids", b"maxPids", "message", b"message", "name", b"name", "owner", b"owner", "runtime", b"runtime", "scheduledTime", b"scheduledTime", "secret_environment", b"secret_environment", "startTime", b"startTime", "status", b"status", "terminationReason", b"terminationReason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "cpuCores", b"cpuCores", "createdTime", b"createdTime", "endTime", b"endTime", "environment", b"environment", "exitCode", b"exitCode", "expiresAt", b"expiresAt", "id", b"id", "labels", b"labels", "maxCPU", b"maxCPU", "maxIOBPS", b"maxIOBPS", "maxMemory", b"maxMemory", "maxPids", b"maxPids", "message", b"message", "name", b"name", "network", b"network", "owner", b"owner", "replicas", b"replicas", "runtime", b"runtime", "scheduledTime", b"scheduledTime", "secret_environment", b"secret_environment", "startTime", b"startTime", "status", b"status", "terminationReason", b"terminationReason", "timeLimitSeconds", b"timeLimitSeconds", "workflowId", b"workflowId"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -212,6 +255,26 @@ class RunJobReq(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class LabelsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     COMMAND_FIELD_NUMBER: _builtins.int
     ARGS_FIELD_NUMBER: _builtins.int
     MAXCPU_FIELD_NUMBER: _builtins.int
@@ -222,6 +285,11 @@ class RunJobReq(_message.Message):
     ENVIRONMENT_FIELD_NUMBER: _builtins.int
     SECRET_ENVIRONMENT_FIELD_NUMBER: _builtins.int
     MAXPIDS_FIELD_NUMBER: _builtins.int
+    NETWORK_FIELD_NUMBER: _builtins.int
+    TIMELIMITSECONDS_FIELD_NUMBER: _builtins.int
+    SCHEDULE_FIELD_NUMBER: _builtins.int
+    LABELS_FIELD_NUMBER: _builtins.int
+    REPLICAS_FIELD_NUMBER: _builtins.int
     command: _builtins.str
     """Required: command to execute"""
     maxCPU: _builtins.int
@@ -234,6 +302,14 @@ class RunJobReq(_message.Message):
     """jobyard additions"""
     cpuCores: _builtins.str
     maxPids: _builtins.int
+    network: _builtins.str
+    """"host" (default) or "none" """
+    timeLimitSeconds: _builtins.int
+    """0 = the server's jobTimeout"""
+    schedule: _builtins.str
+    """start time, RFC3339 ("" = now)"""
+    replicas: _builtins.int
+    """0 = 1"""
     @_builtins.property
     def args(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Optional: command arguments"""
@@ -242,6 +318,8 @@ class RunJobReq(_message.Message):
     def environment(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property
     def secret_environment(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    @_builtins.property
+    def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     def __init__(
         self,
         *,
@@ -255,10 +333,15 @@ class RunJobReq(_message.Message):
         environment: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         secret_environment: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         maxPids: _builtins.int = ...,
+        network: _builtins.str = ...,
+        timeLimitSeconds: _builtins.int = ...,
+        schedule: _builtins.str = ...,
+        labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        replicas: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "cpuCores", b"cpuCores", "environment", b"environment", "maxCPU", b"maxCPU", "maxIOBPS", b"maxIOBPS", "maxMemory", b"maxMemory", "maxPids", b"maxPids", "name", b"name", "secret_environment", b"secret_environment"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "cpuCores", b"cpuCores", "environment", b"environment", "labels", b"labels", "maxCPU", b"maxCPU", "maxIOBPS", b"maxIOBPS", "maxMemory", b"maxMemory", "maxPids", b"maxPids", "name", b"name", "network", b"network", "replicas", b"replicas", "schedule", b"schedule", "secret_environment", b"secret_environment", "timeLimitSeconds", b"timeLimitSeconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -9,7 +9,7 @@ from collections import abc as _abc
 from grpc import aio as _aio
 import abc as _abc_1
 import grpc as _grpc
-import joblet_pb2 as _joblet_pb2
+from . import joblet_pb2 as _joblet_pb2
 import sys
 import typing as _typing
 
