@@ -23,6 +23,7 @@ from jobyard.domain.errors import (
 )
 from jobyard.domain.jobs import Job, JobSpec, Resources, new_job_id, utcnow
 from jobyard.domain.status import ACTIVE, Status, TerminationReason
+from jobyard.engine.events import JobEvents
 from jobyard.logs import JobLayout, LogHub
 from jobyard.runtime.base import ExitInfo, Handle, LaunchRequest, Runtime
 from jobyard.store.base import Store, resolve_id
@@ -66,6 +67,7 @@ class JobEngine:
         self._watchers: dict[str, asyncio.Task[None]] = {}
         self._ended: dict[str, asyncio.Event] = {}
         self._admitting = False
+        self.events = JobEvents()
 
     # -- lifecycle of the engine -------------------------------------------------------
 
@@ -135,6 +137,7 @@ class JobEngine:
         # The output file exists from the start, so a follower of a queued job waits on it.
         self._layout.create_job_dir(job.id)
         self._store.create(job)
+        self.events.publish(job)
         log.info("job accepted | jobId=%s owner=%s", job.id, owner)
         await self._admit()
         return self._store.get(job.id)
@@ -155,7 +158,7 @@ class JobEngine:
         if job.status.terminal:
             raise job_not_running(job.id, job.status.value)
         if job.status is not Status.STOPPING:
-            job = self._store.transition(
+            job = self._transition(
                 job.id, Status.STOPPING, "stop requested: signals sent",
                 reason=TerminationReason.USER_STOP,
             )  # fmt: skip
@@ -185,6 +188,18 @@ class JobEngine:
             job_id, follow=follow, ended=lambda: self._store.get(job_id).status.terminal
         )
 
+    # -- the only ways the engine changes a job -----------------------------------------
+
+    def _transition(self, job_id: str, new: Status, message: str, **fields: Any) -> Job:
+        job = self._store.transition(job_id, new, message, **fields)
+        self.events.publish(job)
+        return job
+
+    def _update(self, job_id: str, **fields: Any) -> Job:
+        job = self._store.update(job_id, **fields)
+        self.events.publish(job)
+        return job
+
     # -- admission and launch --------------------------------------------------------
 
     async def _admit(self) -> None:
@@ -205,9 +220,7 @@ class JobEngine:
             self._admitting = False
 
     async def _launch(self, job: Job) -> None:
-        job = self._store.transition(
-            job.id, Status.INITIALIZING, "setting up isolation and resources"
-        )
+        job = self._transition(job.id, Status.INITIALIZING, "setting up isolation and resources")
         self._layout.create_job_dir(job.id)
         request = LaunchRequest(
             job_id=job.id,
@@ -226,9 +239,9 @@ class JobEngine:
             message = f"internal error while launching: {exc}"
             self._launch_failed(job.id, message, TerminationReason.INTERNAL_ERROR)
             return
-        self._store.update(job.id, backend_id=handle.backend_id)
+        self._update(job.id, backend_id=handle.backend_id)
         try:
-            job = self._store.transition(job.id, Status.RUNNING, "running", started_at=utcnow())
+            job = self._transition(job.id, Status.RUNNING, "running", started_at=utcnow())
             log.info("job started | jobId=%s backendId=%s command=%r",
                      job.id, handle.backend_id, job.command_line)  # fmt: skip
         except StaleTransition:
@@ -281,7 +294,7 @@ class JobEngine:
 
     def _finish(self, job_id: str, status: Status, message: str, **fields: Any) -> Job:
         fields.setdefault("ended_at", utcnow())
-        job = self._store.transition(job_id, status, message, **fields)
+        job = self._transition(job_id, status, message, **fields)
         log.info("job ended | jobId=%s status=%s reason=%s exitCode=%s",
                  job_id, job.status, job.reason, job.exit_code)  # fmt: skip
         self._hub.job_ended(job_id)
@@ -304,7 +317,7 @@ class JobEngine:
                  job.id, job.status, job.backend_id)  # fmt: skip
         if job.status is Status.INITIALIZING:
             with contextlib.suppress(StaleTransition):
-                self._store.transition(job.id, Status.RUNNING, "running", started_at=utcnow())
+                self._transition(job.id, Status.RUNNING, "running", started_at=utcnow())
         if job.status is Status.STOPPING:
             await self._signal_stop(job)
         self._watch(job.id, handle)

@@ -13,7 +13,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from jobyard.api.gen import joblet_pb2, joblet_pb2_grpc
+from jobyard.api.gen import joblet_pb2_grpc, jobyard_v1_pb2_grpc
 from jobyard.config import ServerConfig
 from jobyard.domain.errors import InvalidArgument
 from jobyard.engine import EngineConfig, JobEngine
@@ -22,11 +22,12 @@ from jobyard.logs import JobLayout, LogHub
 from jobyard.runtime.base import Runtime
 from jobyard.server.auth import AuthInterceptor
 from jobyard.server.joblet import JobletServicer
+from jobyard.server.v1 import JobyardServicer
 from jobyard.store import SQLiteStore
 
 log = logging.getLogger("jobyard.server")
 
-SERVICES = ("joblet.JobletService", "joblet.JobService")
+SERVICES = ("joblet.JobletService", "joblet.JobService", "jobyard.v1.JobyardService")
 SHUTDOWN_GRACE_SECONDS = 2.0
 
 
@@ -116,10 +117,12 @@ async def start_server(config: ServerConfig, runtime: Runtime | None = None) -> 
     servicer = JobletServicer(engine)
     joblet_pb2_grpc.add_JobletServiceServicer_to_server(servicer, server)
     joblet_pb2_grpc.add_JobServiceServicer_to_server(servicer, server)
+    v1 = JobyardServicer(engine)  # type: ignore[abstract]  # TODO: drop once every RPC is served
+    jobyard_v1_pb2_grpc.add_JobyardServiceServicer_to_server(v1, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = (
-        *(joblet_pb2.DESCRIPTOR.services_by_name[s.split(".")[1]].full_name for s in SERVICES),
+        *SERVICES,
         health.SERVICE_NAME,
         reflection.SERVICE_NAME,
     )

@@ -37,6 +37,16 @@ ROLE_TABLE: dict[str, frozenset[str]] = {
     "stop_job": frozenset({ADMIN}),
     "list_jobs": frozenset({ADMIN, VIEWER}),
     "get_job_logs": frozenset({ADMIN, VIEWER}),
+    # jobyard.v1
+    "get_job": frozenset({ADMIN, VIEWER}),
+    "delete_job": frozenset({ADMIN}),
+    "suspend_job": frozenset({ADMIN}),
+    "resume_job": frozenset({ADMIN}),
+    "extend_job": frozenset({ADMIN}),
+    "watch_jobs": frozenset({ADMIN, VIEWER}),
+    "read_logs": frozenset({ADMIN, VIEWER}),
+    "list_files": frozenset({ADMIN, VIEWER}),
+    "download_file": frozenset({ADMIN, VIEWER}),
 }
 
 # RPC method -> operation; both seed services share the job operations.
@@ -51,6 +61,20 @@ METHOD_OPERATIONS: dict[str, str] = {
         "GetJobLogs": "get_job_logs",
     }.items()
 }
+METHOD_OPERATIONS.update(
+    {
+        "/jobyard.v1.JobyardService/GetJob": "get_job",
+        "/jobyard.v1.JobyardService/ListJobs": "list_jobs",
+        "/jobyard.v1.JobyardService/DeleteJob": "delete_job",
+        "/jobyard.v1.JobyardService/SuspendJob": "suspend_job",
+        "/jobyard.v1.JobyardService/ResumeJob": "resume_job",
+        "/jobyard.v1.JobyardService/ExtendJob": "extend_job",
+        "/jobyard.v1.JobyardService/WatchJobs": "watch_jobs",
+        "/jobyard.v1.JobyardService/ReadLogs": "read_logs",
+        "/jobyard.v1.JobyardService/ListFiles": "list_files",
+        "/jobyard.v1.JobyardService/DownloadFile": "download_file",
+    }
+)
 # Served to any authenticated peer (TLS already required a CA-signed certificate).
 PUBLIC_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 

@@ -1,0 +1,62 @@
+"""JobEvents: every job change, fanned out to watchers, each with its own bounded queue.
+
+A watcher that does not keep up is dropped (its queue is full) rather than slowing the
+engine or other watchers; it reconnects and gets a fresh snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Collection
+
+from jobyard.domain.jobs import Job
+
+log = logging.getLogger(__name__)
+
+WATCH_QUEUE_EVENTS = 10_000
+
+
+class WatcherTooSlow(Exception):
+    """The watcher's queue overflowed; it must reconnect."""
+
+
+class _Watcher:
+    __slots__ = ("ids", "overflowed", "queue")
+
+    def __init__(self, ids: Collection[str]) -> None:
+        self.ids = frozenset(ids)
+        self.queue: asyncio.Queue[Job] = asyncio.Queue(WATCH_QUEUE_EVENTS)
+        self.overflowed = False
+
+
+class JobEvents:
+    def __init__(self) -> None:
+        self._watchers: set[_Watcher] = set()
+
+    def publish(self, job: Job) -> None:
+        for watcher in self._watchers:
+            if watcher.ids and job.id not in watcher.ids:
+                continue
+            try:
+                watcher.queue.put_nowait(job)
+            except asyncio.QueueFull:
+                watcher.overflowed = True
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self, ids: Collection[str] = ()) -> AsyncIterator[AsyncIterator[Job]]:
+        """Subscribe before taking a snapshot, so no change falls between the two."""
+        watcher = _Watcher(ids)
+        self._watchers.add(watcher)
+        try:
+            yield self._drain(watcher)
+        finally:
+            self._watchers.discard(watcher)
+
+    @staticmethod
+    async def _drain(watcher: _Watcher) -> AsyncIterator[Job]:
+        while True:
+            if watcher.overflowed and watcher.queue.empty():
+                raise WatcherTooSlow("watcher fell too far behind; reconnect for a snapshot")
+            yield await watcher.queue.get()
