@@ -37,6 +37,10 @@ ROLE_TABLE: dict[str, frozenset[str]] = {
     "stop_job": frozenset({ADMIN}),
     "list_jobs": frozenset({ADMIN, VIEWER}),
     "get_job_logs": frozenset({ADMIN, VIEWER}),
+    "run_workflow": frozenset({ADMIN}),
+    "get_workflow_status": frozenset({ADMIN, VIEWER}),
+    "list_workflows": frozenset({ADMIN, VIEWER}),
+    "get_workflow_jobs": frozenset({ADMIN, VIEWER}),
     # jobyard.v1
     "get_job": frozenset({ADMIN, VIEWER}),
     "delete_job": frozenset({ADMIN}),
@@ -63,6 +67,10 @@ METHOD_OPERATIONS: dict[str, str] = {
 }
 METHOD_OPERATIONS.update(
     {
+        "/joblet.JobService/RunWorkflow": "run_workflow",
+        "/joblet.JobService/GetWorkflowStatus": "get_workflow_status",
+        "/joblet.JobService/ListWorkflows": "list_workflows",
+        "/joblet.JobService/GetWorkflowJobs": "get_workflow_jobs",
         "/jobyard.v1.JobyardService/GetJob": "get_job",
         "/jobyard.v1.JobyardService/ListJobs": "list_jobs",
         "/jobyard.v1.JobyardService/DeleteJob": "delete_job",

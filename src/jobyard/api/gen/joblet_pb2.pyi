@@ -8,6 +8,7 @@ none is ever renumbered.
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 import builtins as _builtins
 import sys
@@ -532,3 +533,268 @@ class DataChunk(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DataChunk: _TypeAlias = DataChunk  # noqa: Y015
+
+@_typing.final
+class WorkflowJob(_message.Message):
+    """Workflows (seed "Workflow API")."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOBID_FIELD_NUMBER: _builtins.int
+    JOBNAME_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    DEPENDENCIES_FIELD_NUMBER: _builtins.int
+    STARTTIME_FIELD_NUMBER: _builtins.int
+    ENDTIME_FIELD_NUMBER: _builtins.int
+    EXITCODE_FIELD_NUMBER: _builtins.int
+    TERMINATIONREASON_FIELD_NUMBER: _builtins.int
+    jobId: _builtins.str
+    """Actual job UUID for started jobs, "0" for non-started jobs"""
+    jobName: _builtins.str
+    """Human-readable job name from workflow YAML"""
+    status: _builtins.str
+    """Current job status"""
+    exitCode: _builtins.int
+    terminationReason: _builtins.str
+    """jobyard additions"""
+    @_builtins.property
+    def dependencies(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """List of job names this job depends on"""
+
+    @_builtins.property
+    def startTime(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def endTime(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        jobId: _builtins.str = ...,
+        jobName: _builtins.str = ...,
+        status: _builtins.str = ...,
+        dependencies: _abc.Iterable[_builtins.str] | None = ...,
+        startTime: _timestamp_pb2.Timestamp | None = ...,
+        endTime: _timestamp_pb2.Timestamp | None = ...,
+        exitCode: _builtins.int = ...,
+        terminationReason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["endTime", b"endTime", "startTime", b"startTime"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dependencies", b"dependencies", "endTime", b"endTime", "exitCode", b"exitCode", "jobId", b"jobId", "jobName", b"jobName", "startTime", b"startTime", "status", b"status", "terminationReason", b"terminationReason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WorkflowJob: _TypeAlias = WorkflowJob  # noqa: Y015
+
+@_typing.final
+class WorkflowInfo(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    TOTALJOBS_FIELD_NUMBER: _builtins.int
+    COMPLETEDJOBS_FIELD_NUMBER: _builtins.int
+    FAILEDJOBS_FIELD_NUMBER: _builtins.int
+    CREATEDTIME_FIELD_NUMBER: _builtins.int
+    ENDTIME_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    name: _builtins.str
+    status: _builtins.str
+    """RUNNING, COMPLETED, FAILED, STOPPED"""
+    totalJobs: _builtins.int
+    completedJobs: _builtins.int
+    failedJobs: _builtins.int
+    createdTime: _builtins.str
+    """RFC3339"""
+    endTime: _builtins.str
+    """RFC3339, "" while running"""
+    owner: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        status: _builtins.str = ...,
+        totalJobs: _builtins.int = ...,
+        completedJobs: _builtins.int = ...,
+        failedJobs: _builtins.int = ...,
+        createdTime: _builtins.str = ...,
+        endTime: _builtins.str = ...,
+        owner: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["completedJobs", b"completedJobs", "createdTime", b"createdTime", "endTime", b"endTime", "failedJobs", b"failedJobs", "id", b"id", "name", b"name", "owner", b"owner", "status", b"status", "totalJobs", b"totalJobs"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WorkflowInfo: _TypeAlias = WorkflowInfo  # noqa: Y015
+
+@_typing.final
+class RunWorkflowRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOW_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    workflow: _builtins.str
+    """the YAML document"""
+    name: _builtins.str
+    """e.g. the file name"""
+    def __init__(
+        self,
+        *,
+        workflow: _builtins.str = ...,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "workflow", b"workflow"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RunWorkflowRequest: _TypeAlias = RunWorkflowRequest  # noqa: Y015
+
+@_typing.final
+class RunWorkflowResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOWID_FIELD_NUMBER: _builtins.int
+    WORKFLOW_FIELD_NUMBER: _builtins.int
+    workflowId: _builtins.str
+    @_builtins.property
+    def workflow(self) -> Global___WorkflowInfo: ...
+    def __init__(
+        self,
+        *,
+        workflowId: _builtins.str = ...,
+        workflow: Global___WorkflowInfo | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow", "workflowId", b"workflowId"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RunWorkflowResponse: _TypeAlias = RunWorkflowResponse  # noqa: Y015
+
+@_typing.final
+class GetWorkflowStatusRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOWID_FIELD_NUMBER: _builtins.int
+    workflowId: _builtins.str
+    def __init__(
+        self,
+        *,
+        workflowId: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["workflowId", b"workflowId"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetWorkflowStatusRequest: _TypeAlias = GetWorkflowStatusRequest  # noqa: Y015
+
+@_typing.final
+class GetWorkflowStatusResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOW_FIELD_NUMBER: _builtins.int
+    JOBS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def workflow(self) -> Global___WorkflowInfo:
+        """Overall workflow information"""
+
+    @_builtins.property
+    def jobs(self) -> _containers.RepeatedCompositeFieldContainer[Global___WorkflowJob]:
+        """Detailed job information with dependencies"""
+
+    def __init__(
+        self,
+        *,
+        workflow: Global___WorkflowInfo | None = ...,
+        jobs: _abc.Iterable[Global___WorkflowJob] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["jobs", b"jobs", "workflow", b"workflow"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetWorkflowStatusResponse: _TypeAlias = GetWorkflowStatusResponse  # noqa: Y015
+
+@_typing.final
+class ListWorkflowsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListWorkflowsRequest: _TypeAlias = ListWorkflowsRequest  # noqa: Y015
+
+@_typing.final
+class ListWorkflowsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOWS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def workflows(self) -> _containers.RepeatedCompositeFieldContainer[Global___WorkflowInfo]: ...
+    def __init__(
+        self,
+        *,
+        workflows: _abc.Iterable[Global___WorkflowInfo] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["workflows", b"workflows"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListWorkflowsResponse: _TypeAlias = ListWorkflowsResponse  # noqa: Y015
+
+@_typing.final
+class GetWorkflowJobsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOWID_FIELD_NUMBER: _builtins.int
+    workflowId: _builtins.str
+    def __init__(
+        self,
+        *,
+        workflowId: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["workflowId", b"workflowId"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetWorkflowJobsRequest: _TypeAlias = GetWorkflowJobsRequest  # noqa: Y015
+
+@_typing.final
+class GetWorkflowJobsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOBS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def jobs(self) -> _containers.RepeatedCompositeFieldContainer[Global___WorkflowJob]: ...
+    def __init__(
+        self,
+        *,
+        jobs: _abc.Iterable[Global___WorkflowJob] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["jobs", b"jobs"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetWorkflowJobsResponse: _TypeAlias = GetWorkflowJobsResponse  # noqa: Y015

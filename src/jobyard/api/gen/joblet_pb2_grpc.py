@@ -275,7 +275,7 @@ class JobletService:
 
 
 class JobServiceStub:
-    """The same five RPCs under the seed's production service name.
+    """The seed's production service: the five job RPCs plus workflows.
     """
 
     def __init__(self, channel):
@@ -309,10 +309,30 @@ class JobServiceStub:
                 request_serializer=joblet__pb2.GetJobLogsReq.SerializeToString,
                 response_deserializer=joblet__pb2.DataChunk.FromString,
                 _registered_method=True)
+        self.RunWorkflow = channel.unary_unary(
+                '/joblet.JobService/RunWorkflow',
+                request_serializer=joblet__pb2.RunWorkflowRequest.SerializeToString,
+                response_deserializer=joblet__pb2.RunWorkflowResponse.FromString,
+                _registered_method=True)
+        self.GetWorkflowStatus = channel.unary_unary(
+                '/joblet.JobService/GetWorkflowStatus',
+                request_serializer=joblet__pb2.GetWorkflowStatusRequest.SerializeToString,
+                response_deserializer=joblet__pb2.GetWorkflowStatusResponse.FromString,
+                _registered_method=True)
+        self.ListWorkflows = channel.unary_unary(
+                '/joblet.JobService/ListWorkflows',
+                request_serializer=joblet__pb2.ListWorkflowsRequest.SerializeToString,
+                response_deserializer=joblet__pb2.ListWorkflowsResponse.FromString,
+                _registered_method=True)
+        self.GetWorkflowJobs = channel.unary_unary(
+                '/joblet.JobService/GetWorkflowJobs',
+                request_serializer=joblet__pb2.GetWorkflowJobsRequest.SerializeToString,
+                response_deserializer=joblet__pb2.GetWorkflowJobsResponse.FromString,
+                _registered_method=True)
 
 
 class JobServiceServicer:
-    """The same five RPCs under the seed's production service name.
+    """The seed's production service: the five job RPCs plus workflows.
     """
 
     def RunJob(self, request, context):
@@ -340,6 +360,31 @@ class JobServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetJobLogs(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RunWorkflow(self, request, context):
+        """Workflow execution
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetWorkflowStatus(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWorkflows(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetWorkflowJobs(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -373,6 +418,26 @@ def add_JobServiceServicer_to_server(servicer, server):
                     request_deserializer=joblet__pb2.GetJobLogsReq.FromString,
                     response_serializer=joblet__pb2.DataChunk.SerializeToString,
             ),
+            'RunWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.RunWorkflow,
+                    request_deserializer=joblet__pb2.RunWorkflowRequest.FromString,
+                    response_serializer=joblet__pb2.RunWorkflowResponse.SerializeToString,
+            ),
+            'GetWorkflowStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWorkflowStatus,
+                    request_deserializer=joblet__pb2.GetWorkflowStatusRequest.FromString,
+                    response_serializer=joblet__pb2.GetWorkflowStatusResponse.SerializeToString,
+            ),
+            'ListWorkflows': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWorkflows,
+                    request_deserializer=joblet__pb2.ListWorkflowsRequest.FromString,
+                    response_serializer=joblet__pb2.ListWorkflowsResponse.SerializeToString,
+            ),
+            'GetWorkflowJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWorkflowJobs,
+                    request_deserializer=joblet__pb2.GetWorkflowJobsRequest.FromString,
+                    response_serializer=joblet__pb2.GetWorkflowJobsResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'joblet.JobService', rpc_method_handlers)
@@ -382,7 +447,7 @@ def add_JobServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class JobService:
-    """The same five RPCs under the seed's production service name.
+    """The seed's production service: the five job RPCs plus workflows.
     """
 
     @staticmethod
@@ -510,6 +575,114 @@ class JobService:
             '/joblet.JobService/GetJobLogs',
             joblet__pb2.GetJobLogsReq.SerializeToString,
             joblet__pb2.DataChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RunWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/joblet.JobService/RunWorkflow',
+            joblet__pb2.RunWorkflowRequest.SerializeToString,
+            joblet__pb2.RunWorkflowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWorkflowStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/joblet.JobService/GetWorkflowStatus',
+            joblet__pb2.GetWorkflowStatusRequest.SerializeToString,
+            joblet__pb2.GetWorkflowStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWorkflows(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/joblet.JobService/ListWorkflows',
+            joblet__pb2.ListWorkflowsRequest.SerializeToString,
+            joblet__pb2.ListWorkflowsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWorkflowJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/joblet.JobService/GetWorkflowJobs',
+            joblet__pb2.GetWorkflowJobsRequest.SerializeToString,
+            joblet__pb2.GetWorkflowJobsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -102,7 +102,7 @@ class JobletServiceServicer(metaclass=_abc_1.ABCMeta):
 def add_JobletServiceServicer_to_server(servicer: JobletServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
 class JobServiceStub:
-    """The same five RPCs under the seed's production service name."""
+    """The seed's production service: the five job RPCs plus workflows."""
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
@@ -113,10 +113,15 @@ class JobServiceStub:
     StopJob: _grpc.UnaryUnaryMultiCallable[_joblet_pb2.StopJobReq, _joblet_pb2.StopJobRes]
     ListJobs: _grpc.UnaryUnaryMultiCallable[_joblet_pb2.EmptyRequest, _joblet_pb2.Jobs]
     GetJobLogs: _grpc.UnaryStreamMultiCallable[_joblet_pb2.GetJobLogsReq, _joblet_pb2.DataChunk]
+    RunWorkflow: _grpc.UnaryUnaryMultiCallable[_joblet_pb2.RunWorkflowRequest, _joblet_pb2.RunWorkflowResponse]
+    """Workflow execution"""
+    GetWorkflowStatus: _grpc.UnaryUnaryMultiCallable[_joblet_pb2.GetWorkflowStatusRequest, _joblet_pb2.GetWorkflowStatusResponse]
+    ListWorkflows: _grpc.UnaryUnaryMultiCallable[_joblet_pb2.ListWorkflowsRequest, _joblet_pb2.ListWorkflowsResponse]
+    GetWorkflowJobs: _grpc.UnaryUnaryMultiCallable[_joblet_pb2.GetWorkflowJobsRequest, _joblet_pb2.GetWorkflowJobsResponse]
 
 @_typing.type_check_only
 class JobServiceAsyncStub(JobServiceStub):
-    """The same five RPCs under the seed's production service name."""
+    """The seed's production service: the five job RPCs plus workflows."""
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     RunJob: _aio.UnaryUnaryMultiCallable[_joblet_pb2.RunJobReq, _joblet_pb2.RunJobRes]  # type: ignore[assignment]
@@ -124,9 +129,14 @@ class JobServiceAsyncStub(JobServiceStub):
     StopJob: _aio.UnaryUnaryMultiCallable[_joblet_pb2.StopJobReq, _joblet_pb2.StopJobRes]  # type: ignore[assignment]
     ListJobs: _aio.UnaryUnaryMultiCallable[_joblet_pb2.EmptyRequest, _joblet_pb2.Jobs]  # type: ignore[assignment]
     GetJobLogs: _aio.UnaryStreamMultiCallable[_joblet_pb2.GetJobLogsReq, _joblet_pb2.DataChunk]  # type: ignore[assignment]
+    RunWorkflow: _aio.UnaryUnaryMultiCallable[_joblet_pb2.RunWorkflowRequest, _joblet_pb2.RunWorkflowResponse]  # type: ignore[assignment]
+    """Workflow execution"""
+    GetWorkflowStatus: _aio.UnaryUnaryMultiCallable[_joblet_pb2.GetWorkflowStatusRequest, _joblet_pb2.GetWorkflowStatusResponse]  # type: ignore[assignment]
+    ListWorkflows: _aio.UnaryUnaryMultiCallable[_joblet_pb2.ListWorkflowsRequest, _joblet_pb2.ListWorkflowsResponse]  # type: ignore[assignment]
+    GetWorkflowJobs: _aio.UnaryUnaryMultiCallable[_joblet_pb2.GetWorkflowJobsRequest, _joblet_pb2.GetWorkflowJobsResponse]  # type: ignore[assignment]
 
 class JobServiceServicer(metaclass=_abc_1.ABCMeta):
-    """The same five RPCs under the seed's production service name."""
+    """The seed's production service: the five job RPCs plus workflows."""
 
     @_abc_1.abstractmethod
     def RunJob(
@@ -162,5 +172,34 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _joblet_pb2.GetJobLogsReq,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_joblet_pb2.DataChunk], _abc.AsyncIterator[_joblet_pb2.DataChunk]]: ...
+
+    @_abc_1.abstractmethod
+    def RunWorkflow(
+        self,
+        request: _joblet_pb2.RunWorkflowRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_joblet_pb2.RunWorkflowResponse, _abc.Awaitable[_joblet_pb2.RunWorkflowResponse]]:
+        """Workflow execution"""
+
+    @_abc_1.abstractmethod
+    def GetWorkflowStatus(
+        self,
+        request: _joblet_pb2.GetWorkflowStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_joblet_pb2.GetWorkflowStatusResponse, _abc.Awaitable[_joblet_pb2.GetWorkflowStatusResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListWorkflows(
+        self,
+        request: _joblet_pb2.ListWorkflowsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_joblet_pb2.ListWorkflowsResponse, _abc.Awaitable[_joblet_pb2.ListWorkflowsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetWorkflowJobs(
+        self,
+        request: _joblet_pb2.GetWorkflowJobsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_joblet_pb2.GetWorkflowJobsResponse, _abc.Awaitable[_joblet_pb2.GetWorkflowJobsResponse]]: ...
 
 def add_JobServiceServicer_to_server(servicer: JobServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
