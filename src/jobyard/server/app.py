@@ -18,12 +18,14 @@ from jobyard.config import ServerConfig
 from jobyard.domain.errors import InvalidArgument
 from jobyard.engine import EngineConfig, JobEngine
 from jobyard.engine.jobs import host_memory_mb
+from jobyard.engine.workflows import WorkflowRunner
 from jobyard.logs import JobLayout, LogHub
 from jobyard.runtime.base import Runtime
 from jobyard.server.auth import AuthInterceptor
-from jobyard.server.joblet import JobletServicer
+from jobyard.server.joblet import JobletServicer, JobServicer
 from jobyard.server.v1 import JobyardServicer
 from jobyard.store import SQLiteStore
+from jobyard.store.workflows import SQLiteWorkflowStore
 
 log = logging.getLogger("jobyard.server")
 
@@ -82,6 +84,7 @@ class RunningServer:
 
     server: grpc.aio.Server
     engine: JobEngine
+    workflows: WorkflowRunner
     hub: LogHub
     store: SQLiteStore
     port: int
@@ -89,6 +92,7 @@ class RunningServer:
     async def stop(self, grace: float = SHUTDOWN_GRACE_SECONDS) -> None:
         # Jobs keep running: the next server adopts them.
         await self.server.stop(grace)
+        await self.workflows.close()
         await self.engine.close()
         self.hub.close()
         self.store.close()
@@ -114,9 +118,9 @@ async def start_server(config: ServerConfig, runtime: Runtime | None = None) -> 
             ("grpc.keepalive_time_ms", int(g.keep_alive_time_seconds * 1000)),
         ],
     )
-    servicer = JobletServicer(engine)
-    joblet_pb2_grpc.add_JobletServiceServicer_to_server(servicer, server)
-    joblet_pb2_grpc.add_JobServiceServicer_to_server(servicer, server)
+    workflows = WorkflowRunner(engine, SQLiteWorkflowStore(store.connection))
+    joblet_pb2_grpc.add_JobletServiceServicer_to_server(JobletServicer(engine), server)
+    joblet_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(engine, workflows), server)
     v1 = JobyardServicer(engine)  # type: ignore[abstract]  # TODO: drop once every RPC is served
     jobyard_v1_pb2_grpc.add_JobyardServiceServicer_to_server(v1, server)
     health_servicer = health.aio.HealthServicer()
@@ -132,12 +136,15 @@ async def start_server(config: ServerConfig, runtime: Runtime | None = None) -> 
     else:
         port = server.add_secure_port(config.listen, _credentials(Path(config.certs_dir)))
     await engine.start()
+    await workflows.start()
     await server.start()
     for name in ("", *SERVICES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("server listening | address=%s port=%d tls=%s dataDir=%s",
              config.listen, port, config.certs_dir is not None, config.data_dir)  # fmt: skip
-    return RunningServer(server=server, engine=engine, hub=hub, store=store, port=port)
+    return RunningServer(
+        server=server, engine=engine, workflows=workflows, hub=hub, store=store, port=port
+    )
 
 
 class _Formatter(logging.Formatter):

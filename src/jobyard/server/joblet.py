@@ -9,11 +9,13 @@ from jobyard.api.gen import joblet_pb2 as pb
 from jobyard.api.gen import joblet_pb2_grpc as pb_grpc
 from jobyard.domain.jobs import rfc3339
 from jobyard.engine import JobEngine
+from jobyard.engine.workflows import WorkflowRunner
 from jobyard.server.auth import current_identity
 from jobyard.server.convert import NO_EXIT_CODE, job_to_proto, spec_from_request
+from jobyard.server.workflows import WorkflowRpcs
 
 
-class JobletServicer(pb_grpc.JobletServiceServicer, pb_grpc.JobServiceServicer):
+class JobletServicer(pb_grpc.JobletServiceServicer):
     """Translates requests to engine calls; authorization happens in the interceptor."""
 
     def __init__(self, engine: JobEngine) -> None:
@@ -45,3 +47,11 @@ class JobletServicer(pb_grpc.JobletServiceServicer, pb_grpc.JobServiceServicer):
         follow = request.follow if request.HasField("follow") else True
         async for _, data in self._engine.output(job, follow=follow):
             yield pb.DataChunk(payload=data)
+
+
+class JobServicer(JobletServicer, WorkflowRpcs, pb_grpc.JobServiceServicer):
+    """joblet.JobService: the same five job RPCs plus the seed's workflow RPCs."""
+
+    def __init__(self, engine: JobEngine, workflows: WorkflowRunner) -> None:
+        super().__init__(engine)
+        self._workflows = workflows

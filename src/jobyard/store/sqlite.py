@@ -89,6 +89,11 @@ class SQLiteStore:
                 raise
 
     @property
+    def connection(self) -> sqlite3.Connection:
+        """The one connection, for stores of other records in the same database."""
+        return self._db
+
+    @property
     def schema_version(self) -> int:
         row = self._db.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
         return int(row[0] or 0)

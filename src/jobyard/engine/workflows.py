@@ -1,0 +1,198 @@
+"""WorkflowRunner: starts each workflow job as soon as its requirements hold.
+
+Event driven: the runner follows the engine's job events; when a workflow job ends it
+re-evaluates that workflow at once (no polling). Workflows and the place of each of their
+jobs are stored, so a half-done workflow continues after a server restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import uuid
+
+from jobyard.config import parse_duration
+from jobyard.domain.errors import FailedPrecondition, InvalidArgument, JobyardError, NotFound
+from jobyard.domain.jobs import Job, utcnow
+from jobyard.domain.status import TerminationReason
+from jobyard.domain.workflows import WorkflowSpec, parse_workflow
+from jobyard.engine.events import WatcherTooSlow
+from jobyard.engine.jobs import JobEngine
+from jobyard.store.workflows import PENDING, SQLiteWorkflowStore, WorkflowJobRow, WorkflowRecord
+
+log = logging.getLogger("jobyard.workflows")
+
+W_RUNNING, W_COMPLETED, W_FAILED, W_STOPPED = "RUNNING", "COMPLETED", "FAILED", "STOPPED"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WorkflowJobView:
+    """One workflow job as shown to users: its job when started, else its pending row."""
+
+    name: str
+    dependencies: tuple[str, ...]
+    row: WorkflowJobRow
+    job: Job | None
+
+    @property
+    def status(self) -> str:
+        return self.job.status.value if self.job else self.row.status
+
+
+class WorkflowRunner:
+    def __init__(self, engine: JobEngine, store: SQLiteWorkflowStore) -> None:
+        self._engine = engine
+        self._store = store
+        self._specs: dict[str, WorkflowSpec] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+        # One evaluation per workflow at a time: submitting awaits, and a second evaluation
+        # in between would start the same job twice.
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def start(self) -> None:
+        """Follow job events, then catch up with every unfinished workflow."""
+        self._task = asyncio.create_task(self._follow(), name="workflow-events")
+        await self._ready.wait()
+        for record in self._store.list(unfinished_only=True):
+            await self._evaluate(record.id)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _follow(self) -> None:
+        while True:
+            try:
+                async with self._engine.events.subscribe() as events:
+                    self._ready.set()
+                    async for job in events:
+                        if job.workflow_id and job.status.terminal:
+                            await self._evaluate(job.workflow_id)
+            except WatcherTooSlow:
+                log.warning("workflow runner fell behind job events; re-evaluating all")
+                for record in self._store.list(unfinished_only=True):
+                    await self._evaluate(record.id)
+
+    # -- commands ------------------------------------------------------------------------
+
+    async def submit(self, owner: str, document: str, name: str = "") -> WorkflowRecord:
+        spec = parse_workflow(document, parse_duration)
+        for job in spec.jobs:  # host checks too, before anything runs
+            try:
+                self._engine.prepare(job.spec)
+            except InvalidArgument as exc:
+                raise InvalidArgument(f"invalid workflow: job {job.name!r}: {exc}") from None
+        record = WorkflowRecord(
+            id=str(uuid.uuid4()), name=name or "workflow", owner=owner, document=document,
+            status=W_RUNNING, created_at=utcnow(), ended_at=None,
+            jobs=tuple(WorkflowJobRow(j.name, i, None, PENDING, None)
+                       for i, j in enumerate(spec.jobs)),
+        )  # fmt: skip
+        self._store.create(record)
+        self._specs[record.id] = spec
+        log.info("workflow accepted | workflowId=%s jobs=%d owner=%s",
+                 record.id, len(spec.jobs), owner)  # fmt: skip
+        await self._evaluate(record.id)
+        return self._store.get(record.id)
+
+    def workflow(self, ref: str) -> WorkflowRecord:
+        """A workflow by full id or unique prefix (at least 4 characters)."""
+        ref = ref.strip().lower()
+        if len(ref) == 36:
+            return self._store.get(ref)
+        if len(ref) < 4:
+            raise InvalidArgument(f"workflow id prefix {ref!r} is too short")
+        matches = self._store.ids_with_prefix(ref, 2)
+        if not matches:
+            raise NotFound(f"workflow not found: {ref}")
+        if len(matches) > 1:
+            raise InvalidArgument(f"workflow id prefix {ref!r} is ambiguous")
+        return self._store.get(matches[0])
+
+    def workflows(self) -> list[WorkflowRecord]:
+        return self._store.list()
+
+    def jobs_of(self, record: WorkflowRecord) -> list[WorkflowJobView]:
+        spec = self._spec(record)
+        views = []
+        for row in record.jobs:
+            job = self._engine.job(row.job_id) if row.job_id else None
+            views.append(WorkflowJobView(row.name, spec.job(row.name).dependencies, row, job))
+        return views
+
+    async def stop(self, ref: str) -> WorkflowRecord:
+        """Stop running jobs and cancel the ones not started yet."""
+        record = self.workflow(ref)
+        if record.ended_at is not None:
+            raise FailedPrecondition(
+                f"workflow is not running: {record.id} (current status: {record.status})"
+            )
+        self._store.finish(record.id, W_STOPPED)
+        for view in self.jobs_of(record):
+            if view.job is None and view.row.status == PENDING:
+                self._store.set_job(record.id, view.name, job_id=None, status=W_STOPPED,
+                                    reason=TerminationReason.USER_STOP.value)  # fmt: skip
+            elif view.job is not None and not view.job.status.terminal:
+                with contextlib.suppress(JobyardError):
+                    await self._engine.stop(view.job.id)
+        return self._store.get(record.id)
+
+    # -- evaluation ----------------------------------------------------------------------
+
+    def _spec(self, record: WorkflowRecord) -> WorkflowSpec:
+        if record.id not in self._specs:
+            self._specs[record.id] = parse_workflow(record.document, parse_duration)
+        return self._specs[record.id]
+
+    async def _evaluate(self, workflow_id: str) -> None:
+        lock = self._locks.setdefault(workflow_id, asyncio.Lock())
+        async with lock:
+            await self._evaluate_locked(workflow_id)
+
+    async def _evaluate_locked(self, workflow_id: str) -> None:
+        """Start every pending job whose requirements hold; end those that cannot run."""
+        record = self._store.get(workflow_id)
+        spec = self._spec(record)
+        outcome: dict[str, str] = {}  # job name -> terminal status, or "" while unfinished
+        for view in self.jobs_of(record):
+            outcome[view.name] = _final_status(view)
+        for row in record.jobs:  # dependency order: dependencies are decided first
+            if row.status != PENDING or row.job_id or record.ended_at is not None:
+                continue
+            wanted = spec.job(row.name).requires
+            if any(outcome[r.job] and outcome[r.job] != r.status.value for r in wanted):
+                self._store.set_job(workflow_id, row.name, job_id=None, status=W_STOPPED,
+                                    reason=TerminationReason.DEPENDENCY_FAILED.value)  # fmt: skip
+                outcome[row.name] = W_STOPPED
+            elif all(outcome[r.job] == r.status.value for r in wanted):
+                job = await self._engine.submit(
+                    record.owner, spec.job(row.name).spec, workflow_id=workflow_id
+                )
+                self._store.set_job(workflow_id, row.name, job_id=job.id, status=job.status.value,
+                                    reason=None)  # fmt: skip
+                outcome[row.name] = job.status.value if job.status.terminal else ""
+        self._maybe_finish(workflow_id, outcome)
+
+    def _maybe_finish(self, workflow_id: str, outcome: dict[str, str]) -> None:
+        if not all(outcome.values()):
+            return
+        status = W_COMPLETED if all(s == W_COMPLETED for s in outcome.values()) else W_FAILED
+        self._store.finish(workflow_id, status)
+        self._specs.pop(workflow_id, None)
+        self._locks.pop(workflow_id, None)
+        log.info("workflow ended | workflowId=%s status=%s", workflow_id, status)
+
+
+def _final_status(view: WorkflowJobView) -> str:
+    """The terminal status of a workflow job, or "" while it may still run."""
+    if view.job is not None:
+        return view.job.status.value if view.job.status.terminal else ""
+    return "" if view.row.status == PENDING else view.row.status
+
+
+__all__ = ["WorkflowJobView", "WorkflowRunner"]

@@ -1,0 +1,91 @@
+"""The seed's workflow RPCs on joblet.JobService: translation only."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from jobyard.api.gen import joblet_pb2 as pb
+from jobyard.domain.jobs import rfc3339
+from jobyard.engine.workflows import WorkflowJobView, WorkflowRunner
+from jobyard.server.auth import current_identity
+from jobyard.server.convert import NO_EXIT_CODE
+from jobyard.store.workflows import WorkflowRecord
+
+NOT_STARTED_ID = "0"  # the seed's jobId for jobs not started yet
+
+
+def _timestamp(value: datetime) -> Timestamp:
+    ts = Timestamp()
+    ts.FromDatetime(value)
+    return ts
+
+
+def workflow_job_to_proto(view: WorkflowJobView) -> pb.WorkflowJob:
+    job = view.job
+    msg = pb.WorkflowJob(
+        jobId=job.id if job else NOT_STARTED_ID,
+        jobName=view.name,
+        status=view.status,
+        dependencies=list(view.dependencies),
+        exitCode=NO_EXIT_CODE if job is None or job.exit_code is None else job.exit_code,
+        terminationReason=(job.reason.value if job and job.reason else view.row.reason or ""),
+    )
+    if job is not None and job.started_at is not None:
+        msg.startTime.CopyFrom(_timestamp(job.started_at))
+    if job is not None and job.ended_at is not None:
+        msg.endTime.CopyFrom(_timestamp(job.ended_at))
+    return msg
+
+
+def workflow_info(record: WorkflowRecord, views: list[WorkflowJobView]) -> pb.WorkflowInfo:
+    return pb.WorkflowInfo(
+        id=record.id,
+        name=record.name,
+        status=record.status,
+        totalJobs=len(views),
+        completedJobs=sum(v.status == "COMPLETED" for v in views),
+        failedJobs=sum(v.status in ("FAILED", "STOPPED") for v in views),
+        createdTime=rfc3339(record.created_at),
+        endTime=rfc3339(record.ended_at),
+        owner=record.owner,
+    )
+
+
+class WorkflowRpcs:
+    _workflows: WorkflowRunner
+
+    def _status(self, ref: str) -> pb.GetWorkflowStatusResponse:
+        record = self._workflows.workflow(ref)
+        views = self._workflows.jobs_of(record)
+        return pb.GetWorkflowStatusResponse(
+            workflow=workflow_info(record, views),
+            jobs=[workflow_job_to_proto(v) for v in views],
+        )
+
+    async def RunWorkflow(
+        self, request: pb.RunWorkflowRequest, context: Any
+    ) -> pb.RunWorkflowResponse:
+        record = await self._workflows.submit(
+            current_identity().name, request.workflow, request.name
+        )
+        status = self._status(record.id)
+        return pb.RunWorkflowResponse(workflowId=record.id, workflow=status.workflow)
+
+    async def GetWorkflowStatus(
+        self, request: pb.GetWorkflowStatusRequest, context: Any
+    ) -> pb.GetWorkflowStatusResponse:
+        return self._status(request.workflowId)
+
+    async def ListWorkflows(
+        self, request: pb.ListWorkflowsRequest, context: Any
+    ) -> pb.ListWorkflowsResponse:
+        infos = [workflow_info(r, self._workflows.jobs_of(r)) for r in self._workflows.workflows()]
+        return pb.ListWorkflowsResponse(workflows=infos)
+
+    async def GetWorkflowJobs(
+        self, request: pb.GetWorkflowJobsRequest, context: Any
+    ) -> pb.GetWorkflowJobsResponse:
+        return pb.GetWorkflowJobsResponse(jobs=self._status(request.workflowId).jobs)

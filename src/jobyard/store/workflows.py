@@ -1,0 +1,109 @@
+"""Workflow records, kept in the same SQLite database as jobs."""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+from datetime import datetime
+
+from jobyard.domain.errors import NotFound
+from jobyard.domain.jobs import utcnow
+
+PENDING = "PENDING"  # a workflow job whose requirements do not hold yet
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WorkflowJobRow:
+    name: str
+    position: int
+    job_id: str | None
+    status: str  # PENDING, or STOPPED for a job that never started; else see the job
+    reason: str | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WorkflowRecord:
+    id: str
+    name: str
+    owner: str
+    document: str
+    status: str
+    created_at: datetime
+    ended_at: datetime | None
+    jobs: tuple[WorkflowJobRow, ...]
+
+
+class SQLiteWorkflowStore:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def create(self, record: WorkflowRecord) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute(
+                "INSERT INTO workflows (id, name, owner, document, status, created_at)"
+                " VALUES (?,?,?,?,?,?)",
+                (record.id, record.name, record.owner, record.document, record.status,
+                 record.created_at.isoformat()),
+            )  # fmt: skip
+            self._db.executemany(
+                "INSERT INTO workflow_jobs (workflow_id, name, position, status) VALUES (?,?,?,?)",
+                [(record.id, j.name, j.position, j.status) for j in record.jobs],
+            )
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    def get(self, workflow_id: str) -> WorkflowRecord:
+        row = self._db.execute("SELECT * FROM workflows WHERE id = ?", (workflow_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"workflow not found: {workflow_id}")
+        return self._record(row)
+
+    def ids_with_prefix(self, prefix: str, limit: int) -> list[str]:
+        rows = self._db.execute(
+            "SELECT id FROM workflows WHERE substr(id, 1, ?) = ? ORDER BY seq LIMIT ?",
+            (len(prefix), prefix, limit),
+        )
+        return [r[0] for r in rows]
+
+    def list(self, *, unfinished_only: bool = False) -> list[WorkflowRecord]:
+        sql = "SELECT * FROM workflows"
+        if unfinished_only:
+            sql += " WHERE ended_at IS NULL"
+        return [self._record(r) for r in self._db.execute(sql + " ORDER BY seq").fetchall()]
+
+    def set_job(
+        self, workflow_id: str, name: str, *, job_id: str | None, status: str, reason: str | None
+    ) -> None:
+        self._db.execute(
+            "UPDATE workflow_jobs SET job_id = ?, status = ?, reason = ?"
+            " WHERE workflow_id = ? AND name = ?",
+            (job_id, status, reason, workflow_id, name),
+        )
+
+    def finish(self, workflow_id: str, status: str) -> None:
+        self._db.execute(
+            "UPDATE workflows SET status = ?, ended_at = ? WHERE id = ? AND ended_at IS NULL",
+            (status, utcnow().isoformat(), workflow_id),
+        )
+
+    def _record(self, row: sqlite3.Row) -> WorkflowRecord:
+        jobs = tuple(
+            WorkflowJobRow(r["name"], r["position"], r["job_id"], r["status"], r["reason"])
+            for r in self._db.execute(
+                "SELECT * FROM workflow_jobs WHERE workflow_id = ? ORDER BY position",
+                (row["id"],),
+            )
+        )
+        return WorkflowRecord(
+            id=row["id"],
+            name=row["name"],
+            owner=row["owner"],
+            document=row["document"],
+            status=row["status"],
+            created_at=datetime.fromisoformat(row["created_at"]),
+            ended_at=datetime.fromisoformat(row["ended_at"]) if row["ended_at"] else None,
+            jobs=jobs,
+        )
