@@ -120,11 +120,16 @@ class JobEngine:
                 f"invalid cpuCores {res.cpu_cores!r}: this host has CPUs 0-{cfg.host_cpus - 1}"
             )
 
-    async def submit(self, owner: str, spec: JobSpec) -> Job:
-        """Validate, persist (durably) and admit a job; returns it as it stands then."""
+    def prepare(self, spec: JobSpec) -> JobSpec:
+        """The spec with server defaults filled in, validated against the host."""
         spec = self.with_defaults(spec)
         spec.validate()
         self._check_host(spec.resources)
+        return spec
+
+    async def submit(self, owner: str, spec: JobSpec, *, workflow_id: str = "") -> Job:
+        """Validate, persist (durably) and admit a job; returns it as it stands then."""
+        spec = self.prepare(spec)
         job = Job(
             id=new_job_id(),
             owner=owner,
@@ -133,6 +138,7 @@ class JobEngine:
             created_at=utcnow(),
             runtime=self._runtime.name,
             message="waiting in the queue",
+            workflow_id=workflow_id,
         )
         # The output file exists from the start, so a follower of a queued job waits on it.
         self._layout.create_job_dir(job.id)
