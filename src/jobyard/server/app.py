@@ -110,6 +110,7 @@ async def start_server(config: ServerConfig, runtime: Runtime | None = None) -> 
         store, runtime or make_runtime(config, layout), layout, hub, engine_config(config)
     )
     g = config.grpc
+    workflows = WorkflowRunner(engine, SQLiteWorkflowStore(store.connection))
     server = grpc.aio.server(
         interceptors=[AuthInterceptor(insecure=config.certs_dir is None)],
         options=[
@@ -118,10 +119,9 @@ async def start_server(config: ServerConfig, runtime: Runtime | None = None) -> 
             ("grpc.keepalive_time_ms", int(g.keep_alive_time_seconds * 1000)),
         ],
     )
-    workflows = WorkflowRunner(engine, SQLiteWorkflowStore(store.connection))
     joblet_pb2_grpc.add_JobletServiceServicer_to_server(JobletServicer(engine), server)
     joblet_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(engine, workflows), server)
-    v1 = JobyardServicer(engine)  # type: ignore[abstract]  # TODO: drop once every RPC is served
+    v1 = JobyardServicer(engine, workflows)  # type: ignore[abstract]  # TODO: drop once every RPC is served
     jobyard_v1_pb2_grpc.add_JobyardServiceServicer_to_server(v1, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

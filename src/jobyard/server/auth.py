@@ -51,6 +51,7 @@ ROLE_TABLE: dict[str, frozenset[str]] = {
     "read_logs": frozenset({ADMIN, VIEWER}),
     "list_files": frozenset({ADMIN, VIEWER}),
     "download_file": frozenset({ADMIN, VIEWER}),
+    "stop_workflow": frozenset({ADMIN}),
 }
 
 # RPC method -> operation; both seed services share the job operations.
@@ -81,6 +82,7 @@ METHOD_OPERATIONS.update(
         "/jobyard.v1.JobyardService/ReadLogs": "read_logs",
         "/jobyard.v1.JobyardService/ListFiles": "list_files",
         "/jobyard.v1.JobyardService/DownloadFile": "download_file",
+        "/jobyard.v1.JobyardService/StopWorkflow": "stop_workflow",
     }
 )
 # Served to any authenticated peer (TLS already required a CA-signed certificate).

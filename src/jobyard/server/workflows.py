@@ -8,6 +8,7 @@ from typing import Any
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from jobyard.api.gen import joblet_pb2 as pb
+from jobyard.api.gen import jobyard_v1_pb2 as v1
 from jobyard.domain.jobs import rfc3339
 from jobyard.engine.workflows import WorkflowJobView, WorkflowRunner
 from jobyard.server.auth import current_identity
@@ -89,3 +90,13 @@ class WorkflowRpcs:
         self, request: pb.GetWorkflowJobsRequest, context: Any
     ) -> pb.GetWorkflowJobsResponse:
         return pb.GetWorkflowJobsResponse(jobs=self._status(request.workflowId).jobs)
+
+
+class WorkflowControlRpcs:
+    """jobyard.v1 workflow control (the seed has no RPC to stop a workflow)."""
+
+    _workflows: WorkflowRunner
+
+    async def StopWorkflow(self, request: v1.WorkflowRef, context: Any) -> v1.WorkflowRef:
+        record = await self._workflows.stop(request.id)
+        return v1.WorkflowRef(id=record.id)

@@ -84,6 +84,11 @@ class JobyardServiceStub:
                 request_serializer=jobyard__v1__pb2.DownloadFileRequest.SerializeToString,
                 response_deserializer=jobyard__v1__pb2.FileChunk.FromString,
                 _registered_method=True)
+        self.StopWorkflow = channel.unary_unary(
+                '/jobyard.v1.JobyardService/StopWorkflow',
+                request_serializer=jobyard__v1__pb2.WorkflowRef.SerializeToString,
+                response_deserializer=jobyard__v1__pb2.WorkflowRef.FromString,
+                _registered_method=True)
 
 
 class JobyardServiceServicer:
@@ -158,6 +163,13 @@ class JobyardServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StopWorkflow(self, request, context):
+        """Stop a workflow: its running jobs are stopped, the ones not started are cancelled.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobyardServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -210,6 +222,11 @@ def add_JobyardServiceServicer_to_server(servicer, server):
                     servicer.DownloadFile,
                     request_deserializer=jobyard__v1__pb2.DownloadFileRequest.FromString,
                     response_serializer=jobyard__v1__pb2.FileChunk.SerializeToString,
+            ),
+            'StopWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.StopWorkflow,
+                    request_deserializer=jobyard__v1__pb2.WorkflowRef.FromString,
+                    response_serializer=jobyard__v1__pb2.WorkflowRef.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -482,6 +499,33 @@ class JobyardService:
             '/jobyard.v1.JobyardService/DownloadFile',
             jobyard__v1__pb2.DownloadFileRequest.SerializeToString,
             jobyard__v1__pb2.FileChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StopWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobyard.v1.JobyardService/StopWorkflow',
+            jobyard__v1__pb2.WorkflowRef.SerializeToString,
+            jobyard__v1__pb2.WorkflowRef.FromString,
             options,
             channel_credentials,
             insecure,

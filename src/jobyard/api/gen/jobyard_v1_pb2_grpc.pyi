@@ -50,6 +50,8 @@ class JobyardServiceStub:
     """Files in the job's work directory, with size and SHA-256."""
     DownloadFile: _grpc.UnaryStreamMultiCallable[_jobyard_v1_pb2.DownloadFileRequest, _jobyard_v1_pb2.FileChunk]
     """One file of the job's work directory, streamed."""
+    StopWorkflow: _grpc.UnaryUnaryMultiCallable[_jobyard_v1_pb2.WorkflowRef, _jobyard_v1_pb2.WorkflowRef]
+    """Stop a workflow: its running jobs are stopped, the ones not started are cancelled."""
 
 @_typing.type_check_only
 class JobyardServiceAsyncStub(JobyardServiceStub):
@@ -73,6 +75,8 @@ class JobyardServiceAsyncStub(JobyardServiceStub):
     """Files in the job's work directory, with size and SHA-256."""
     DownloadFile: _aio.UnaryStreamMultiCallable[_jobyard_v1_pb2.DownloadFileRequest, _jobyard_v1_pb2.FileChunk]  # type: ignore[assignment]
     """One file of the job's work directory, streamed."""
+    StopWorkflow: _aio.UnaryUnaryMultiCallable[_jobyard_v1_pb2.WorkflowRef, _jobyard_v1_pb2.WorkflowRef]  # type: ignore[assignment]
+    """Stop a workflow: its running jobs are stopped, the ones not started are cancelled."""
 
 class JobyardServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -153,5 +157,13 @@ class JobyardServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_jobyard_v1_pb2.FileChunk], _abc.AsyncIterator[_jobyard_v1_pb2.FileChunk]]:
         """One file of the job's work directory, streamed."""
+
+    @_abc_1.abstractmethod
+    def StopWorkflow(
+        self,
+        request: _jobyard_v1_pb2.WorkflowRef,
+        context: _ServicerContext,
+    ) -> _typing.Union[_jobyard_v1_pb2.WorkflowRef, _abc.Awaitable[_jobyard_v1_pb2.WorkflowRef]]:
+        """Stop a workflow: its running jobs are stopped, the ones not started are cancelled."""
 
 def add_JobyardServiceServicer_to_server(servicer: JobyardServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
