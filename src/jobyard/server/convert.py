@@ -5,8 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from jobyard.api.gen import joblet_pb2 as pb
+from jobyard.api.gen import jobyard_v1_pb2 as v1
 from jobyard.domain.errors import InvalidArgument
-from jobyard.domain.jobs import NETWORK_HOST, SECRET_MASK, Job, JobSpec, Resources, rfc3339
+from jobyard.domain.jobs import (
+    NETWORK_HOST,
+    SECRET_MASK,
+    Job,
+    JobSpec,
+    Resources,
+    Usage,
+    rfc3339,
+)
 
 NO_EXIT_CODE = -1
 
@@ -75,4 +84,35 @@ def job_to_proto(job: Job) -> pb.Job:
         labels=dict(spec.labels),
         replicas=spec.replicas,
         workflowId=job.workflow_id,
+    )
+
+
+def details_to_proto(
+    job: Job, *, usage: Usage | None = None, output_bytes: int = 0
+) -> v1.JobDetails:
+    """A job with its history (UCloud ``updates``) for jobyard.v1 answers.
+
+    ``usage`` overrides the recorded one (e.g. live figures of a running job).
+    """
+    usage = usage or job.usage
+    return v1.JobDetails(
+        job=job_to_proto(job),
+        updates=[
+            v1.StatusUpdate(
+                timestamp=rfc3339(u.timestamp), status=u.status.value, message=u.message
+            )
+            for u in job.updates
+        ],
+        usage=None if usage is None else usage_to_proto(usage),
+        suspendedSeconds=job.suspended_seconds,
+        outputBytes=output_bytes,
+    )
+
+
+def usage_to_proto(usage: Usage) -> v1.Usage:
+    return v1.Usage(
+        cpuSeconds=usage.cpu_seconds,
+        memoryPeakBytes=usage.memory_peak_bytes,
+        memoryCurrentBytes=usage.memory_current_bytes,
+        ioBytes=usage.io_bytes,
     )
