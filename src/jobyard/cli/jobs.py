@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import click
 
-from jobyard.cli import output
+from jobyard.cli import output, workflows
 from jobyard.cli.state import CliState, pass_state
 from jobyard.domain.errors import InvalidArgument
 from jobyard.domain.jobs import parse_key_values
@@ -48,13 +48,17 @@ _LIMIT = click.IntRange(min=0)
 @click.option(
     "--secret-env", multiple=True, metavar="K=V", help="Secret variable, never shown (repeatable)."
 )
+@click.option(
+    "--workflow", metavar="FILE", help="Run the YAML workflow in FILE instead of one command."
+)
 @_JSON
-@click.argument("command")
+@click.argument("command", required=False)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @pass_state
 def run(
     state: CliState,
-    command: str,
+    command: str | None,
+    workflow: str | None,
     args: tuple[str, ...],
     max_cpu: int,
     max_memory: int,
@@ -76,7 +80,15 @@ def run(
       jobyard run --max-cpu=50 python3 script.py
       jobyard run --max-memory=1024 --env MODE=fast java -jar app.jar
       jobyard run bash -c "sleep 10 && echo done"
+      jobyard run --workflow=pipeline.yaml
     """
+    if workflow is not None:
+        if command is not None:
+            raise click.UsageError("give either --workflow FILE or a COMMAND, not both")
+        workflows.run(state, workflow, as_json)
+        return
+    if command is None:
+        raise click.UsageError("missing COMMAND (or --workflow FILE)")
     job = state.client().submit(
         command,
         args,
@@ -101,44 +113,61 @@ def _key_values(items: Sequence[str], option: str) -> dict[str, str]:
 
 @click.command()
 @click.argument("id")
+@click.option("--workflow", "is_workflow", is_flag=True, help="ID is a workflow: show its jobs.")
 @_JSON
 @pass_state
-def status(state: CliState, id: str, as_json: bool) -> None:
+def status(state: CliState, id: str, is_workflow: bool, as_json: bool) -> None:
     """Show one job: status, times, limits, exit code.
 
     \b
-    Example:
+    Examples:
       jobyard status f47ac10b-58cc-4372-a567-0e02b2c3d479
+      jobyard status --workflow a1b2c3d4-e5f6-7890-1234-567890abcdef
     """
+    if is_workflow:
+        workflows.show(state, id, as_json)
+        return
     job = state.client().job(id)
     click.echo(output.as_json(job) if as_json else output.status(job))
 
 
 @click.command(name="list")
+@click.option("--workflow", "is_workflow", is_flag=True, help="List workflows instead of jobs.")
 @_JSON
 @pass_state
-def list_jobs(state: CliState, as_json: bool) -> None:
+def list_jobs(state: CliState, is_workflow: bool, as_json: bool) -> None:
     """List all jobs, one line each.
 
     \b
-    Example:
+    Examples:
       jobyard list
+      jobyard list --workflow
     """
+    if is_workflow:
+        workflows.listing(state, as_json)
+        return
     jobs = state.client().jobs()
     click.echo(output.as_json(jobs) if as_json else output.job_list(jobs))
 
 
 @click.command()
 @click.argument("id")
+@click.option(
+    "--workflow", "is_workflow", is_flag=True, help="ID is a workflow: stop all its jobs."
+)
 @_JSON
 @pass_state
-def stop(state: CliState, id: str, as_json: bool) -> None:
+def stop(state: CliState, id: str, is_workflow: bool, as_json: bool) -> None:
     """Stop a running job: SIGTERM to all its processes, then SIGKILL.
 
     \b
-    Example:
+    Examples:
       jobyard stop f47ac10b-58cc-4372-a567-0e02b2c3d479
+      jobyard stop --workflow a1b2c3d4-e5f6-7890-1234-567890abcdef
     """
+    if is_workflow:
+        workflows.stop(state, id, as_json)
+        return
     result = state.client().stop(id)
     click.echo(output.as_json(result) if as_json else output.stopped(result))
 

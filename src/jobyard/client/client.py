@@ -15,6 +15,7 @@ from jobyard.api.gen import joblet_pb2, joblet_pb2_grpc
 from jobyard.client.errors import CredentialsError, error_from_rpc
 from jobyard.client.jobs import Job, StopResult
 from jobyard.client.settings import ENV_NAMES, ClientSettings
+from jobyard.client.workflows import WorkflowMethods
 
 # Unary calls that take longer than this are reported as failures rather than hanging.
 CALL_TIMEOUT_SECONDS = 30.0
@@ -25,7 +26,7 @@ MAX_RECEIVE_BYTES = 64 * 1024 * 1024
 PathArg = str | os.PathLike[str]
 
 
-class Client:
+class Client(WorkflowMethods):
     """A connection to a jobyard server, authenticated with a client certificate.
 
     Arguments left out come from ``$JOBYARD_SERVER``/``$JOBLET_SERVER``,

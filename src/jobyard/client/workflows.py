@@ -1,0 +1,119 @@
+"""Workflow views and the SDK's workflow methods (mixed into :class:`Client`)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from jobyard.api.gen import joblet_pb2, joblet_pb2_grpc, jobyard_v1_pb2, jobyard_v1_pb2_grpc
+
+WORKFLOW_TERMINAL = frozenset({"COMPLETED", "FAILED", "STOPPED"})
+
+
+def _ts(value: Any, present: bool) -> str:
+    if not present:
+        return ""
+    return str(value.ToDatetime().strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WorkflowJob:
+    job_id: str  # "0" until the job was started
+    name: str
+    status: str
+    dependencies: tuple[str, ...]
+    exit_code: int
+    start_time: str
+    end_time: str
+    termination_reason: str
+
+    @classmethod
+    def from_proto(cls, msg: joblet_pb2.WorkflowJob) -> WorkflowJob:
+        return cls(
+            job_id=msg.jobId,
+            name=msg.jobName,
+            status=msg.status,
+            dependencies=tuple(msg.dependencies),
+            exit_code=msg.exitCode,
+            start_time=_ts(msg.startTime, msg.HasField("startTime")),
+            end_time=_ts(msg.endTime, msg.HasField("endTime")),
+            termination_reason=msg.terminationReason,
+        )
+
+    @property
+    def started(self) -> bool:
+        return self.job_id != "0"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WorkflowInfo:
+    id: str
+    name: str
+    status: str
+    total_jobs: int
+    completed_jobs: int
+    failed_jobs: int
+    created_time: str
+    end_time: str
+    owner: str
+
+    @classmethod
+    def from_proto(cls, msg: joblet_pb2.WorkflowInfo) -> WorkflowInfo:
+        return cls(
+            id=msg.id, name=msg.name, status=msg.status, total_jobs=msg.totalJobs,
+            completed_jobs=msg.completedJobs, failed_jobs=msg.failedJobs,
+            created_time=msg.createdTime, end_time=msg.endTime, owner=msg.owner,
+        )  # fmt: skip
+
+    @property
+    def done(self) -> bool:
+        return self.status in WORKFLOW_TERMINAL
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WorkflowStatus:
+    workflow: WorkflowInfo
+    jobs: tuple[WorkflowJob, ...]
+
+
+class WorkflowMethods:
+    """Client methods for the seed's workflow RPCs (joblet.JobService)."""
+
+    _channel: grpc.Channel
+
+    def _unary(self, method: Any, request: Any) -> Any:  # provided by Client
+        raise NotImplementedError
+
+    def run_workflow(self, document: str | Path, name: str = "") -> WorkflowStatus:
+        """Submit a workflow: its YAML text, or the path of a YAML file."""
+        if isinstance(document, Path):
+            name = name or document.name
+            document = document.read_text()
+        stub = joblet_pb2_grpc.JobServiceStub(self._channel)
+        res = self._unary(
+            stub.RunWorkflow, joblet_pb2.RunWorkflowRequest(workflow=document, name=name)
+        )
+        return self.workflow(res.workflowId)
+
+    def workflow(self, id: str) -> WorkflowStatus:
+        stub = joblet_pb2_grpc.JobServiceStub(self._channel)
+        res = self._unary(
+            stub.GetWorkflowStatus, joblet_pb2.GetWorkflowStatusRequest(workflowId=id)
+        )
+        return WorkflowStatus(
+            workflow=WorkflowInfo.from_proto(res.workflow),
+            jobs=tuple(WorkflowJob.from_proto(j) for j in res.jobs),
+        )
+
+    def workflows(self) -> list[WorkflowInfo]:
+        stub = joblet_pb2_grpc.JobServiceStub(self._channel)
+        res = self._unary(stub.ListWorkflows, joblet_pb2.ListWorkflowsRequest())
+        return [WorkflowInfo.from_proto(w) for w in res.workflows]
+
+    def stop_workflow(self, id: str) -> WorkflowStatus:
+        stub = jobyard_v1_pb2_grpc.JobyardServiceStub(self._channel)
+        res = self._unary(stub.StopWorkflow, jobyard_v1_pb2.WorkflowRef(id=id))
+        return self.workflow(res.id)
