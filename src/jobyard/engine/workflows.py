@@ -45,7 +45,7 @@ class WorkflowRunner:
     def __init__(self, engine: JobEngine, store: SQLiteWorkflowStore) -> None:
         self._engine = engine
         self._store = store
-        self._specs: dict[str, WorkflowSpec] = {}
+        self._live: dict[str, _Live] = {}
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         # One evaluation per workflow at a time: submitting awaits, and a second evaluation
@@ -72,9 +72,10 @@ class WorkflowRunner:
                     self._ready.set()
                     async for job in events:
                         if job.workflow_id and job.status.terminal:
-                            await self._evaluate(job.workflow_id)
+                            await self._evaluate(job.workflow_id, ended=job)
             except WatcherTooSlow:
                 log.warning("workflow runner fell behind job events; re-evaluating all")
+                self._live.clear()
                 for record in self._store.list(unfinished_only=True):
                     await self._evaluate(record.id)
 
@@ -94,7 +95,6 @@ class WorkflowRunner:
                        for i, j in enumerate(spec.jobs)),
         )  # fmt: skip
         self._store.create(record)
-        self._specs[record.id] = spec
         log.info("workflow accepted | workflowId=%s jobs=%d owner=%s",
                  record.id, len(spec.jobs), owner)  # fmt: skip
         await self._evaluate(record.id)
@@ -132,8 +132,11 @@ class WorkflowRunner:
             raise FailedPrecondition(
                 f"workflow is not running: {record.id} (current status: {record.status})"
             )
-        self._store.finish(record.id, W_STOPPED)
-        for view in self.jobs_of(record):
+        async with self._locks.setdefault(record.id, asyncio.Lock()):
+            # Ended first: from here no evaluation starts another of its jobs.
+            self._store.finish(record.id, W_STOPPED)
+            self._live.pop(record.id, None)
+        for view in self.jobs_of(self._store.get(record.id)):
             if view.job is None and view.row.status == PENDING:
                 self._store.set_job(record.id, view.name, job_id=None, status=W_STOPPED,
                                     reason=TerminationReason.USER_STOP.value)  # fmt: skip
@@ -145,47 +148,95 @@ class WorkflowRunner:
     # -- evaluation ----------------------------------------------------------------------
 
     def _spec(self, record: WorkflowRecord) -> WorkflowSpec:
-        if record.id not in self._specs:
-            self._specs[record.id] = parse_workflow(record.document, parse_duration)
-        return self._specs[record.id]
+        live = self._live.get(record.id)
+        return live.spec if live else parse_workflow(record.document, parse_duration)
 
-    async def _evaluate(self, workflow_id: str) -> None:
+    def _load(self, workflow_id: str) -> _Live | None:
+        """The in-memory state of an unfinished workflow (rebuilt from the store once)."""
+        if workflow_id in self._live:
+            return self._live[workflow_id]
+        record = self._store.get(workflow_id)
+        if record.ended_at is not None:
+            return None
+        spec = parse_workflow(record.document, parse_duration)
+        live = _Live(record.id, record.owner, spec)
+        for view in self.jobs_of(record):
+            live.outcome[view.name] = _final_status(view)
+            if view.job is not None:
+                live.by_job[view.job.id] = view.name
+            elif view.row.status == PENDING:
+                live.pending.add(view.name)
+        self._live[workflow_id] = live
+        return live
+
+    async def _evaluate(self, workflow_id: str, ended: Job | None = None) -> None:
         lock = self._locks.setdefault(workflow_id, asyncio.Lock())
         async with lock:
-            await self._evaluate_locked(workflow_id)
+            live = self._load(workflow_id)
+            if live is None:
+                return
+            if ended is None:
+                candidates = [j.name for j in live.spec.jobs]
+            else:
+                name = live.by_job.get(ended.id)
+                if name is None or live.outcome[name]:
+                    return
+                live.outcome[name] = ended.status.value
+                candidates = list(live.dependents[name])
+            await self._advance(live, candidates)
+            self._maybe_finish(live)
 
-    async def _evaluate_locked(self, workflow_id: str) -> None:
-        """Start every pending job whose requirements hold; end those that cannot run."""
-        record = self._store.get(workflow_id)
-        spec = self._spec(record)
-        outcome: dict[str, str] = {}  # job name -> terminal status, or "" while unfinished
-        for view in self.jobs_of(record):
-            outcome[view.name] = _final_status(view)
-        for row in record.jobs:  # dependency order: dependencies are decided first
-            if row.status != PENDING or row.job_id or record.ended_at is not None:
+    async def _advance(self, live: _Live, candidates: list[str]) -> None:
+        """Start the candidates whose requirements hold; cancel those that cannot run."""
+        work = list(candidates)
+        while work:
+            name = work.pop(0)
+            if name not in live.pending:
                 continue
-            wanted = spec.job(row.name).requires
-            if any(outcome[r.job] and outcome[r.job] != r.status.value for r in wanted):
-                self._store.set_job(workflow_id, row.name, job_id=None, status=W_STOPPED,
+            wanted = live.spec.job(name).requires
+            if any(live.outcome[r.job] and live.outcome[r.job] != r.status.value for r in wanted):
+                live.pending.discard(name)
+                live.outcome[name] = W_STOPPED
+                self._store.set_job(live.id, name, job_id=None, status=W_STOPPED,
                                     reason=TerminationReason.DEPENDENCY_FAILED.value)  # fmt: skip
-                outcome[row.name] = W_STOPPED
-            elif all(outcome[r.job] == r.status.value for r in wanted):
+                work.extend(live.dependents[name])
+            elif all(live.outcome[r.job] == r.status.value for r in wanted):
+                live.pending.discard(name)
                 job = await self._engine.submit(
-                    record.owner, spec.job(row.name).spec, workflow_id=workflow_id
+                    live.owner, live.spec.job(name).spec, workflow_id=live.id
                 )
-                self._store.set_job(workflow_id, row.name, job_id=job.id, status=job.status.value,
+                live.by_job[job.id] = name
+                self._store.set_job(live.id, name, job_id=job.id, status=job.status.value,
                                     reason=None)  # fmt: skip
-                outcome[row.name] = job.status.value if job.status.terminal else ""
-        self._maybe_finish(workflow_id, outcome)
+                if job.status.terminal:  # e.g. a launch that failed at once
+                    live.outcome[name] = job.status.value
+                    work.extend(live.dependents[name])
 
-    def _maybe_finish(self, workflow_id: str, outcome: dict[str, str]) -> None:
-        if not all(outcome.values()):
+    def _maybe_finish(self, live: _Live) -> None:
+        if not all(live.outcome.values()):
             return
-        status = W_COMPLETED if all(s == W_COMPLETED for s in outcome.values()) else W_FAILED
-        self._store.finish(workflow_id, status)
-        self._specs.pop(workflow_id, None)
-        self._locks.pop(workflow_id, None)
-        log.info("workflow ended | workflowId=%s status=%s", workflow_id, status)
+        done = all(s == W_COMPLETED for s in live.outcome.values())
+        status = W_COMPLETED if done else W_FAILED
+        self._store.finish(live.id, status)
+        self._live.pop(live.id, None)
+        self._locks.pop(live.id, None)
+        log.info("workflow ended | workflowId=%s status=%s", live.id, status)
+
+
+class _Live:
+    """What the runner keeps in memory for an unfinished workflow."""
+
+    def __init__(self, workflow_id: str, owner: str, spec: WorkflowSpec) -> None:
+        self.id = workflow_id
+        self.owner = owner
+        self.spec = spec
+        self.outcome: dict[str, str] = {}  # name -> terminal status, "" while it may run
+        self.by_job: dict[str, str] = {}  # job id -> name
+        self.pending: set[str] = set()  # names not created and not cancelled
+        self.dependents: dict[str, list[str]] = {j.name: [] for j in spec.jobs}
+        for job in spec.jobs:
+            for dep in job.dependencies:
+                self.dependents[dep].append(job.name)
 
 
 def _final_status(view: WorkflowJobView) -> str:
