@@ -11,15 +11,8 @@ from __future__ import annotations
 
 import grpc
 
-from jobyard.domain.errors import (
-    FailedPrecondition,
-    InvalidArgument,
-    JobyardError,
-    NotFound,
-    PermissionDenied,
-    ResourceExhausted,
-    Unauthenticated,
-)
+from jobyard.api.errors import error_class
+from jobyard.domain.errors import JobyardError
 
 
 class ConnectionFailed(JobyardError):
@@ -28,17 +21,6 @@ class ConnectionFailed(JobyardError):
 
 class CredentialsError(JobyardError):
     """A certificate, key or CA file the client needs is missing or unreadable."""
-
-
-_BY_CODE: dict[grpc.StatusCode, type[JobyardError]] = {
-    grpc.StatusCode.NOT_FOUND: NotFound,
-    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
-    grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
-    grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
-    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhausted,
-    grpc.StatusCode.UNAVAILABLE: ConnectionFailed,
-}
 
 
 def error_from_rpc(exc: grpc.RpcError, server: str = "") -> JobyardError:
@@ -51,7 +33,7 @@ def error_from_rpc(exc: grpc.RpcError, server: str = "") -> JobyardError:
         return ConnectionFailed(f"cannot reach the jobyard server{where}: {details}".rstrip(": "))
     if code is grpc.StatusCode.DEADLINE_EXCEEDED:
         return JobyardError(f"the server did not answer in time: {details}".rstrip(": "))
-    cls = _BY_CODE.get(code, JobyardError)
+    cls = error_class(code)
     if cls is JobyardError and not details:
         details = f"request failed: {code.name}"
     return cls(details)

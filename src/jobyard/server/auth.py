@@ -15,16 +15,9 @@ from typing import Any
 
 import grpc
 
+from jobyard.api.errors import code_for
 from jobyard.certs import identity_from_pem
-from jobyard.domain.errors import (
-    FailedPrecondition,
-    InvalidArgument,
-    JobyardError,
-    NotFound,
-    PermissionDenied,
-    ResourceExhausted,
-    Unauthenticated,
-)
+from jobyard.domain.errors import JobyardError, PermissionDenied, Unauthenticated
 
 log = logging.getLogger("jobyard.auth")
 
@@ -88,15 +81,6 @@ METHOD_OPERATIONS.update(
 # Served to any authenticated peer (TLS already required a CA-signed certificate).
 PUBLIC_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
-_ERROR_CODES: list[tuple[type[JobyardError], grpc.StatusCode]] = [
-    (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
-    (NotFound, grpc.StatusCode.NOT_FOUND),
-    (FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
-    (PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
-    (Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
-    (ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
-]
-
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Identity:
@@ -111,13 +95,6 @@ _current: contextvars.ContextVar[Identity] = contextvars.ContextVar("jobyard_ide
 def current_identity() -> Identity:
     """The caller of the RPC being served (set by :class:`AuthInterceptor`)."""
     return _current.get()
-
-
-def status_code(exc: JobyardError) -> grpc.StatusCode:
-    for kind, code in _ERROR_CODES:
-        if isinstance(exc, kind):
-            return code
-    return grpc.StatusCode.INTERNAL
 
 
 def identify(context: grpc.aio.ServicerContext[Any, Any], insecure: bool) -> Identity:
@@ -210,7 +187,7 @@ def _wrap(handler: grpc.RpcMethodHandler, operation: str, insecure: bool) -> Any
 
 
 async def _abort(context: Any, exc: JobyardError, operation: str) -> None:
-    code = status_code(exc)
+    code = code_for(exc)
     level = logging.WARNING if code in _LOUD_CODES else logging.DEBUG
     log.log(level, "request refused | operation=%s code=%s error=%s", operation, code.name, exc)
     await context.abort(code, str(exc))
