@@ -100,6 +100,7 @@ def make_request(
     *args: str,
     environment: dict[str, str] | None = None,
     secret_environment: dict[str, str] | None = None,
+    network: str = "host",
     **resources: Any,
 ) -> LaunchRequest:
     """A launch request laid out like the engine's (jobs/<id>/{output.log,run,work})."""
@@ -112,6 +113,7 @@ def make_request(
         resources=Resources(**resources),
         environment=environment or {},
         secret_environment=secret_environment or {},
+        network=network,
     )
     return LaunchRequest(job_id, spec, job_dir / "output.log", job_dir / "run", job_dir / "work")
 
@@ -242,14 +244,16 @@ async def test_job_is_pid_1_and_sees_only_its_own_processes(
     job = await launch(
         "sh",
         "-c",
-        "echo $$; ls /proc/1/fd | tr '\\n' ' '; echo; ps -e -o pid=,comm=; echo --;"
-        " ls -A /tmp; touch /tmp/mine",
+        # Straight to the output: a pipe or a redirection would give PID 1 (the shell)
+        # fds of its own while `ls` looks.
+        "echo $$; ls /proc/1/fd; echo --; ps -e -o pid=,comm=; echo --; ls -A /tmp;"
+        " touch /tmp/mine",
     )
     await wait(runtime, job)
-    first, fds, rest = job.output.split("\n", 2)
-    processes, tmp = rest.split("--\n")
+    first, rest = job.output.split("\n", 1)
+    fds, processes, tmp = rest.split("--\n")
     assert first == "1"
-    assert fds == "0 1 2 "  # nothing of the server's or the supervisor's leaks in
+    assert fds.split() == ["0", "1", "2"]  # nothing of the server's or the supervisor's
     commands = {line.split()[1] for line in processes.splitlines()}
     assert commands == {"sh", "ps"}
     assert tmp == ""  # a private, empty /tmp
@@ -271,6 +275,33 @@ async def test_environment_is_only_the_jobs(
     assert env.pop("JOBYARD_JOB_ID") == job.id
     assert env.pop("HOME") == str(job.request.workdir)
     assert set(env) <= {"PATH", "LANG", "PWD"}
+
+
+@requires_root
+async def test_root_stages_never_see_the_jobs_environment(
+    runtime: LocalRuntime, launch: Launch
+) -> None:
+    # Every dynamically linked program honours LD_PRELOAD (and warns when it cannot load
+    # it): only the job's own command, run as the job user, may.
+    job = await launch("true", environment={"LD_PRELOAD": "/nonexistent/evil.so"})
+    info = await wait(runtime, job)
+    assert info.exit_code == 0
+    assert job.output.count("evil.so") == 1  # `true` itself, and nothing before it
+    assert (job.request.state_dir / "shim.log").read_text() == ""
+
+
+@requires_root
+async def test_network_none_leaves_only_loopback(runtime: LocalRuntime, launch: Launch) -> None:
+    isolated = await launch("cat", "/proc/net/dev", network="none")
+    shared = await launch("cat", "/proc/net/dev")
+    await wait(runtime, isolated)
+    await wait(runtime, shared)
+
+    def interfaces(net_dev: str) -> set[str]:
+        return {line.split(":")[0].strip() for line in net_dev.splitlines()[2:]}
+
+    assert interfaces(isolated.output) == {"lo"}
+    assert interfaces(shared.output) == interfaces(Path("/proc/net/dev").read_text())
 
 
 @requires_root

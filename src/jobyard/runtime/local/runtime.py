@@ -3,13 +3,19 @@
 Launch chain (no Python process stays per job, and the exit status is recorded by a
 process that outlives the server)::
 
-    server --Popen--> unshare --pid --mount --ipc --uts     (new session, env = the job's)
+    server --Popen--> unshare --pid --mount --ipc --uts [--net]   (new session, fixed env,
+                        |                                         stdin = the job's env)
                         `--exec--> sh shim.sh ...            supervisor: host pid namespace,
                                      |                       outside the job's cgroups
                                      `--fork--> sh (PID 1)   joins the job's cgroups, mounts
                                                   |          /proc, /dev/shm, /tmp
-                                                  `--exec--> setpriv --reuid ... -- CMD ARGS
-                                                               `--exec--> CMD (PID 1)
+                                                  `--exec--> setpriv --reuid ... -- sh -c ...
+                                                               `--exec--> sh: reads the env
+                                                                  `--exec--> CMD (PID 1)
+
+Nothing that runs as root sees the job's environment (an ``LD_PRELOAD`` there would run
+the job's code as root): it travels in a memfd on stdin and is read by the last shell,
+after the drop to the job user.
 
 The shim writes ``STATE_DIR/exit`` when PID 1 ends (the kernel then kills whatever else is
 left in the namespace). :meth:`LocalRuntime.wait` watches the shim through a pidfd — also
@@ -29,6 +35,8 @@ import dataclasses
 import errno
 import logging
 import os
+import re
+import shlex
 import shutil
 import signal
 import stat
@@ -39,7 +47,7 @@ from pathlib import Path
 
 from jobyard.config import JobyardConfig
 from jobyard.domain.errors import FailedPrecondition, InvalidArgument, LaunchError
-from jobyard.domain.jobs import DEFAULT_MAX_PIDS
+from jobyard.domain.jobs import DEFAULT_MAX_PIDS, NETWORK_NONE
 from jobyard.runtime.base import ExitInfo, Handle, LaunchRequest, Usage
 from jobyard.runtime.local.cgroups import (
     CgroupDriver,
@@ -62,7 +70,13 @@ LAUNCH_FAILED_EXIT_CODE = 125  # the shim's code for "setup failed, see launch-e
 FREEZE_TIMEOUT_SECONDS = 10.0
 CLEANUP_TIMEOUT_SECONDS = 5.0
 STOP_POLL_SECONDS = 0.05  # only when no supervisor is left to watch
-_STALE_STATE_FILES = ("exit", "exit.tmp", "launch-error")
+_STALE_STATE_FILES = ("exit", "exit.tmp", "launch-error")  # exit.tmp: older shims
+ROOT_ENV = {"PATH": TOOL_PATH}  # all the launch chain's root stages ever see
+# The unprivileged stage: read the environment script from the memfd on stdin, then run
+# the command with stdin on /dev/null.
+ENV_STAGE = '. /dev/stdin && exec "$@" </dev/null'
+FSTAB_FILE = "mounts.fstab"
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -116,16 +130,15 @@ class _Tools:
     unshare: str
     setpriv: str
     mount: str
-    mv: str
 
     @classmethod
     def find(cls) -> _Tools:
-        found = {name: shutil.which(name, path=TOOL_PATH) for name in ("unshare", "setpriv")}
-        found |= {name: shutil.which(name, path=TOOL_PATH) for name in ("mount", "mv")}
+        names = ("unshare", "setpriv", "mount")
+        found = {name: shutil.which(name, path=TOOL_PATH) for name in names}
         missing = [name for name, path in found.items() if path is None]
         if missing or not os.access(SHELL, os.X_OK):
             needed = ", ".join(missing or [SHELL])
-            raise FailedPrecondition(f"the local runtime needs {needed} (util-linux, coreutils)")
+            raise FailedPrecondition(f"the local runtime needs {needed} (util-linux)")
         return cls(**{name: str(path) for name, path in found.items()})
 
 
@@ -224,6 +237,41 @@ async def _until(condition: Callable[[], bool], timeout: float) -> bool:
     return True
 
 
+def _write_fstab(request: LaunchRequest) -> None:
+    """The job's private /proc, /dev/shm and /tmp, for the shim's one ``mount --all``.
+
+    Sources carry the job id: ``mount --all`` skips an entry whose source is already
+    mounted on its target, which a plain ``proc``/``tmpfs`` always is.
+    """
+    tag = request.job_id
+    lines = [f"jobyard-proc-{tag} /proc proc nosuid,nodev,noexec 0 0"]
+    if os.path.isdir("/dev/shm"):
+        lines.append(f"jobyard-shm-{tag} /dev/shm tmpfs mode=1777,nosuid,nodev 0 0")
+    lines.append(f"jobyard-tmp-{tag} /tmp tmpfs mode=1777,nosuid,nodev 0 0")  # last: hides /tmp
+    (request.state_dir / FSTAB_FILE).write_text("\n".join(lines) + "\n")
+
+
+def _env_memfd(env: dict[str, str]) -> int:
+    """A memfd holding ``env`` as a script of ``export NAME='value'`` lines, read from 0.
+
+    Names are checked again here, since they are not quoted; values are quoted.
+    """
+    bad = [name for name in env if not _ENV_NAME.fullmatch(name)]
+    if bad:
+        raise LaunchError(f"invalid environment variable name {bad[0]!r}")
+    script = "".join(f"export {name}={shlex.quote(value)}\n" for name, value in env.items())
+    fd = os.memfd_create("jobyard-env", os.MFD_CLOEXEC)
+    try:
+        data = script.encode()
+        while data:
+            data = data[os.write(fd, data) :]
+        os.lseek(fd, 0, os.SEEK_SET)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def _ended_at(path: Path) -> datetime:
     return datetime.fromtimestamp(path.stat().st_mtime, UTC)
 
@@ -258,6 +306,7 @@ class LocalRuntime:
         cgroup: JobCgroup | None = None
         try:
             self._make_dirs(request, created)
+            _write_fstab(request)
             cgroup = self.cgroups.create(request.job_id, self._limits(request))
             pid = self._spawn(request, cgroup)
         except BaseException as exc:
@@ -304,26 +353,33 @@ class LocalRuntime:
 
     def _spawn(self, request: LaunchRequest, cgroup: JobCgroup) -> int:
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
-        output = os.open(request.output_path, flags, 0o640)
+        environment = _env_memfd(self._env(request))
         try:
-            shim = _DetachedPopen(
-                self._argv(request, cgroup.procs_files()),
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=output,
-                cwd=request.workdir,
-                env=self._env(request),
-                start_new_session=True,
-                close_fds=True,
-            )
+            output = os.open(request.output_path, flags, 0o640)
+            try:
+                shim = _DetachedPopen(
+                    self._argv(request, cgroup.procs_files()),
+                    stdin=environment,
+                    stdout=output,
+                    stderr=output,
+                    cwd=request.workdir,
+                    env=ROOT_ENV,
+                    start_new_session=True,
+                    close_fds=True,
+                )
+            finally:
+                os.close(output)
         finally:
-            os.close(output)
+            os.close(environment)
         return shim.pid
 
     def _argv(self, request: LaunchRequest, procs_files: list[Path]) -> list[str]:
         tools, config = self._tools, self._config
         namespaces = ["--pid", "--mount", "--ipc", "--uts", "--propagation", "private"]
-        shim = [SHELL, str(SHIM_SCRIPT), str(request.state_dir), str(request.workdir)]
+        if request.spec.network == NETWORK_NONE:
+            namespaces.append("--net")  # a new, empty network namespace: only loopback
+        shim = [SHELL, str(SHIM_SCRIPT), str(request.state_dir), str(request.workdir),
+                tools.mount, str(request.state_dir / FSTAB_FILE)]  # fmt: skip
         drop = [
             tools.setpriv,
             f"--reuid={config.uid}",
@@ -334,11 +390,17 @@ class LocalRuntime:
             "--bounding-set=-all",
             "--",
         ]
-        command = [request.spec.command, *request.spec.args]
+        command = [SHELL, "-c", ENV_STAGE, "jobyard", request.spec.command, *request.spec.args]
         return [
-            tools.unshare, *namespaces, "--", *shim, tools.mount, tools.mv,
-            *map(str, procs_files), "--", *drop, *command,
-        ]  # fmt: skip
+            tools.unshare,
+            *namespaces,
+            "--",
+            *shim,
+            *map(str, procs_files),
+            "--",
+            *drop,
+            *command,
+        ]
 
     @staticmethod
     def _env(request: LaunchRequest) -> dict[str, str]:
@@ -373,9 +435,8 @@ class LocalRuntime:
                 exit_code=None, lost=True, oom_killed=oom_killed,
                 message="the job's supervisor ended without recording an exit status",
             )  # fmt: skip
-        launch_error = state_dir / "launch-error"
-        if code == LAUNCH_FAILED_EXIT_CODE and launch_error.exists():
-            reason = _last_line(launch_error)
+        reason = _last_line(state_dir / "launch-error")  # empty unless setup failed
+        if code == LAUNCH_FAILED_EXIT_CODE and reason:
             detail = _last_line(state_dir / "shim.log")
             message = f"launch failed: {reason}" + (f" ({detail})" if detail else "")
             return ExitInfo(exit_code=code, ended_at=ended_at, message=message, launch_failed=True)
