@@ -20,9 +20,12 @@ from jobyard.domain.status import Status
 MUTABLE_FIELDS = frozenset(
     {
         "reason", "exit_code", "started_at", "ended_at", "backend_id", "message", "runtime",
-        "expires_at", "usage", "suspended_seconds", "suspended_at",
+        "expires_at", "usage", "suspended_seconds", "suspended_at", "time_limit_seconds",
     }
 )  # fmt: skip
+# Mutable fields that live in the job's spec (extend grows the time limit, as UCloud's
+# timeAllocation).
+SPEC_FIELDS = frozenset({"time_limit_seconds"})
 MIN_PREFIX_CHARS = 4
 
 
@@ -51,6 +54,16 @@ class Store(Protocol):
 
     def update(self, job_id: str, **fields: Any) -> Job:
         """Set non-status fields (e.g. ``backend_id``) without a history entry."""
+        ...
+
+    def annotate(
+        self, job_id: str, message: str, *, only_in: Iterable[Status], **fields: Any
+    ) -> Job:
+        """Set non-status fields and append a history entry (current status, ``message``).
+
+        Compare-and-set like :meth:`transition`: raises StaleTransition unless the job's
+        status is one of ``only_in``. The job's ``message`` (latest status change) is kept.
+        """
         ...
 
     def query(self, query: JobQuery) -> tuple[builtins.list[Job], str]:

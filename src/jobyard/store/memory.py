@@ -10,7 +10,7 @@ from typing import Any
 from jobyard.domain.errors import InvalidArgument, StaleTransition, job_not_found
 from jobyard.domain.jobs import Job, StatusUpdate, utcnow
 from jobyard.domain.status import Status, can_transition
-from jobyard.store.base import JobQuery, check_fields
+from jobyard.store.base import SPEC_FIELDS, JobQuery, check_fields
 
 
 class MemoryStore:
@@ -42,15 +42,26 @@ class MemoryStore:
         if not can_transition(job.status, new):
             raise StaleTransition(f"job {job_id}: cannot go from {job.status} to {new}")
         update = StatusUpdate(utcnow(), new, message)
-        job = dataclasses.replace(
-            job, status=new, message=message, updates=(*job.updates, update), **fields
-        )
+        job = _with_fields(job, fields)
+        job = dataclasses.replace(job, status=new, message=message, updates=(*job.updates, update))
         self._jobs[job_id] = job
         return job
 
     def update(self, job_id: str, **fields: Any) -> Job:
         check_fields(fields)
-        job = dataclasses.replace(self.get(job_id), **fields)
+        job = _with_fields(self.get(job_id), fields)
+        self._jobs[job_id] = job
+        return job
+
+    def annotate(
+        self, job_id: str, message: str, *, only_in: Iterable[Status], **fields: Any
+    ) -> Job:
+        check_fields(fields)
+        job = self.get(job_id)
+        if job.status not in set(only_in):
+            raise StaleTransition(f"job {job_id}: not changed in status {job.status}")
+        update = StatusUpdate(utcnow(), job.status, message)
+        job = dataclasses.replace(_with_fields(job, fields), updates=(*job.updates, update))
         self._jobs[job_id] = job
         return job
 
@@ -58,7 +69,7 @@ class MemoryStore:
         ordered = list(reversed(self._jobs.values()))
         after = query.after_seq()
         if after is not None:
-            ordered = ordered[len(ordered) - after :]
+            ordered = ordered[len(ordered) - after + 1 :]  # positions before the token's
         matching = [j for j in ordered if query.matches(j)]
         page = matching[: query.page_size]
         if len(matching) <= query.page_size or not page:
@@ -73,3 +84,12 @@ class MemoryStore:
 
     def close(self) -> None:
         self._jobs.clear()
+
+
+def _with_fields(job: Job, fields: dict[str, Any]) -> Job:
+    """``job`` with ``fields`` set, those of :data:`SPEC_FIELDS` in its spec."""
+    spec = {k: v for k, v in fields.items() if k in SPEC_FIELDS}
+    rest = {k: v for k, v in fields.items() if k not in SPEC_FIELDS}
+    if spec:
+        job = dataclasses.replace(job, spec=dataclasses.replace(job.spec, **spec))
+    return dataclasses.replace(job, **rest)

@@ -244,6 +244,29 @@ class SQLiteStore:
             raise job_not_found(job_id)
         return self.get(job_id)
 
+    def annotate(
+        self, job_id: str, message: str, *, only_in: Iterable[Status], **fields: Any
+    ) -> Job:
+        check_fields(fields)
+        allowed = [s.value for s in only_in]
+        sets = ", ".join(f"{k} = ?" for k in fields) or "id = id"
+        marks = ",".join("?" * len(allowed))
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            cur = self._db.execute(
+                f"UPDATE jobs SET {sets} WHERE id = ? AND status IN ({marks})",
+                [*(self._column(v) for v in fields.values()), job_id, *allowed],
+            )
+            current = self.get(job_id).status  # raises NotFound
+            if cur.rowcount != 1:
+                raise StaleTransition(f"job {job_id}: not changed in status {current}")
+            self._add_update(job_id, utcnow(), current, message)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return self.get(job_id)
+
     @staticmethod
     def _column(value: Any) -> Any:
         if isinstance(value, Usage):
