@@ -7,7 +7,7 @@ Example::
       defaultMemoryLimit: 512     # MB
       defaultIoLimit: 0           # bytes/s, 0 = unlimited
       maxConcurrentJobs: 100
-      jobTimeout: "1h"            # default (and maximum) wall time of a job; "0" = none
+      jobTimeout: "1h"            # wall-time limit of a job that asks for none; "0" = none
       cleanupTimeout: "100ms"     # grace between SIGTERM and SIGKILL on stop
     grpc:
       maxRecvMsgSize: 524288
@@ -19,6 +19,8 @@ Example::
       jobGroup: nogroup
       cgroupRoot: jobyard         # cgroup directory name under each hierarchy
       defaultMaxPids: 1024
+      maxTotalCpu: 0              # percent; running jobs' maxCPU may not add up beyond; 0 = any
+      maxTotalMemory: 0           # MB; the same for maxMemory; 0 = any
 """
 
 from __future__ import annotations
@@ -75,6 +77,8 @@ class JobyardConfig:
     job_group: str = "nogroup"
     cgroup_root: str = "jobyard"
     default_max_pids: int = 1024
+    max_total_cpu: int = 0  # percent of one core, summed over active jobs; 0 = unbounded
+    max_total_memory: int = 0  # MB, summed over active jobs; 0 = unbounded
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -107,6 +111,8 @@ _JOBYARD_KEYS = {
     "jobGroup": ("job_group", str),
     "cgroupRoot": ("cgroup_root", str),
     "defaultMaxPids": ("default_max_pids", int),
+    "maxTotalCpu": ("max_total_cpu", int),
+    "maxTotalMemory": ("max_total_memory", int),
 }
 
 

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from jobyard.domain.errors import (
+    FailedPrecondition,
     InvalidArgument,
     LaunchError,
     StaleTransition,
@@ -23,10 +24,22 @@ from jobyard.domain.errors import (
 )
 from jobyard.domain.jobs import Job, JobSpec, Resources, new_job_id, utcnow
 from jobyard.domain.status import ACTIVE, Status, TerminationReason
+from jobyard.engine.admission import Capacity
 from jobyard.engine.events import JobEvents
+from jobyard.engine.files import JobFiles
+from jobyard.engine.timers import JobTimers
+from jobyard.engine.timing import (
+    EXPIRY_TIMER,
+    EXTENDABLE,
+    START_TIMER,
+    expiry,
+    extension,
+    initial_status,
+    whole_millis,
+)
 from jobyard.logs import JobLayout, LogHub
 from jobyard.runtime.base import ExitInfo, Handle, LaunchRequest, Runtime
-from jobyard.store.base import Store, resolve_id
+from jobyard.store.base import JobQuery, Store, resolve_id
 
 log = logging.getLogger("jobyard.engine")
 
@@ -44,6 +57,9 @@ class EngineConfig:
     stop_grace_seconds: float = 0.1
     host_cpus: int = os.cpu_count() or 1
     host_memory_mb: int = 0  # 0 = not checked
+    default_time_limit_seconds: float = 0.0  # for jobs that ask for none; 0 = none
+    max_total_cpu: int = 0  # percent, summed over active jobs; 0 = unbounded
+    max_total_memory: int = 0  # MB, summed over active jobs; 0 = unbounded
 
 
 def host_memory_mb() -> int:
@@ -67,7 +83,12 @@ class JobEngine:
         self._watchers: dict[str, asyncio.Task[None]] = {}
         self._ended: dict[str, asyncio.Event] = {}
         self._admitting = False
+        self._timers = JobTimers()
+        self._capacity = Capacity(
+            config.max_concurrent_jobs, config.max_total_cpu, config.max_total_memory
+        )
         self.events = JobEvents()
+        self.files = JobFiles(layout)
 
     # -- lifecycle of the engine -------------------------------------------------------
 
@@ -75,10 +96,13 @@ class JobEngine:
         """Adopt what an earlier server left behind, then admit queued jobs."""
         for job in self._store.list(ACTIVE):
             await self._reconcile(job)
+        for job in self._store.list([Status.SCHEDULED]):
+            self._arm_start(job)
         await self._admit()
 
     async def close(self) -> None:
         """Stop watching; running jobs keep running and are adopted on the next start."""
+        await self._timers.close()
         for task in self._watchers.values():
             task.cancel()
         await asyncio.gather(*self._watchers.values(), return_exceptions=True)
@@ -101,7 +125,8 @@ class JobEngine:
             max_iobps=res.max_iobps or cfg.default_max_iobps,
             max_pids=res.max_pids or cfg.default_max_pids,
         )
-        return dataclasses.replace(spec, resources=filled)
+        time_limit = spec.time_limit_seconds or cfg.default_time_limit_seconds
+        return dataclasses.replace(spec, resources=filled, time_limit_seconds=time_limit)
 
     def _check_host(self, res: Resources) -> None:
         cfg = self._config
@@ -119,6 +144,7 @@ class JobEngine:
             raise InvalidArgument(
                 f"invalid cpuCores {res.cpu_cores!r}: this host has CPUs 0-{cfg.host_cpus - 1}"
             )
+        self._capacity.check(res)
 
     def prepare(self, spec: JobSpec) -> JobSpec:
         """The spec with server defaults filled in, validated against the host."""
@@ -130,21 +156,25 @@ class JobEngine:
     async def submit(self, owner: str, spec: JobSpec, *, workflow_id: str = "") -> Job:
         """Validate, persist (durably) and admit a job; returns it as it stands then."""
         spec = self.prepare(spec)
+        now = whole_millis(utcnow())
+        status, message = initial_status(spec, now)
         job = Job(
             id=new_job_id(),
             owner=owner,
             spec=spec,
-            status=Status.QUEUED,
-            created_at=utcnow(),
+            status=status,
+            created_at=now,
             runtime=self._runtime.name,
-            message="waiting in the queue",
+            message=message,
             workflow_id=workflow_id,
         )
         # The output file exists from the start, so a follower of a queued job waits on it.
         self._layout.create_job_dir(job.id)
         self._store.create(job)
         self.events.publish(job)
-        log.info("job accepted | jobId=%s owner=%s", job.id, owner)
+        log.info("job accepted | jobId=%s owner=%s status=%s", job.id, owner, job.status)
+        if job.status is Status.SCHEDULED:
+            self._arm_start(job)
         await self._admit()
         return self._store.get(job.id)
 
@@ -215,11 +245,8 @@ class JobEngine:
         self._admitting = True
         try:
             while True:
-                active = len(self._store.list(ACTIVE))
-                if active >= self._config.max_concurrent_jobs:
-                    return
                 queued = self._store.list([Status.QUEUED])
-                if not queued:
+                if not queued or not self._capacity.fits(self._store.list(ACTIVE), queued[0]):
                     return
                 await self._launch(queued[0])
         finally:
@@ -247,7 +274,7 @@ class JobEngine:
             return
         self._update(job.id, backend_id=handle.backend_id)
         try:
-            job = self._transition(job.id, Status.RUNNING, "running", started_at=utcnow())
+            job = self._to_running(job.id)
             log.info("job started | jobId=%s backendId=%s command=%r",
                      job.id, handle.backend_id, job.command_line)  # fmt: skip
         except StaleTransition:
@@ -301,6 +328,7 @@ class JobEngine:
     def _finish(self, job_id: str, status: Status, message: str, **fields: Any) -> Job:
         fields.setdefault("ended_at", utcnow())
         job = self._transition(job_id, status, message, **fields)
+        self._timers.cancel(job_id)
         log.info("job ended | jobId=%s status=%s reason=%s exitCode=%s",
                  job_id, job.status, job.reason, job.exit_code)  # fmt: skip
         self._hub.job_ended(job_id)
@@ -323,10 +351,80 @@ class JobEngine:
                  job.id, job.status, job.backend_id)  # fmt: skip
         if job.status is Status.INITIALIZING:
             with contextlib.suppress(StaleTransition):
-                self._transition(job.id, Status.RUNNING, "running", started_at=utcnow())
+                job = self._to_running(job.id)
         if job.status is Status.STOPPING:
             await self._signal_stop(job)
+        else:
+            self._arm_expiry(job)
         self._watch(job.id, handle)
+
+    # -- time: scheduled starts, time limits, extensions ----------------------------------
+
+    def _to_running(self, job_id: str) -> Job:
+        """INITIALIZING -> RUNNING, with the expiry (re-read: an extend may have come in)."""
+        now = utcnow()
+        expires_at = expiry(self._store.get(job_id).spec, now)
+        job = self._transition(job_id, Status.RUNNING, "running",
+                               started_at=now, expires_at=expires_at)  # fmt: skip
+        self._arm_expiry(job)
+        return job
+
+    def _arm_expiry(self, job: Job) -> None:
+        if job.expires_at is not None:
+            self._timers.arm(job.id, EXPIRY_TIMER, job.expires_at, self._expire)
+
+    def _arm_start(self, job: Job) -> None:
+        if job.spec.schedule is not None:
+            self._timers.arm(job.id, START_TIMER, job.spec.schedule, self._start_scheduled)
+
+    async def _start_scheduled(self, job_id: str) -> None:
+        with contextlib.suppress(StaleTransition):  # stopped (or deleted) meanwhile
+            self._transition(job_id, Status.QUEUED, "waiting in the queue")
+            log.info("job due | jobId=%s", job_id)
+        await self._admit()
+
+    async def _expire(self, job_id: str) -> None:
+        """The time limit is reached: stop the job as a user's stop does, reason TIME_LIMIT."""
+        try:
+            job = self._transition(job_id, Status.STOPPING, "time limit reached: signals sent",
+                                   reason=TerminationReason.TIME_LIMIT)  # fmt: skip
+        except StaleTransition:
+            return  # it ended, or is being stopped, meanwhile
+        log.info("job time limit reached | jobId=%s", job_id)
+        await self._signal_stop(job)
+
+    async def extend(self, ref: str, seconds: float) -> Job:
+        """Give an unfinished job ``seconds`` more wall time (UCloud extend)."""
+        job = self.job(ref)
+        fields, message = extension(job, seconds)
+        try:
+            job = self._store.annotate(job.id, message, only_in=EXTENDABLE, **fields)
+        except StaleTransition:
+            job = self._store.get(job.id)
+            raise job_not_running(job.id, job.status.value) from None
+        self.events.publish(job)
+        self._arm_expiry(job)
+        log.info("job extended | jobId=%s seconds=%g expiresAt=%s",
+                 job.id, seconds, job.expires_at)  # fmt: skip
+        return job
+
+    # -- listing and deleting ----------------------------------------------------------------
+
+    def query(self, query: JobQuery) -> tuple[list[Job], str]:
+        """Jobs matching ``query``, newest first, and the next page's token ("" at the end)."""
+        return self._store.query(query)
+
+    async def delete(self, ref: str) -> Job:
+        """Remove a finished job: its record, history, output and work directory."""
+        job = self.job(ref)
+        if not job.status.terminal:
+            raise FailedPrecondition(
+                f"job is not finished: {job.id} (current status: {job.status.value})"
+            )
+        self._store.delete(job.id)  # first: a half-deleted job never looks alive
+        await asyncio.to_thread(self._layout.remove, job.id)  # may be a large tree
+        log.info("job deleted | jobId=%s", job.id)
+        return job
 
 
 def _stopped_message(reason: TerminationReason | None) -> str:

@@ -57,6 +57,9 @@ def engine_config(config: ServerConfig) -> EngineConfig:
         max_concurrent_jobs=j.max_concurrent_jobs,
         stop_grace_seconds=j.cleanup_timeout_seconds,
         host_memory_mb=host_memory_mb(),
+        default_time_limit_seconds=j.job_timeout_seconds,
+        max_total_cpu=config.jobyard.max_total_cpu,
+        max_total_memory=config.jobyard.max_total_memory,
     )
 
 
