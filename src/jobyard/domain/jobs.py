@@ -240,6 +240,12 @@ class Job:
     def command_line(self) -> str:
         return " ".join((self.spec.command, *self.spec.args))
 
+    def suspended_seconds_at(self, now: datetime) -> float:
+        """Time spent SUSPENDED up to ``now``, the period still open included."""
+        if self.suspended_at is None:
+            return self.suspended_seconds
+        return self.suspended_seconds + max(0.0, (now - self.suspended_at).total_seconds())
+
 
 def new_job_id() -> str:
     return str(uuid.uuid4())

@@ -22,9 +22,10 @@ from jobyard.domain.errors import (
     StaleTransition,
     job_not_running,
 )
-from jobyard.domain.jobs import Job, JobSpec, Resources, new_job_id, utcnow
+from jobyard.domain.jobs import Job, JobSpec, Resources, Usage, new_job_id, utcnow
 from jobyard.domain.status import ACTIVE, Status, TerminationReason
 from jobyard.engine.admission import Capacity
+from jobyard.engine.control import JobControl, suspension_closed
 from jobyard.engine.events import JobEvents
 from jobyard.engine.files import JobFiles
 from jobyard.engine.timers import JobTimers
@@ -66,7 +67,7 @@ def host_memory_mb() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1024 * 1024)
 
 
-class JobEngine:
+class JobEngine(JobControl):
     def __init__(
         self,
         store: Store,
@@ -304,26 +305,29 @@ class JobEngine:
         except Exception as exc:
             log.exception("waiting for job failed | jobId=%s", job_id)
             info = ExitInfo(exit_code=None, lost=True, message=f"runtime error: {exc}")
+        usage = await self._final_usage(job_id, handle)
         try:
             # Release first, so that a terminal status means the job's resources are gone.
             try:
                 await self._runtime.cleanup(job_id, handle)
             except Exception:
                 log.exception("cleanup failed | jobId=%s", job_id)
-            self._on_exit(job_id, info)
+            self._on_exit(job_id, info, usage)
         finally:
             self._watchers.pop(job_id, None)
         await self._admit()
 
-    def _on_exit(self, job_id: str, info: ExitInfo) -> None:
+    def _on_exit(self, job_id: str, info: ExitInfo, usage: Usage | None = None) -> None:
         job = self._store.get(job_id)
         ended_at = info.ended_at or utcnow()
+        # What it used, and an open SUSPENDED period closed (a stop thaws a frozen job).
+        final = {"usage": usage, **suspension_closed(job, ended_at)}
         if job.status is Status.STOPPING:
             self._finish(job_id, Status.STOPPED, _stopped_message(job.reason),
-                         exit_code=STOPPED_EXIT_CODE, ended_at=ended_at)  # fmt: skip
+                         exit_code=STOPPED_EXIT_CODE, ended_at=ended_at, **final)  # fmt: skip
             return
         status, fields, message = _outcome(info)
-        self._finish(job_id, status, message, ended_at=ended_at, **fields)
+        self._finish(job_id, status, message, ended_at=ended_at, **fields, **final)
 
     def _finish(self, job_id: str, status: Status, message: str, **fields: Any) -> Job:
         fields.setdefault("ended_at", utcnow())

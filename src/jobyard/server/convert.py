@@ -15,6 +15,7 @@ from jobyard.domain.jobs import (
     Resources,
     Usage,
     rfc3339,
+    utcnow,
 )
 
 NO_EXIT_CODE = -1
@@ -104,7 +105,7 @@ def details_to_proto(
             for u in job.updates
         ],
         usage=None if usage is None else usage_to_proto(usage),
-        suspendedSeconds=job.suspended_seconds,
+        suspendedSeconds=job.suspended_seconds_at(utcnow()),  # the open period too
         outputBytes=output_bytes,
     )
 

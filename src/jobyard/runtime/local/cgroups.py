@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import os
 import re
 import signal
@@ -32,6 +33,9 @@ V2_CONTROLLERS = ("cpu", "cpuset", "memory", "io", "pids")
 V1_REQUIRED = ("cpu", "cpuacct", "cpuset", "memory", "pids", "freezer")
 V1_CONTROLLERS = (*V1_REQUIRED, "blkio")  # blkio is only needed for io limits
 _NAME = re.compile(r"^[A-Za-z0-9_.:-]+$")
+# The cgroup was removed (ENODEV: while one of its files was open), e.g. by the cleanup
+# that follows the job's end racing a stop.
+_GONE_ERRNOS = (errno.ENOENT, errno.ENODEV)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -186,11 +190,18 @@ def _number(path: Path) -> int:
         return 0
 
 
+def gone(exc: OSError) -> bool:
+    """Whether ``exc`` only says that the cgroup no longer exists."""
+    return exc.errno in _GONE_ERRNOS
+
+
 def _read_pids(procs: Path) -> list[int]:
     try:
         return [int(line) for line in procs.read_text().split()]
-    except FileNotFoundError:
-        return []
+    except OSError as exc:
+        if gone(exc):
+            return []
+        raise
 
 
 def _kill(pid: int, sig: int) -> None:
@@ -285,6 +296,13 @@ class _JobCgroupBase:
             _kill(pid, sig)
 
     def _freeze_and_kill(self) -> None:
+        try:
+            self._kill_rounds()
+        except OSError as exc:
+            if not gone(exc):
+                raise  # removed meanwhile: its last process had ended
+
+    def _kill_rounds(self) -> None:
         # Frozen processes cannot fork, so the list read while frozen is complete; the
         # SIGKILLs take effect on thaw. Rounds repeat for a task the freezer could not
         # catch in time (uninterruptible sleep).

@@ -56,6 +56,7 @@ from jobyard.runtime.local.cgroups import (
     block_device_of,
     check_name,
     detect_cgroups,
+    gone,
 )
 from jobyard.runtime.local.users import resolve_gid, resolve_uid
 
@@ -272,6 +273,20 @@ def _env_memfd(env: dict[str, str]) -> int:
     return fd
 
 
+def _no_processes(job_id: str) -> FailedPrecondition:
+    return FailedPrecondition(f"job has no processes on this host: {job_id}")
+
+
+def _freezer(job_id: str, change: Callable[[], None]) -> None:
+    """Freeze or thaw; a cgroup removed meanwhile (the job ended) is a precondition failure."""
+    try:
+        change()
+    except OSError as exc:
+        if gone(exc):
+            raise _no_processes(job_id) from exc
+        raise
+
+
 def _ended_at(path: Path) -> datetime:
     return datetime.fromtimestamp(path.stat().st_mtime, UTC)
 
@@ -457,8 +472,11 @@ class LocalRuntime:
         if not cgroup.exists():
             return
         cgroup.signal_all(signal.SIGTERM)
-        with contextlib.suppress(FileNotFoundError):
+        try:
             cgroup.thaw()  # a suspended job can neither handle SIGTERM nor die while frozen
+        except OSError as exc:
+            if not gone(exc):
+                raise
         if grace_seconds > 0:
             await self._wait_ended(handle, cgroup, grace_seconds)
         await asyncio.to_thread(cgroup.kill_all)
@@ -478,15 +496,17 @@ class LocalRuntime:
 
     async def suspend(self, job_id: str, handle: Handle) -> None:
         cgroup = self._existing(job_id)
-        cgroup.freeze()
+        _freezer(job_id, cgroup.freeze)
         if not await _until(cgroup.frozen, FREEZE_TIMEOUT_SECONDS):
+            with contextlib.suppress(OSError):
+                cgroup.thaw()  # a job that is not SUSPENDED must not stay half frozen
             raise FailedPrecondition(
                 f"job {job_id} did not freeze within {FREEZE_TIMEOUT_SECONDS:g} s"
             )
 
     async def resume(self, job_id: str, handle: Handle) -> None:
         cgroup = self._existing(job_id)
-        cgroup.thaw()
+        _freezer(job_id, cgroup.thaw)
         if not await _until(lambda: not cgroup.frozen(), FREEZE_TIMEOUT_SECONDS):
             raise FailedPrecondition(
                 f"job {job_id} did not thaw within {FREEZE_TIMEOUT_SECONDS:g} s"
@@ -495,7 +515,7 @@ class LocalRuntime:
     def _existing(self, job_id: str) -> JobCgroup:
         cgroup = self.cgroups.job(job_id)
         if not cgroup.exists():
-            raise FailedPrecondition(f"job has no processes on this host: {job_id}")
+            raise _no_processes(job_id)
         return cgroup
 
     async def usage(self, job_id: str, handle: Handle) -> Usage:
