@@ -147,7 +147,7 @@ def test_to_dict_uses_exactly_the_proto_field_names() -> None:
     proto_names = {field.name for field in joblet_pb2.Job.DESCRIPTOR.fields}
     data = Job.from_proto(full_job_proto()).to_dict()
 
-    assert set(data) == proto_names
+    assert set(data) == proto_names | {"updates"}  # the history, from jobyard.v1 answers
     assert data["maxCPU"] == 50
     assert data["args"] == ["-c", "print(1)"]
     assert data["secret_environment"] == {"TOKEN": "********"}
@@ -160,7 +160,8 @@ def test_stop_result_from_proto() -> None:
 
     assert result == StopResult(id="x", status="STOPPED", end_time="t", exit_code=-1)
     assert result.to_dict() == {"id": "x", "status": "STOPPED", "endTime": "t", "exitCode": -1}
-    assert Client.isdone(result)
+    with Client("127.0.0.1:1", insecure=True) as c:
+        assert c.isdone(result)
 
 
 @pytest.mark.parametrize(
@@ -176,7 +177,8 @@ def test_stop_result_from_proto() -> None:
     ],
 )
 def test_isdone_only_for_terminal_statuses(status: str, done: bool) -> None:
-    assert Client.isdone(Job(id="x", status=status)) is done
+    with Client("127.0.0.1:1", insecure=True) as c:
+        assert c.isdone(Job(id="x", status=status)) is done
 
 
 ALL_ENV = (
@@ -411,48 +413,6 @@ def test_logs_maps_a_stream_error(client: Client, stub: FakeStub) -> None:
 
     with pytest.raises(NotFound, match="job not found: x"):
         list(client.logs("x"))
-
-
-def test_wait_drains_the_stream_then_returns_the_ended_job(client: Client, stub: FakeStub) -> None:
-    stub.jobs = {"j1": joblet_pb2.Job(id="j1")}
-    stub.calls = [FakeCall([b"out"])]
-
-    job = client.wait("j1", timeout=5)
-
-    assert job.status == "COMPLETED"
-    assert [name for name, _, _ in stub.requests] == ["GetJobLogs", "GetJobStatus"]
-    _, request, timeout = stub.requests[0]
-    assert request.follow is True
-    assert timeout is not None and 0 < timeout <= 5
-
-
-def test_wait_follows_again_when_the_stream_ends_before_the_job(
-    client: Client, stub: FakeStub, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(client_module, "WAIT_POLL_SECONDS", 0.0)
-    stub.jobs = {"j1": joblet_pb2.Job(id="j1")}
-    stub.statuses = ["RUNNING", "COMPLETED"]
-    stub.calls = [FakeCall([]), FakeCall([])]
-
-    assert client.wait("j1").status == "COMPLETED"
-    assert [n for n, _, _ in stub.requests].count("GetJobLogs") == 2
-
-
-def test_wait_raises_timeout_error_when_the_deadline_passes(client: Client, stub: FakeStub) -> None:
-    stub.jobs = {"j1": joblet_pb2.Job(id="j1")}
-    deadline = FakeRpcError(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
-    stub.calls = [FakeCall([b"partial"], deadline)]
-
-    with pytest.raises(TimeoutError, match=r"did not end within 0\.5 s"):
-        client.wait("j1", timeout=0.5)
-    assert [n for n, _, _ in stub.requests] == ["GetJobLogs"]
-
-
-def test_wait_for_an_unknown_job_is_not_found(client: Client, stub: FakeStub) -> None:
-    stub.calls = [FakeCall([], FakeRpcError(grpc.StatusCode.NOT_FOUND, "job not found: zz"))]
-
-    with pytest.raises(NotFound):
-        client.wait("zz", timeout=1)
 
 
 def test_logs_opens_the_stream_only_when_iterated(client: Client, stub: FakeStub) -> None:

@@ -12,7 +12,8 @@
 
 from jobyard.client.client import Client
 from jobyard.client.errors import ConnectionFailed, CredentialsError, error_from_rpc
-from jobyard.client.jobs import TERMINAL_STATUSES, Job, StopResult
+from jobyard.client.jobs import TERMINAL_STATUSES, Job, JobUpdate, StopResult
+from jobyard.client.lifecycle import JobEvent, JobFile, JobPage
 from jobyard.client.settings import ClientSettings
 
 __all__ = [
@@ -22,6 +23,10 @@ __all__ = [
     "ConnectionFailed",
     "CredentialsError",
     "Job",
+    "JobEvent",
+    "JobFile",
+    "JobPage",
+    "JobUpdate",
     "StopResult",
     "error_from_rpc",
 ]

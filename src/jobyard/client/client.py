@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import os
-import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -14,19 +15,18 @@ import grpc
 from jobyard.api.gen import joblet_pb2, joblet_pb2_grpc
 from jobyard.client.errors import CredentialsError, error_from_rpc
 from jobyard.client.jobs import Job, StopResult
+from jobyard.client.lifecycle import LifecycleMethods, TimeArg, time_arg, whole_seconds
 from jobyard.client.settings import ENV_NAMES, ClientSettings
 from jobyard.client.workflows import WorkflowMethods
 
 # Unary calls that take longer than this are reported as failures rather than hanging.
 CALL_TIMEOUT_SECONDS = 30.0
-# How long wait() pauses before following again when a log stream ended early.
-WAIT_POLL_SECONDS = 0.2
 MAX_RECEIVE_BYTES = 64 * 1024 * 1024
 
 PathArg = str | os.PathLike[str]
 
 
-class Client(WorkflowMethods):
+class Client(WorkflowMethods, LifecycleMethods):
     """A connection to a jobyard server, authenticated with a client certificate.
 
     Arguments left out come from ``$JOBYARD_SERVER``/``$JOBLET_SERVER``,
@@ -68,8 +68,15 @@ class Client(WorkflowMethods):
         cpu_cores: str = "",
         env: Mapping[str, str] | None = None,
         secret_env: Mapping[str, str] | None = None,
+        time_limit: float = 0,
+        schedule: datetime | str | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> Job:
-        """Run ``command args...`` as a new job. A limit of 0 means the server's default."""
+        """Run ``command args...`` as a new job. A limit of 0 means the server's default.
+
+        ``time_limit`` is wall time in seconds from the start (0: the server's jobTimeout);
+        ``schedule`` a start time (datetime or RFC 3339) before which the job waits.
+        """
         if isinstance(args, str):
             raise TypeError("args must be a sequence of strings, not one string")
         request = joblet_pb2.RunJobReq(
@@ -83,6 +90,9 @@ class Client(WorkflowMethods):
             cpuCores=cpu_cores,
             environment=dict(env or {}),
             secret_environment=dict(secret_env or {}),
+            timeLimitSeconds=whole_seconds(time_limit),
+            schedule=time_arg(schedule),
+            labels=dict(labels or {}),
         )
         return Job.from_proto(self._unary(self._stub.RunJob, request).job)
 
@@ -91,8 +101,23 @@ class Client(WorkflowMethods):
         res = self._unary(self._stub.GetJobStatus, joblet_pb2.GetJobStatusReq(id=id))
         return Job.from_proto(res.job)
 
-    def jobs(self) -> list[Job]:
-        """Every job the server knows."""
+    def jobs(
+        self,
+        *,
+        status: Iterable[str] = (),
+        name: str = "",
+        labels: Mapping[str, str] | None = None,
+        owner: str = "",
+        created_after: TimeArg = None,
+        created_before: TimeArg = None,
+        limit: int | None = None,
+    ) -> list[Job]:
+        """Every job the server knows, oldest first; with filters (or a limit) the matching
+        ones, newest first (see :meth:`list_jobs` for one page at a time)."""
+        filters = {"status": status, "name": name, "labels": labels, "owner": owner,
+                   "created_after": created_after, "created_before": created_before}  # fmt: skip
+        if any(filters.values()) or limit is not None:
+            return list(itertools.islice(self.iter_jobs(**filters), limit))
         res = self._unary(self._stub.ListJobs, joblet_pb2.EmptyRequest())
         return [Job.from_proto(job) for job in res.jobs]
 
@@ -107,30 +132,6 @@ class Client(WorkflowMethods):
         With ``follow`` the iterator goes on with live output until the job ends.
         """
         return self._chunks(id, follow, timeout=None)
-
-    def wait(self, id: str, timeout: float | None = None) -> Job:
-        """Block until the job has ended and return it; ``TimeoutError`` after ``timeout`` s."""
-        # TODO: use the jobyard.v1 watch RPC (issue 5) instead of draining the log stream.
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            try:
-                for _ in self._chunks(id, True, timeout=_remaining(deadline)):
-                    pass
-            except TimeoutError:
-                raise TimeoutError(f"job {id} did not end within {timeout:g} s") from None
-            job = self.job(id)
-            if job.done:
-                return job
-            # The stream closed before the job ended (e.g. a server restart): follow again.
-            left = _remaining(deadline)
-            if left is not None and left <= 0:
-                raise TimeoutError(f"job {id} did not end within {timeout:g} s")
-            time.sleep(WAIT_POLL_SECONDS if left is None else min(WAIT_POLL_SECONDS, left))
-
-    @staticmethod
-    def isdone(job: Job | StopResult) -> bool:
-        """Whether ``job`` has ended: COMPLETED, FAILED or STOPPED."""
-        return job.done
 
     def close(self) -> None:
         self._channel.close()
@@ -172,10 +173,6 @@ class Client(WorkflowMethods):
         finally:
             # Ends the RPC when the caller stops early (break, Ctrl+C); harmless after the end.
             call.cancel()
-
-
-def _remaining(deadline: float | None) -> float | None:
-    return None if deadline is None else deadline - time.monotonic()
 
 
 def _open_channel(settings: ClientSettings, insecure: bool) -> grpc.Channel:

@@ -7,10 +7,19 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
-from jobyard.api.gen import joblet_pb2
+from jobyard.api.gen import joblet_pb2, jobyard_v1_pb2
 from jobyard.domain.jobs import SECRET_MASK
 
 TERMINAL_STATUSES = frozenset({"COMPLETED", "FAILED", "STOPPED"})
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class JobUpdate:
+    """One entry of a job's history (UCloud ``updates``)."""
+
+    timestamp: str  # RFC 3339
+    status: str
+    message: str
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -44,6 +53,7 @@ class Job:
     expires_at: str = ""
     replicas: int = 0
     workflow_id: str = ""
+    updates: tuple[JobUpdate, ...] = ()  # history, oldest first (jobyard.v1 answers only)
     labels: Mapping[str, str] = dataclasses.field(default_factory=dict, hash=False)
     environment: Mapping[str, str] = dataclasses.field(default_factory=dict, hash=False)
     secret_environment: Mapping[str, str] = dataclasses.field(default_factory=dict, hash=False)
@@ -81,6 +91,12 @@ class Job:
             secret_environment={key: SECRET_MASK for key in msg.secret_environment},
         )
 
+    @classmethod
+    def from_details(cls, msg: jobyard_v1_pb2.JobDetails) -> Job:
+        """A job with its history, from a jobyard.v1 answer."""
+        updates = tuple(JobUpdate(u.timestamp, u.status, u.message) for u in msg.updates)
+        return dataclasses.replace(cls.from_proto(msg.job), updates=updates)
+
     @property
     def done(self) -> bool:
         """The job has ended (COMPLETED, FAILED or STOPPED) and will never change again."""
@@ -96,7 +112,7 @@ class Job:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             if isinstance(value, tuple):
-                value = list(value)
+                value = [dataclasses.asdict(v) if isinstance(v, JobUpdate) else v for v in value]
             elif isinstance(value, Mapping):
                 value = dict(value)
             out[PROTO_NAMES[field.name]] = value
@@ -129,6 +145,7 @@ PROTO_NAMES: dict[str, str] = {
     "expires_at": "expiresAt",
     "replicas": "replicas",
     "workflow_id": "workflowId",
+    "updates": "updates",
     "labels": "labels",
     "environment": "environment",
     "secret_environment": "secret_environment",

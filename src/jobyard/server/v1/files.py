@@ -1,9 +1,31 @@
-"""jobyard.v1 RPCs: files."""
+"""jobyard.v1 RPCs: files of a job's work directory (JuliaHub ``job_files``, ``FileHash``)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from typing import Any
+
+from jobyard.api.gen import jobyard_v1_pb2 as v1
+from jobyard.domain.jobs import rfc3339
 from jobyard.engine import JobEngine
 
 
 class FileRpcs:
     _engine: JobEngine
+
+    async def ListFiles(self, request: v1.JobRef, context: Any) -> v1.ListFilesResponse:
+        job = self._engine.job(request.id)
+        files = await self._engine.files.scan(job.id)
+        return v1.ListFilesResponse(
+            files=[
+                v1.FileInfo(path=f.path, size=f.size, sha256=f.sha256, modified=rfc3339(f.modified))
+                for f in files
+            ]
+        )
+
+    async def DownloadFile(
+        self, request: v1.DownloadFileRequest, context: Any
+    ) -> AsyncIterator[v1.FileChunk]:
+        job = self._engine.job(request.id)
+        async for offset, data in self._engine.files.read(job.id, request.path):
+            yield v1.FileChunk(offset=offset, data=data)
