@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import types
@@ -15,7 +16,7 @@ from click.testing import CliRunner, Result
 from jobyard.cli import state as state_module
 from jobyard.cli.jobs import attach_follow_values
 from jobyard.cli.main import cli
-from jobyard.client import Job, StopResult
+from jobyard.client import Job, JobDetails, JobUsage, StopResult
 from jobyard.config import ServerConfig
 from jobyard.domain.errors import NotFound
 
@@ -39,6 +40,7 @@ class FakeClient:
             max_cpu=50,
             max_memory=512,
         )
+        self.usage_answer: JobUsage | None = None
         self.error: Exception | None = None
         self.chunks: list[bytes | BaseException] = []
         self.closed = False
@@ -85,6 +87,18 @@ class FakeClient:
     def wait(self, id: str, timeout: float | None = None) -> Job:
         self._call("wait", id, timeout=timeout)
         return self.job_answer
+
+    def details(self, id: str) -> JobDetails:
+        self._call("details", id)
+        return JobDetails(self.job_answer, self.usage_answer, 0.0, 0)
+
+    def suspend(self, id: str) -> JobDetails:
+        self._call("suspend", id)
+        return JobDetails(dataclasses.replace(self.job_answer, status="SUSPENDED"), None, 0.0, 0)
+
+    def resume(self, id: str) -> JobDetails:
+        self._call("resume", id)
+        return JobDetails(self.job_answer, None, 0.0, 0)
 
     def close(self) -> None:
         self.closed = True

@@ -11,7 +11,7 @@ import click
 from jobyard.cli import output, workflows
 from jobyard.cli.state import CliState, pass_state
 from jobyard.domain.errors import InvalidArgument
-from jobyard.domain.jobs import parse_key_values
+from jobyard.domain.jobs import NETWORK_HOST, NETWORKS, parse_key_values
 
 _JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON (proto field names).")
 _LIMIT = click.IntRange(min=0)
@@ -41,6 +41,13 @@ _LIMIT = click.IntRange(min=0)
 @click.option(
     "--cpu-cores", default="", metavar="LIST", help="CPUs the job may use, e.g. 0-1 or 0,2."
 )
+@click.option(
+    "--network",
+    type=click.Choice(NETWORKS),
+    default=NETWORK_HOST,
+    show_default=True,
+    help="host: the host's network; none: a network namespace with only loopback.",
+)
 @click.option("--name", default="", help="A human-readable name for the job.")
 @click.option(
     "--env", "env", multiple=True, metavar="K=V", help="Environment variable (repeatable)."
@@ -65,6 +72,7 @@ def run(
     max_iobps: int,
     max_pids: int,
     cpu_cores: str,
+    network: str,
     name: str,
     env: tuple[str, ...],
     secret_env: tuple[str, ...],
@@ -79,6 +87,7 @@ def run(
       jobyard run echo "hello world"
       jobyard run --max-cpu=50 python3 script.py
       jobyard run --max-memory=1024 --env MODE=fast java -jar app.jar
+      jobyard run --network=none --max-pids=64 python3 untrusted.py
       jobyard run bash -c "sleep 10 && echo done"
       jobyard run --workflow=pipeline.yaml
     """
@@ -98,6 +107,7 @@ def run(
         max_iobps=max_iobps,
         max_pids=max_pids,
         cpu_cores=cpu_cores,
+        network=network,
         env=_key_values(env, "--env"),
         secret_env=_key_values(secret_env, "--secret-env"),
     )
@@ -127,8 +137,8 @@ def status(state: CliState, id: str, is_workflow: bool, as_json: bool) -> None:
     if is_workflow:
         workflows.show(state, id, as_json)
         return
-    job = state.client().job(id)
-    click.echo(output.as_json(job) if as_json else output.status(job))
+    details = state.client().details(id)
+    click.echo(output.as_json(details) if as_json else output.details(details))
 
 
 @click.command(name="list")

@@ -8,6 +8,7 @@ import click
 
 import jobyard
 from jobyard.cli.certs import certs as certs_group
+from jobyard.cli.control import COMMANDS as CONTROL_COMMANDS
 from jobyard.cli.jobs import COMMANDS as JOB_COMMANDS
 from jobyard.cli.server import server as server_command
 from jobyard.cli.state import EXIT_INTERRUPTED, CliState
@@ -62,7 +63,7 @@ def cli(
     ctx.obj = CliState(server=server, cert=cert, key=key, ca=ca, insecure=insecure)
 
 
-for _command in (*JOB_COMMANDS, certs_group, server_command):
+for _command in (*JOB_COMMANDS, *CONTROL_COMMANDS, certs_group, server_command):
     cli.add_command(_command)
 
 

@@ -6,7 +6,9 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from jobyard.client import Job, StopResult
+from jobyard.client import Job, JobDetails, StopResult
+
+MIB = 1024 * 1024
 
 
 def started(job: Job) -> str:
@@ -19,9 +21,16 @@ def started(job: Job) -> str:
         f"StartTime: {job.start_time}",
         f"MaxCPU: {job.max_cpu}",
         f"MaxMemory: {job.max_memory}",
-        "Network: host (shared with system)",
+        _NETWORKS.get(job.network, f"Network: {job.network}"),
     ]
     return "\n".join(lines)
+
+
+_NETWORKS = {
+    "": "Network: host (shared with system)",
+    "host": "Network: host (shared with system)",
+    "none": "Network: none (isolated, loopback only)",
+}
 
 
 def status(job: Job) -> str:
@@ -52,6 +61,27 @@ def status(job: Job) -> str:
     return "\n".join(lines)
 
 
+def details(d: JobDetails) -> str:
+    """``status``'s lines, then what only the server knows live: usage and history."""
+    lines = [status(d.job)]
+    if d.usage is not None:
+        lines += [
+            f"CPUSeconds: {d.usage.cpu_seconds:.2f}",
+            f"PeakMemory: {d.usage.memory_peak_bytes / MIB:.1f} MB",
+        ]
+        if d.usage.memory_current_bytes:
+            lines.append(f"Memory: {d.usage.memory_current_bytes / MIB:.1f} MB")
+        lines.append(f"IOBytes: {d.usage.io_bytes}")
+    if d.suspended_seconds:
+        lines.append(f"SuspendedSeconds: {d.suspended_seconds:.1f}")
+    if d.output_bytes:
+        lines.append(f"OutputBytes: {d.output_bytes}")
+    if d.job.updates:
+        lines.append("History:")
+        lines += [f"  {u.timestamp} {u.status} {u.message}" for u in d.job.updates]
+    return "\n".join(lines)
+
+
 def job_list(jobs: Iterable[Job]) -> str:
     lines = [
         f"{job.id} {job.status} StartTime: {job.start_time} Command: {job.command_line}"
@@ -72,9 +102,9 @@ def stopped(result: StopResult) -> str:
     )
 
 
-def as_json(value: Job | StopResult | Iterable[Job]) -> str:
+def as_json(value: Job | StopResult | JobDetails | Iterable[Job]) -> str:
     data: Any
-    if isinstance(value, Job | StopResult):
+    if isinstance(value, Job | StopResult | JobDetails):
         data = value.to_dict()
     else:
         data = [job.to_dict() for job in value]

@@ -11,6 +11,7 @@
 """
 
 from jobyard.client.client import Client
+from jobyard.client.control import JobDetails, JobUsage
 from jobyard.client.errors import ConnectionFailed, CredentialsError, error_from_rpc
 from jobyard.client.jobs import TERMINAL_STATUSES, Job, JobUpdate, StopResult
 from jobyard.client.lifecycle import JobEvent, JobFile, JobPage
@@ -23,10 +24,12 @@ __all__ = [
     "ConnectionFailed",
     "CredentialsError",
     "Job",
+    "JobDetails",
     "JobEvent",
     "JobFile",
     "JobPage",
     "JobUpdate",
+    "JobUsage",
     "StopResult",
     "error_from_rpc",
 ]

@@ -13,6 +13,7 @@ from typing import Any
 import grpc
 
 from jobyard.api.gen import joblet_pb2, joblet_pb2_grpc
+from jobyard.client.control import ControlMethods
 from jobyard.client.errors import CredentialsError, error_from_rpc
 from jobyard.client.jobs import Job, StopResult
 from jobyard.client.lifecycle import LifecycleMethods, TimeArg, time_arg, whole_seconds
@@ -26,7 +27,7 @@ MAX_RECEIVE_BYTES = 64 * 1024 * 1024
 PathArg = str | os.PathLike[str]
 
 
-class Client(WorkflowMethods, LifecycleMethods):
+class Client(WorkflowMethods, LifecycleMethods, ControlMethods):
     """A connection to a jobyard server, authenticated with a client certificate.
 
     Arguments left out come from ``$JOBYARD_SERVER``/``$JOBLET_SERVER``,
@@ -71,11 +72,13 @@ class Client(WorkflowMethods, LifecycleMethods):
         time_limit: float = 0,
         schedule: datetime | str | None = None,
         labels: Mapping[str, str] | None = None,
+        network: str = "",
     ) -> Job:
         """Run ``command args...`` as a new job. A limit of 0 means the server's default.
 
         ``time_limit`` is wall time in seconds from the start (0: the server's jobTimeout);
-        ``schedule`` a start time (datetime or RFC 3339) before which the job waits.
+        ``schedule`` a start time (datetime or RFC 3339) before which the job waits;
+        ``network`` "host" (the default) or "none" (a network namespace with only loopback).
         """
         if isinstance(args, str):
             raise TypeError("args must be a sequence of strings, not one string")
@@ -93,6 +96,7 @@ class Client(WorkflowMethods, LifecycleMethods):
             timeLimitSeconds=whole_seconds(time_limit),
             schedule=time_arg(schedule),
             labels=dict(labels or {}),
+            network=network,
         )
         return Job.from_proto(self._unary(self._stub.RunJob, request).job)
 
