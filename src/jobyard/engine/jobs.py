@@ -273,13 +273,13 @@ class JobEngine(JobControl):
             message = f"internal error while launching: {exc}"
             self._launch_failed(job.id, message, TerminationReason.INTERNAL_ERROR)
             return
-        self._update(job.id, backend_id=handle.backend_id)
         try:
-            job = self._to_running(job.id)
+            # The handle and RUNNING in one durable commit (each commit is an fsync).
+            job = self._to_running(job.id, backend_id=handle.backend_id)
             log.info("job started | jobId=%s backendId=%s command=%r",
                      job.id, handle.backend_id, job.command_line)  # fmt: skip
-        except StaleTransition:
-            job = self._store.get(job.id)  # a stop arrived while launching
+        except StaleTransition:  # a stop arrived while launching
+            job = self._update(job.id, backend_id=handle.backend_id)
             if job.status is Status.STOPPING:
                 await self._signal_stop(job)
         self._watch(job.id, handle)
@@ -364,12 +364,12 @@ class JobEngine(JobControl):
 
     # -- time: scheduled starts, time limits, extensions ----------------------------------
 
-    def _to_running(self, job_id: str) -> Job:
+    def _to_running(self, job_id: str, **fields: Any) -> Job:
         """INITIALIZING -> RUNNING, with the expiry (re-read: an extend may have come in)."""
         now = utcnow()
         expires_at = expiry(self._store.get(job_id).spec, now)
         job = self._transition(job_id, Status.RUNNING, "running",
-                               started_at=now, expires_at=expires_at)  # fmt: skip
+                               started_at=now, expires_at=expires_at, **fields)  # fmt: skip
         self._arm_expiry(job)
         return job
 
