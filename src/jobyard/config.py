@@ -53,6 +53,17 @@ def parse_duration(value: str | int | float) -> float:
     return seconds
 
 
+def format_duration(seconds: float) -> str:
+    """``5400`` -> ``"1h30m"`` (the inverse of :func:`parse_duration`, whole seconds)."""
+    left = round(seconds)
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, left = divmod(left, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts) or "0s"
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class JobletConfig:
     default_cpu_limit: int = 100

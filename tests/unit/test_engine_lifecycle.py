@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from jobyard.config import format_duration
 from jobyard.domain.errors import FailedPrecondition, InvalidArgument, NotFound
 from jobyard.domain.jobs import MAX_TIME_LIMIT_SECONDS, Job, Resources, utcnow
 from jobyard.domain.status import Status, TerminationReason
-from jobyard.engine.timing import EXPIRY_TIMER, START_TIMER, format_duration
+from jobyard.engine.timing import EXPIRY_TIMER, START_TIMER
 from jobyard.runtime import ExitInfo
 from jobyard.store.base import JobQuery
 from tests.unit.test_engine import HOST, Rig, rig_for, spec, until_status

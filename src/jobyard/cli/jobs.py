@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 
 import click
 
-from jobyard.cli import output, workflows
+from jobyard.cli import lifecycle, output, workflows
 from jobyard.cli.state import CliState, pass_state
 from jobyard.domain.errors import InvalidArgument
 from jobyard.domain.jobs import NETWORK_HOST, NETWORKS, parse_key_values
@@ -56,6 +57,19 @@ _LIMIT = click.IntRange(min=0)
     "--secret-env", multiple=True, metavar="K=V", help="Secret variable, never shown (repeatable)."
 )
 @click.option(
+    "--time",
+    "time_limit",
+    type=lifecycle.Duration(),
+    default=0.0,
+    help="Wall-time limit from the start: 90s, 30m, 2h (default: the server's jobTimeout).",
+)
+@click.option(
+    "--schedule",
+    type=lifecycle.When(+1),
+    help="Start no earlier than this: RFC 3339 or +10m from now.",
+)
+@click.option("--label", "labels", multiple=True, metavar="K=V", help="Label (repeatable).")
+@click.option(
     "--workflow", metavar="FILE", help="Run the YAML workflow in FILE instead of one command."
 )
 @_JSON
@@ -76,6 +90,9 @@ def run(
     name: str,
     env: tuple[str, ...],
     secret_env: tuple[str, ...],
+    time_limit: float,
+    schedule: datetime | None,
+    labels: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Start COMMAND with ARGS as a new job.
@@ -89,6 +106,7 @@ def run(
       jobyard run --max-memory=1024 --env MODE=fast java -jar app.jar
       jobyard run --network=none --max-pids=64 python3 untrusted.py
       jobyard run bash -c "sleep 10 && echo done"
+      jobyard run --time 2h --schedule +10m --label team=red make test
       jobyard run --workflow=pipeline.yaml
     """
     if workflow is not None:
@@ -110,6 +128,9 @@ def run(
         network=network,
         env=_key_values(env, "--env"),
         secret_env=_key_values(secret_env, "--secret-env"),
+        time_limit=time_limit,
+        schedule=schedule,
+        labels=lifecycle.labels_option(labels),
     )
     click.echo(output.as_json(job) if as_json else output.started(job))
 
@@ -143,21 +164,48 @@ def status(state: CliState, id: str, is_workflow: bool, as_json: bool) -> None:
 
 @click.command(name="list")
 @click.option("--workflow", "is_workflow", is_flag=True, help="List workflows instead of jobs.")
+@click.option("--status", "status", multiple=True, help="Only jobs in this status (repeatable).")
+@click.option("--name", default="", help="Only jobs with this name.")
+@click.option("--label", "labels", multiple=True, metavar="K=V", help="Only jobs with this label.")
+@click.option("--owner", default="", help="Only jobs submitted by this certificate CN.")
+@click.option("--since", type=lifecycle.When(-1), help="Created after: RFC 3339, or 2h (ago).")
+@click.option("--before", type=lifecycle.When(-1), help="Created before: RFC 3339, or 2h (ago).")
+@click.option("--limit", type=click.IntRange(1, 1000), help="One page of at most N jobs.")
+@click.option("--page-token", default="", help="The page after the one that printed this token.")
+@click.option("--table", is_flag=True, help="Print a table.")
 @_JSON
 @pass_state
-def list_jobs(state: CliState, is_workflow: bool, as_json: bool) -> None:
-    """List all jobs, one line each.
+def list_jobs(
+    state: CliState,
+    is_workflow: bool,
+    status: tuple[str, ...],
+    name: str,
+    labels: tuple[str, ...],
+    owner: str,
+    since: datetime | None,
+    before: datetime | None,
+    limit: int | None,
+    page_token: str,
+    table: bool,
+    as_json: bool,
+) -> None:
+    """List jobs, one line each: all of them oldest first, or with any filter the matching
+    ones newest first (--limit N pages; the next page's token goes to stderr).
 
     \b
     Examples:
       jobyard list
+      jobyard list --status RUNNING --label team=red --since 2h --table
+      jobyard list --limit 20 --json
       jobyard list --workflow
     """
     if is_workflow:
         workflows.listing(state, as_json)
         return
-    jobs = state.client().jobs()
-    click.echo(output.as_json(jobs) if as_json else output.job_list(jobs))
+    query = {"status": status, "name": name, "labels": lifecycle.labels_option(labels),
+             "owner": owner, "created_after": since, "created_before": before}  # fmt: skip
+    view = "json" if as_json else "table" if table else "lines"
+    lifecycle.listing(state, query, view, limit=limit, page_token=page_token)
 
 
 @click.command()

@@ -10,6 +10,7 @@ import jobyard
 from jobyard.cli.certs import certs as certs_group
 from jobyard.cli.control import COMMANDS as CONTROL_COMMANDS
 from jobyard.cli.jobs import COMMANDS as JOB_COMMANDS
+from jobyard.cli.lifecycle import COMMANDS as LIFECYCLE_COMMANDS
 from jobyard.cli.server import server as server_command
 from jobyard.cli.state import EXIT_INTERRUPTED, CliState
 from jobyard.client.settings import env_help
@@ -64,6 +65,8 @@ def cli(
 
 
 for _command in (*JOB_COMMANDS, *CONTROL_COMMANDS, certs_group, server_command):
+    cli.add_command(_command)
+for _command in LIFECYCLE_COMMANDS:
     cli.add_command(_command)
 
 

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from jobyard.client import Job, JobDetails, StopResult
+from jobyard.config import format_duration
 
 MIB = 1024 * 1024
 
@@ -51,6 +52,10 @@ def status(job: Job) -> str:
         ("MaxPids", str(job.max_pids) if job.max_pids else ""),
         ("Runtime", job.runtime),
         ("Owner", job.owner),
+        ("Labels", _pairs(job.labels)),
+        ("ScheduledTime", job.scheduled_time),
+        ("TimeLimit", format_duration(job.time_limit_seconds) if job.time_limit_seconds else ""),
+        ("ExpiresAt", job.expires_at),
         ("Reason", job.termination_reason),
         ("Message", job.message),
         ("Environment", _pairs(job.environment)),

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from jobyard.config import format_duration
 from jobyard.domain.errors import FailedPrecondition, InvalidArgument, job_not_running
 from jobyard.domain.jobs import MAX_TIME_LIMIT_SECONDS, Job, JobSpec, rfc3339
 from jobyard.domain.status import TERMINAL, Status
@@ -62,22 +63,10 @@ def extension(job: Job, seconds: float) -> tuple[dict[str, Any], str]:
     return fields, message
 
 
-def format_duration(seconds: float) -> str:
-    """``5400`` -> ``"1h30m"``; whole seconds (rounded), ``"0s"`` for nothing."""
-    left = round(seconds)
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        count, left = divmod(left, size)
-        if count:
-            parts.append(f"{count}{unit}")
-    return "".join(parts) or "0s"
-
-
 __all__ = [
     "EXTENDABLE",
     "expiry",
     "extension",
-    "format_duration",
     "initial_status",
     "whole_millis",
 ]
