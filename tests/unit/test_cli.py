@@ -14,9 +14,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from jobyard.cli import state as state_module
-from jobyard.cli.jobs import attach_follow_values
+from jobyard.cli.logs import attach_follow_values
 from jobyard.cli.main import cli
-from jobyard.client import Job, JobDetails, JobUsage, StopResult
+from jobyard.client import Job, JobDetails, JobUsage, LogChunk, StopResult
 from jobyard.config import ServerConfig
 from jobyard.domain.errors import NotFound
 
@@ -83,6 +83,15 @@ class FakeClient:
             if isinstance(chunk, BaseException):
                 raise chunk
             yield chunk
+
+    def read_logs(self, id: str, **kwargs: Any) -> Iterator[LogChunk]:
+        self._call("read_logs", id, follow=kwargs["follow"])
+        offset = 0
+        for chunk in self.chunks:
+            if isinstance(chunk, BaseException):
+                raise chunk
+            yield LogChunk(offset, chunk)
+            offset += len(chunk)
 
     def wait(self, id: str, timeout: float | None = None) -> Job:
         self._call("wait", id, timeout=timeout)
@@ -398,7 +407,7 @@ def test_log_follow_value_parsing(
     result = invoke(["log", *args])
 
     assert result.exit_code == 0, result.output
-    assert fake.instances[-1].calls == [("logs", (job_id,), {"follow": follow})]
+    assert fake.instances[-1].calls == [("read_logs", (job_id,), {"follow": follow})]
 
 
 def test_log_rejects_a_follow_value_that_is_not_boolean(fake: type[FakeClient]) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from jobyard.domain.errors import InvalidArgument
 from jobyard.logs import JobLayout, LogHub
 from jobyard.logs.followers import CHUNK_BYTES
 
@@ -259,3 +260,48 @@ async def test_closing_the_hub_ends_followers(hub: LogHub, out: Path) -> None:
     await follower.until_received(b"x")
     hub.close()
     assert await follower.finished() == b"x"
+
+
+# -- where a reader starts ----------------------------------------------------------------
+
+
+async def test_start_offset_is_the_offset_asked_for_or_the_start_of_the_tail(
+    hub: LogHub, out: Path
+) -> None:
+    out.write_bytes(b"one\ntwo\nthree\n")
+    assert hub.start_offset(JOB, offset=4) == 4
+    assert hub.start_offset(JOB, offset=14) == 14  # the end: a follower waits there
+    assert hub.start_offset(JOB, tail_lines=2) == 4
+    assert hub.start_offset(JOB, offset=99, tail_lines=1) == 8
+
+
+async def test_start_offset_refuses_what_the_output_cannot_have(hub: LogHub, out: Path) -> None:
+    out.write_bytes(b"abc")
+    with pytest.raises(InvalidArgument, match="offset 4 is past the end"):
+        hub.start_offset(JOB, offset=4)
+    out.unlink()
+    with pytest.raises(InvalidArgument, match="offset 1 is past the end"):
+        hub.start_offset(JOB, offset=1)
+    assert hub.start_offset(JOB, tail_lines=3) == 0
+
+
+async def test_a_closed_hub_serves_nobody_and_says_it_is_closed(hub: LogHub, out: Path) -> None:
+    out.write_bytes(b"data")
+    hub.close()
+    assert hub.closed
+    assert await collect(hub, follow=True) == []
+    hub.close()  # closing twice is harmless
+
+
+async def test_output_removed_with_its_job_stays_readable_by_those_reading_it(
+    hub: LogHub, layout: JobLayout, out: Path
+) -> None:
+    out.write_bytes(b"x" * (3 * CHUNK_BYTES))
+    reader = hub.read(JOB, follow=False, ended=lambda: True)
+    async with contextlib.aclosing(reader):
+        first = await anext(reader)
+        layout.remove(JOB)
+        assert not layout.job_dir(JOB).exists()
+        rest = [chunk async for chunk in reader]
+    assert joined([first, *rest]) == b"x" * (3 * CHUNK_BYTES)
+    assert await collect(hub, follow=False) == []  # new readers find nothing

@@ -1,9 +1,7 @@
-"""The job commands: run, status, list, stop, log, wait."""
+"""The job commands: run, status, list, stop, wait (`log` is in cli/logs.py)."""
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -251,94 +249,4 @@ def wait(state: CliState, id: str, timeout: float | None, as_json: bool) -> None
     click.echo(output.as_json(job) if as_json else output.status(job))
 
 
-# Words taken as the value of a bare "-f"/"--follow" ("--follow false ID"); anything else
-# after it is the job id ("-f ID"), as in the seed's `rnx log -f ID`.
-_FOLLOW_WORDS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
-
-
-class _FollowValue(click.ParamType[bool]):
-    name = "true|false"
-
-    def convert(
-        self, value: object, param: click.Parameter | None, ctx: click.Context | None
-    ) -> bool:
-        if isinstance(value, bool):
-            return value
-        word = str(value).strip().lower()
-        if word not in _FOLLOW_WORDS:
-            self.fail(f"{value!r} is not one of true, false, 1, 0, yes, no", param, ctx)
-        return _FOLLOW_WORDS[word]
-
-
-class _LogCommand(click.Command):
-    """``-f``/``--follow`` takes an optional value: ``-f ID``, ``--follow=false ID``."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        return super().parse_args(ctx, attach_follow_values(args))
-
-
-def attach_follow_values(args: Sequence[str]) -> list[str]:
-    """Rewrite a bare ``-f``/``--follow`` so that click never takes the job id as its value."""
-    out: list[str] = []
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if arg == "--":
-            out.extend(args[i:])
-            break
-        if arg in ("-f", "--follow"):
-            rest = args[i + 1 :]
-            # "--follow false ID": a boolean word followed by something else is the value.
-            if len(rest) >= 2 and rest[0].lower() in _FOLLOW_WORDS:
-                out.append(f"--follow={rest[0]}")
-                i += 2
-                continue
-            arg = "--follow=true"
-        out.append(arg)
-        i += 1
-    return out
-
-
-@click.command(cls=_LogCommand)
-@click.option(
-    "-f",
-    "--follow",
-    type=_FollowValue(),
-    default="true",
-    show_default=True,
-    help="Follow the log stream until the job ends; --follow=false prints the history only.",
-)
-@click.argument("id")
-@pass_state
-def log(state: CliState, follow: bool, id: str) -> None:
-    """Print a job's output (stdout and stderr merged), following it live by default.
-
-    \b
-    Examples:
-      jobyard log f47ac10b-58cc-4372-a567-0e02b2c3d479               # all output, then live
-      jobyard log -f f47ac10b-58cc-4372-a567-0e02b2c3d479            # the same
-      jobyard log --follow=false f47ac10b-58cc-4372-a567-0e02b2c3d479  # history only
-    """
-    client = state.client()
-    # The header goes to stderr so that stdout carries exactly the job's bytes.
-    click.echo(f"Logs for job {id} (Press Ctrl+C to exit if streaming):", err=True)
-    sys.stdout.flush()
-    out = sys.stdout.buffer
-    try:
-        for chunk in client.logs(id, follow=follow):
-            out.write(chunk)
-            out.flush()
-    except BrokenPipeError:
-        _silence_stdout()
-
-
-def _silence_stdout() -> None:
-    """The reader went away (``| head``): stop quietly, and let exit not flush into the pipe."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):
-        pass
-
-
-COMMANDS = (run, status, list_jobs, stop, log, wait)
+COMMANDS = (run, status, list_jobs, stop, wait)

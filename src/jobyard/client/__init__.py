@@ -15,6 +15,7 @@ from jobyard.client.control import JobDetails, JobUsage
 from jobyard.client.errors import ConnectionFailed, CredentialsError, error_from_rpc
 from jobyard.client.jobs import TERMINAL_STATUSES, Job, JobUpdate, StopResult
 from jobyard.client.lifecycle import JobEvent, JobFile, JobPage
+from jobyard.client.logs import LogChunk
 from jobyard.client.settings import ClientSettings
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "JobPage",
     "JobUpdate",
     "JobUsage",
+    "LogChunk",
     "StopResult",
     "error_from_rpc",
 ]

@@ -17,6 +17,7 @@ from jobyard.client.control import ControlMethods
 from jobyard.client.errors import CredentialsError, error_from_rpc
 from jobyard.client.jobs import Job, StopResult
 from jobyard.client.lifecycle import LifecycleMethods, TimeArg, time_arg, whole_seconds
+from jobyard.client.logs import LogMethods
 from jobyard.client.settings import ENV_NAMES, ClientSettings
 from jobyard.client.workflows import WorkflowMethods
 
@@ -27,7 +28,7 @@ MAX_RECEIVE_BYTES = 64 * 1024 * 1024
 PathArg = str | os.PathLike[str]
 
 
-class Client(WorkflowMethods, LifecycleMethods, ControlMethods):
+class Client(WorkflowMethods, LogMethods, LifecycleMethods, ControlMethods):
     """A connection to a jobyard server, authenticated with a client certificate.
 
     Arguments left out come from ``$JOBYARD_SERVER``/``$JOBLET_SERVER``,

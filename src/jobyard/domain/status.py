@@ -48,6 +48,7 @@ class TerminationReason(enum.StrEnum):
     EXITED = "EXITED"
     OOM_KILLED = "OOM_KILLED"
     TIME_LIMIT = "TIME_LIMIT"
+    OUTPUT_LIMIT = "OUTPUT_LIMIT"  # the job wrote more than maxOutputBytes
     USER_STOP = "USER_STOP"
     NO_CREDITS = "NO_CREDITS"
     LAUNCH_ERROR = "LAUNCH_ERROR"

@@ -12,7 +12,7 @@ import contextlib
 import dataclasses
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from jobyard.domain.errors import (
@@ -83,6 +83,7 @@ class JobEngine(JobControl):
         self._config = config
         self._watchers: dict[str, asyncio.Task[None]] = {}
         self._ended: dict[str, asyncio.Event] = {}
+        self._background: set[asyncio.Task[None]] = set()
         self._admitting = False
         self._timers = JobTimers()
         self._capacity = Capacity(
@@ -218,12 +219,36 @@ class JobEngine(JobControl):
                 await asyncio.wait_for(event.wait(), timeout)
         return self._store.get(job_id)
 
-    def output(self, job: Job, *, follow: bool) -> AsyncIterator[tuple[int, bytes]]:
-        """The job's output from the start; with ``follow`` until the job ends."""
+    @property
+    def logs(self) -> LogHub:
+        """Job output: cursors, followers, size limits and their settings."""
+        return self._hub
+
+    def output(
+        self, job: Job, *, follow: bool, offset: int = 0
+    ) -> AsyncGenerator[tuple[int, bytes], None]:
+        """``(offset, bytes)`` of the job's output from ``offset``; with ``follow`` until the
+        job ends."""
         job_id = job.id
         return self._hub.read(
-            job_id, follow=follow, ended=lambda: self._store.get(job_id).status.terminal
+            job_id,
+            offset=offset,
+            follow=follow,
+            ended=lambda: self._store.get(job_id).status.terminal,
         )
+
+    def _on_output_limit(self, job_id: str, why: str) -> None:
+        """The job's output cannot go on (``why``: its limit, or a full disk): record that
+        at once, then stop the job as a user's stop does, with reason OUTPUT_LIMIT."""
+        try:
+            job = self._transition(job_id, Status.STOPPING, f"{why}: signals sent",
+                                   reason=TerminationReason.OUTPUT_LIMIT)  # fmt: skip
+        except StaleTransition:
+            return  # it ended, or is being stopped, meanwhile
+        log.warning("job output stopped | jobId=%s why=%s", job_id, why)
+        task = asyncio.create_task(self._signal_stop(job), name=f"limit-{job_id}")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     # -- the only ways the engine changes a job -----------------------------------------
 
@@ -296,6 +321,7 @@ class JobEngine(JobControl):
     def _watch(self, job_id: str, handle: Handle) -> None:
         task = asyncio.create_task(self._watch_exit(job_id, handle), name=f"watch-{job_id}")
         self._watchers[job_id] = task
+        self._hub.guard(job_id, self._on_output_limit)
 
     async def _watch_exit(self, job_id: str, handle: Handle) -> None:
         try:
@@ -312,6 +338,7 @@ class JobEngine(JobControl):
                 await self._runtime.cleanup(job_id, handle)
             except Exception:
                 log.exception("cleanup failed | jobId=%s", job_id)
+            self._hub.settle(job_id)
             self._on_exit(job_id, info, usage)
         finally:
             self._watchers.pop(job_id, None)
@@ -432,6 +459,8 @@ class JobEngine(JobControl):
 
 
 def _stopped_message(reason: TerminationReason | None) -> str:
+    if reason is TerminationReason.OUTPUT_LIMIT:
+        return "stopped: output limit reached"
     if reason is TerminationReason.TIME_LIMIT:
         return "stopped: time limit reached"
     return "stopped by user request"

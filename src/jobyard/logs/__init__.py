@@ -1,6 +1,7 @@
-"""Durable job output: file layout and followers reading from byte offsets."""
+"""Durable job output: file layout, followers reading from byte offsets, size limits."""
 
+from jobyard.logs.config import LogConfig
 from jobyard.logs.followers import LogHub
 from jobyard.logs.layout import JobLayout
 
-__all__ = ["JobLayout", "LogHub"]
+__all__ = ["JobLayout", "LogConfig", "LogHub"]

@@ -3,6 +3,7 @@
 ::
 
     DATA/jobyard.db
+    DATA/disk-reserve           space kept back for the server's records (see logs.limits)
     DATA/jobs/<id>/output.log   stdout+stderr, merged, appended by the job's processes
     DATA/jobs/<id>/run/         runtime-private state (exit status written by the supervisor)
     DATA/jobs/<id>/work/        the job's working directory
@@ -31,6 +32,10 @@ class JobLayout:
     @property
     def database(self) -> Path:
         return self.data_dir / "jobyard.db"
+
+    @property
+    def reserve(self) -> Path:
+        return self.data_dir / "disk-reserve"
 
     def job_dir(self, job_id: str) -> Path:
         return self.jobs_dir / job_id

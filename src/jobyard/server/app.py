@@ -19,7 +19,7 @@ from jobyard.domain.errors import InvalidArgument
 from jobyard.engine import EngineConfig, JobEngine
 from jobyard.engine.jobs import host_memory_mb
 from jobyard.engine.workflows import WorkflowRunner
-from jobyard.logs import JobLayout, LogHub
+from jobyard.logs import JobLayout, LogConfig, LogHub
 from jobyard.runtime.base import Runtime
 from jobyard.server.auth import AuthInterceptor
 from jobyard.server.joblet import JobletServicer, JobServicer
@@ -63,6 +63,14 @@ def engine_config(config: ServerConfig) -> EngineConfig:
     )
 
 
+def log_config(config: ServerConfig) -> LogConfig:
+    return LogConfig(
+        max_output_bytes=config.jobyard.max_output_bytes,
+        follower_stall_timeout_seconds=config.jobyard.log_follower_stall_timeout_seconds,
+        disk_reserve_bytes=config.jobyard.disk_reserve_bytes,
+    )
+
+
 def _credentials(certs_dir: Path) -> grpc.ServerCredentials:
     def read(name: str) -> bytes:
         path = certs_dir / name
@@ -93,7 +101,9 @@ class RunningServer:
     port: int
 
     async def stop(self, grace: float = SHUTDOWN_GRACE_SECONDS) -> None:
-        # Jobs keep running: the next server adopts them.
+        # Jobs keep running: the next server adopts them. Followers first: they end with
+        # UNAVAILABLE and their offset, so that clients resume elsewhere or later.
+        self.hub.close()
         await self.server.stop(grace)
         await self.workflows.close()
         await self.engine.close()
@@ -107,7 +117,7 @@ async def start_server(config: ServerConfig, runtime: Runtime | None = None) -> 
     layout = JobLayout(Path(config.data_dir))
     layout.prepare()
     store = SQLiteStore(layout.database)
-    hub = LogHub(layout)
+    hub = LogHub(layout, log_config(config))
     hub.start()
     engine = JobEngine(
         store, runtime or make_runtime(config, layout), layout, hub, engine_config(config)
@@ -124,7 +134,7 @@ async def start_server(config: ServerConfig, runtime: Runtime | None = None) -> 
     )
     joblet_pb2_grpc.add_JobletServiceServicer_to_server(JobletServicer(engine), server)
     joblet_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(engine, workflows), server)
-    v1 = JobyardServicer(engine, workflows)  # type: ignore[abstract]  # TODO: drop once every RPC is served
+    v1 = JobyardServicer(engine, workflows)
     jobyard_v1_pb2_grpc.add_JobyardServiceServicer_to_server(v1, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

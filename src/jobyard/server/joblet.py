@@ -12,6 +12,7 @@ from jobyard.engine import JobEngine
 from jobyard.engine.workflows import WorkflowRunner
 from jobyard.server.auth import current_identity
 from jobyard.server.convert import NO_EXIT_CODE, job_to_proto, spec_from_request
+from jobyard.server.v1.logs import send_output
 from jobyard.server.workflows import WorkflowRpcs
 
 
@@ -45,8 +46,14 @@ class JobletServicer(pb_grpc.JobletServiceServicer):
     ) -> AsyncIterator[pb.DataChunk]:
         job = self._engine.job(request.id)
         follow = request.follow if request.HasField("follow") else True
-        async for _, data in self._engine.output(job, follow=follow):
-            yield pb.DataChunk(payload=data)
+        chunks = self._engine.output(job, follow=follow)
+        await send_output(context, self._engine.logs, chunks, _data_chunk, follow=follow)
+        return
+        yield  # the interceptor iterates handlers; this one writes through the context
+
+
+def _data_chunk(offset: int, data: bytes) -> pb.DataChunk:
+    return pb.DataChunk(payload=data)
 
 
 class JobServicer(JobletServicer, WorkflowRpcs, pb_grpc.JobServiceServicer):

@@ -1,0 +1,174 @@
+"""Limits on job output, enforced without touching the job's bytes.
+
+A job's processes append to its output file directly, so nothing in the server sees the
+bytes go by. Sizes are polled instead: every ``check_interval`` seconds, while jobs are
+guarded, each guarded output file is ``stat``-ed (about a microsecond each). Polling costs
+the jobs nothing: an inotify watch would, because the kernel then queues an event on every
+``write()`` the job makes (measured: +20 % time for a 1 GiB write in 8 KiB pieces).
+
+Two limits are checked:
+
+- the per-job maximum (``max_bytes``): past it, the job is reported once;
+- the data disk: output shares it with the server's own records (the job database, exit
+  files). A :class:`DiskReserve` file keeps ``reserve_bytes`` back; when a job's output
+  fills the disk, the reserve is released so that what happens next can be recorded, and
+  each job whose output grew is reported (its writes fail: its output cannot be kept).
+
+How far past a limit a job gets is bounded by its write rate times (the check interval +
+the time it takes to stop it). Whoever is told (the engine) stops the job and records why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from jobyard.logs.layout import JobLayout
+
+log = logging.getLogger(__name__)
+
+CHECK_INTERVAL_SECONDS = 0.1
+# The disk counts as full when less than this is left for unprivileged writers (a job's
+# write fails once the last block is gone).
+DISK_FULL_BYTES = 64 * 1024
+
+# Called at most once per guarded job, with its id and why its output cannot go on.
+OnExceeded = Callable[[str, str], None]
+
+
+class DiskReserve:
+    """A file holding ``size`` bytes of the data disk back for the server's own records."""
+
+    def __init__(self, path: Path, size: int) -> None:
+        self.path, self.size = path, size
+
+    @property
+    def held(self) -> bool:
+        return self.size > 0 and self.path.exists()
+
+    def ensure(self) -> None:
+        """Create the reserve if it is missing and the disk has room for it twice over."""
+        if self.size <= 0 or self.path.exists() or free_bytes(self.path.parent) < 2 * self.size:
+            return
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                os.posix_fallocate(fd, 0, self.size)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            self.path.unlink(missing_ok=True)
+            log.warning("disk reserve not created | path=%s error=%s", self.path, exc)
+
+    def release(self) -> bool:
+        """Free the reserved space; True if there was any."""
+        if not self.held:
+            return False
+        self.path.unlink(missing_ok=True)
+        log.warning("data disk full: released the %d-byte reserve | path=%s",
+                    self.size, self.path)  # fmt: skip
+        return True
+
+
+def free_bytes(path: Path) -> int:
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
+
+
+class _Guard:
+    __slots__ = ("on_exceeded", "size")
+
+    def __init__(self, on_exceeded: OnExceeded, size: int) -> None:
+        self.on_exceeded, self.size = on_exceeded, size
+
+
+class OutputLimits:
+    """Reports a guarded job whose output passes ``max_bytes`` (0 = no maximum) or fills
+    the data disk."""
+
+    def __init__(
+        self,
+        layout: JobLayout,
+        max_bytes: int,
+        reserve_bytes: int = 0,
+        check_interval: float = CHECK_INTERVAL_SECONDS,
+    ) -> None:
+        self._layout = layout
+        self.max_bytes = max_bytes
+        self.reserve = DiskReserve(layout.reserve, reserve_bytes)
+        self._interval = check_interval
+        self._guards: dict[str, _Guard] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._started = False
+
+    def start(self) -> None:
+        self._started = True
+        self.reserve.ensure()
+
+    def close(self) -> None:
+        self._started = False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._guards.clear()
+
+    @property
+    def guarded(self) -> int:
+        return len(self._guards)
+
+    def guard(self, job_id: str, on_exceeded: OnExceeded) -> None:
+        """Watch ``job_id``'s output until :meth:`release` (or until it is reported)."""
+        if not self._started or job_id in self._guards:
+            return
+        self.reserve.ensure()  # space may have been freed since it was last released
+        size = self._size(job_id)
+        if size is None:
+            return  # no output file: nothing to limit
+        self._guards[job_id] = _Guard(on_exceeded, size)
+        self.check([job_id])  # an adopted job may be past the limit already
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self._interval, self._tick)
+
+    def release(self, job_id: str) -> None:
+        self._guards.pop(job_id, None)
+
+    def check(self, job_ids: list[str]) -> None:
+        """Check these guarded jobs now (also called when a job's processes are gone, so
+        that its last bytes count before its end is recorded)."""
+        grown: list[tuple[str, int]] = []
+        for job_id in job_ids:
+            guard = self._guards.get(job_id)
+            size = None if guard is None else self._size(job_id)
+            if guard is None or size is None:
+                continue
+            if self.max_bytes and size > self.max_bytes:
+                self._report(job_id, f"output limit of {self.max_bytes} bytes reached "
+                                     f"({size} bytes written)")  # fmt: skip
+            elif size > guard.size:
+                grown.append((job_id, size))
+                guard.size = size
+        if grown and free_bytes(self._layout.data_dir) < DISK_FULL_BYTES:
+            self.reserve.release()
+            for job_id, size in grown:
+                self._report(job_id, f"data disk full: output kept up to {size} bytes")
+
+    def _report(self, job_id: str, why: str) -> None:
+        on_exceeded = self._guards[job_id].on_exceeded
+        self.release(job_id)
+        on_exceeded(job_id, why)
+
+    def _size(self, job_id: str) -> int | None:
+        try:
+            return os.stat(self._layout.output(job_id)).st_size
+        except FileNotFoundError:
+            self.release(job_id)
+            return None
+
+    def _tick(self) -> None:
+        self._timer = None
+        self.check(list(self._guards))
+        if self._guards and self._started:
+            self._timer = asyncio.get_running_loop().call_later(self._interval, self._tick)
