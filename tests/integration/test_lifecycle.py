@@ -11,15 +11,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 
+from jobyard.api.gen import jobyard_v1_pb2 as v1
+from jobyard.api.gen import jobyard_v1_pb2_grpc as v1_grpc
 from jobyard.client import Client, Job
 from jobyard.domain.errors import (
     FailedPrecondition,
     InvalidArgument,
+    JobyardError,
     NotFound,
     PermissionDenied,
 )
+from jobyard.engine import events as events_module
 from tests.conftest import root_problem
 from tests.integration.conftest import ServerThread
 
@@ -329,6 +334,28 @@ def test_watching_every_job_sees_new_ones(admin: Client) -> None:
     stream.close()  # type: ignore[attr-defined]
 
 
+def test_a_watcher_that_falls_behind_is_aborted_and_wait_still_returns(
+    server: ServerThread, admin: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(events_module, "WATCH_QUEUE_EVENTS", 1)
+    job = admin.submit("sleep", ["60"])
+    every = admin.watch(timeout=WAIT)
+    assert next(every).snapshot  # subscribed
+
+    async def burst() -> None:  # three changes before the watcher can take one
+        assert server.running is not None
+        engine = server.running.engine
+        for _ in range(3):
+            engine.events.publish(engine.job(job.id))
+
+    server.call(burst())
+    with pytest.raises(JobyardError, match="fell too far behind; reconnect"):
+        for _ in every:
+            pass
+    admin.stop(job.id)
+    assert admin.wait(job.id, timeout=WAIT).status == "STOPPED"
+
+
 def test_watch_and_wait_refusals(admin: Client) -> None:
     missing = str(uuid.uuid4())
     with pytest.raises(NotFound, match=f"job not found: {missing}"):
@@ -424,3 +451,22 @@ def test_delete_refusals(admin: Client, viewer: Client) -> None:
     with pytest.raises(PermissionDenied, match="operation delete_job"):
         viewer.delete(running.id)
     assert admin.job(running.id).status == "STOPPED"
+
+
+def test_list_and_watch_answer_with_the_same_details_as_get_job(
+    server: ServerThread, admin: Client, certs_dir: Path
+) -> None:
+    job = admin.submit("printf", ["hello"], name=f"details-{uuid.uuid4().hex[:8]}")
+    admin.wait(job.id, timeout=WAIT)
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=(certs_dir / "ca-cert.pem").read_bytes(),
+        private_key=(certs_dir / "admin-client-key.pem").read_bytes(),
+        certificate_chain=(certs_dir / "admin-client-cert.pem").read_bytes(),
+    )
+    with grpc.secure_channel(f"localhost:{server.port}", creds) as channel:
+        stub = v1_grpc.JobyardServiceStub(channel)
+        got = stub.GetJob(v1.JobRef(id=job.id))
+        listed = stub.ListJobs(v1.ListJobsRequest(name=job.name)).jobs
+        watched = list(stub.WatchJobs(v1.WatchJobsRequest(ids=[job.id])))
+    assert got.outputBytes == 5
+    assert [listed[0], watched[0].job] == [got, got]

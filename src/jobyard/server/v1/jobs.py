@@ -26,16 +26,15 @@ class JobRpcs:
 
     async def ListJobs(self, request: v1.ListJobsRequest, context: Any) -> v1.ListJobsResponse:
         jobs, token = self._engine.query(query_from_request(request))
-        return v1.ListJobsResponse(
-            jobs=[details_to_proto(job) for job in jobs], nextPageToken=token
-        )
+        details = [await self._details(job) for job in jobs]
+        return v1.ListJobsResponse(jobs=details, nextPageToken=token)
 
     async def DeleteJob(self, request: v1.JobRef, context: Any) -> v1.JobRef:
         job = await self._engine.delete(request.id)
         return v1.JobRef(id=job.id)
 
     async def ExtendJob(self, request: v1.ExtendJobRequest, context: Any) -> v1.JobDetails:
-        return details_to_proto(await self._engine.extend(request.id, request.seconds))
+        return await self._details(await self._engine.extend(request.id, request.seconds))
 
     async def WatchJobs(
         self, request: v1.WatchJobsRequest, context: Any
@@ -48,16 +47,21 @@ class JobRpcs:
                 # Subscribed before the snapshot is read: no change falls in between.
                 snapshot = [self._engine.job(i) for i in ids] if ids else self._engine.jobs()
                 for job in snapshot:
-                    yield v1.JobEvent(job=details_to_proto(job), snapshot=True)
+                    yield v1.JobEvent(job=await self._details(job), snapshot=True)
                 unfinished = {job.id for job in snapshot if not job.status.terminal}
                 if ids and not unfinished:
                     return
                 async for job in changes:
-                    yield v1.JobEvent(job=details_to_proto(job))
+                    yield v1.JobEvent(job=await self._details(job))
                     if ids and _ended(job, unfinished):
                         return
         except WatcherTooSlow as exc:
             await context.abort(grpc.StatusCode.ABORTED, str(exc))
+
+    async def _details(self, job: Job) -> v1.JobDetails:
+        """As GetJob answers: live usage while the job has processes, and its output size."""
+        details = await self._engine.details_of(job)
+        return details_to_proto(job, usage=details.usage, output_bytes=details.output_bytes)
 
 
 def _ended(job: Job, unfinished: set[str]) -> bool:
