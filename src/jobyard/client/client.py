@@ -24,6 +24,9 @@ from jobyard.client.workflows import WorkflowMethods
 # Unary calls that take longer than this are reported as failures rather than hanging.
 CALL_TIMEOUT_SECONDS = 30.0
 MAX_RECEIVE_BYTES = 64 * 1024 * 1024
+# gRPC's own reconnect backoff grows to 2 minutes by default: a client that resumes a log
+# stream after a server restart would wait that long once the server is back.
+MAX_RECONNECT_BACKOFF_MS = 5000
 
 PathArg = str | os.PathLike[str]
 
@@ -181,7 +184,10 @@ class Client(WorkflowMethods, LogMethods, LifecycleMethods, ControlMethods):
 
 
 def _open_channel(settings: ClientSettings, insecure: bool) -> grpc.Channel:
-    options = [("grpc.max_receive_message_length", MAX_RECEIVE_BYTES)]
+    options = [
+        ("grpc.max_receive_message_length", MAX_RECEIVE_BYTES),
+        ("grpc.max_reconnect_backoff_ms", MAX_RECONNECT_BACKOFF_MS),
+    ]
     if insecure:
         return grpc.insecure_channel(settings.server, options=options)
     credentials = grpc.ssl_channel_credentials(
