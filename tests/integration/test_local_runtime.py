@@ -395,6 +395,40 @@ async def test_stop_kills_a_job_that_ignores_sigterm(runtime: LocalRuntime, laun
 
 
 @requires_root
+async def test_stop_ends_a_pid_1_without_a_sigterm_handler_at_once(
+    runtime: LocalRuntime, launch: Launch
+) -> None:
+    # The kernel spares a namespace's PID 1 the SIGTERM it has no handler for: without help
+    # every such stop would last the whole grace period.
+    job = await launch("sleep", "100")
+    cgroup = runtime.cgroups.job(job.id)
+    await eventually(lambda: len(cgroup.pids()) == 1, "the job's process")
+    started = time.monotonic()
+    await runtime.stop(job.id, job.handle, grace_seconds=5.0)
+    info = await wait(runtime, job)
+    assert time.monotonic() - started < 1.0
+    assert info.signal == signal.SIGKILL
+
+
+@requires_root
+async def test_stop_lets_children_handle_sigterm_before_pid_1_ends(
+    runtime: LocalRuntime, launch: Launch
+) -> None:
+    child = (
+        "trap 'sleep 0.3; echo cleaned > cleaned; exit 0' TERM; echo ready;"
+        " while :; do sleep 0.05; done"
+    )
+    job = await launch("sh", "-c", '( sh -c "$0" & ); exec sleep 100', child)
+    await eventually(lambda: job.output == "ready\n", "the job to start")
+    started = time.monotonic()
+    await runtime.stop(job.id, job.handle, grace_seconds=5.0)
+    info = await wait(runtime, job)
+    assert job.file("cleaned").read_text() == "cleaned\n"  # its handler ran to the end
+    assert 0.3 <= time.monotonic() - started < 2.0  # then PID 1 went, long before the grace
+    assert info.signal == signal.SIGKILL
+
+
+@requires_root
 async def test_stop_reaches_double_forked_setsid_processes(
     runtime: LocalRuntime, launch: Launch
 ) -> None:

@@ -70,7 +70,7 @@ JOB_LANG = "C.UTF-8"
 LAUNCH_FAILED_EXIT_CODE = 125  # the shim's code for "setup failed, see launch-error"
 FREEZE_TIMEOUT_SECONDS = 10.0
 CLEANUP_TIMEOUT_SECONDS = 5.0
-STOP_POLL_SECONDS = 0.05  # only when no supervisor is left to watch
+STOP_POLL_SECONDS = 0.05  # longest pause between looks at a stopping job
 _STALE_STATE_FILES = ("exit", "exit.tmp", "launch-error")  # exit.tmp: older shims
 ROOT_ENV = {"PATH": TOOL_PATH}  # all the launch chain's root stages ever see
 # The unprivileged stage: read the environment script from the memfd on stdin, then run
@@ -271,6 +271,34 @@ def _env_memfd(env: dict[str, str]) -> int:
         os.close(fd)
         raise
     return fd
+
+
+def _first_child(pid: int) -> int | None:
+    """The supervisor's one child: the job's PID 1, as the host numbers it."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:  # gone, or a kernel without CONFIG_PROC_CHILDREN
+        return None
+    return int(children[0]) if children else None
+
+
+def _dies_of_sigterm(pid: int) -> bool:
+    """Whether SIGTERM would end ``pid`` by default: neither caught, ignored nor blocked."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    bit = 1 << (signal.SIGTERM - 1)
+    for line in status.splitlines():
+        key, _, value = line.partition(":")
+        if key in ("SigBlk", "SigIgn", "SigCgt") and int(value, 16) & bit:
+            return False
+    return True
+
+
+def _signal(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
 
 
 def _no_processes(job_id: str) -> FailedPrecondition:
@@ -483,16 +511,29 @@ class LocalRuntime:
         log.info("job stopped | jobId=%s", job_id)
 
     async def _wait_ended(self, handle: Handle, cgroup: JobCgroup, timeout: float) -> None:
-        pidfd = _Shim.parse(handle).open()
-        if pidfd is not None:
-            # PID 1 ending ends the namespace, and then the supervisor.
-            try:
-                await _readable(pidfd, timeout)
-            finally:
-                os.close(pidfd)
+        shim = _Shim.parse(handle)
+        pidfd = shim.open()
+        if pidfd is None:
+            # No supervisor left to watch (it was killed): watch the cgroup empty out instead.
+            await _until(lambda: not cgroup.pids(), timeout)
             return
-        # No supervisor left to watch (it was killed): watch the cgroup empty out instead.
-        await _until(lambda: not cgroup.pids(), timeout)
+        init = _first_child(shim.pid)
+        loop = asyncio.get_running_loop()
+        deadline, delay = loop.time() + timeout, 0.001
+        try:
+            while True:
+                if init is not None and cgroup.pids() == [init] and _dies_of_sigterm(init):
+                    # The kernel spares a namespace's PID 1 the signals it has no handler
+                    # for; anywhere else SIGTERM would have ended it. Once it is alone (its
+                    # children had their SIGTERM), end it as SIGTERM would have.
+                    _signal(init, signal.SIGKILL)
+                left = deadline - loop.time()
+                # PID 1 ending ends the namespace, and then the supervisor.
+                if left <= 0 or await _readable(pidfd, min(left, delay)):
+                    return
+                delay = min(delay * 2, STOP_POLL_SECONDS)
+        finally:
+            os.close(pidfd)
 
     async def suspend(self, job_id: str, handle: Handle) -> None:
         cgroup = self._existing(job_id)
