@@ -6,6 +6,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import signal
+import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import root_problem
-from tests.e2e.daemon import Daemon
+from tests.e2e.daemon import Daemon, jobyard_argv
 
 pytestmark = [
     pytest.mark.root,
@@ -192,3 +195,27 @@ def test_a_secret_is_never_printed_nor_logged(daemon: Daemon) -> None:
     assert "TOKEN=********" in outputs[2].stdout
     assert SECRET not in daemon.log()
     assert job_id in daemon.log()  # the log does talk about the job
+
+
+def test_wait_outlives_a_daemon_restart(tmp_path: Path) -> None:
+    own = Daemon(tmp_path)
+    own.start()
+    try:
+        job_id = own.submit("sh", "-c", "sleep 3; exit 4")
+        waiting = subprocess.Popen(
+            [*jobyard_argv(), "wait", "--json", "--timeout", "60", job_id],
+            env=own.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        time.sleep(0.5)  # the wait is watching
+        assert own.process is not None
+        own.process.send_signal(signal.SIGTERM)
+        own.process.wait(10)
+        own.process = None
+        time.sleep(1)
+        own.start()
+        out, err = waiting.communicate(timeout=60)
+        assert waiting.returncode == 0, err
+        done = json.loads(out)
+        assert (done["status"], done["exitCode"]) == ("FAILED", 4)
+    finally:
+        own.stop()

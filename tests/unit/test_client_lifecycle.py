@@ -12,7 +12,7 @@ import pytest
 
 from jobyard.api.gen import joblet_pb2
 from jobyard.api.gen import jobyard_v1_pb2 as v1
-from jobyard.client import Client, JobUpdate
+from jobyard.client import Client, ConnectionFailed, JobUpdate
 from jobyard.client import lifecycle as lifecycle_module
 from jobyard.domain.errors import InvalidArgument, JobyardError, NotFound
 from tests.unit.test_client import FakeRpcError
@@ -199,3 +199,36 @@ def test_a_gap_in_the_stream_is_an_error(client: Client, v1_stub: FakeV1) -> Non
                                    v1.FileChunk(offset=5, data=b"cd")])]  # fmt: skip
     with pytest.raises(JobyardError, match="broke off at byte 2"):
         client.download("j1", "f", io.BytesIO())
+
+
+def unavailable() -> FakeRpcError:
+    return FakeRpcError(grpc.StatusCode.UNAVAILABLE, "Socket closed")
+
+
+def test_wait_waits_for_a_restarting_server(client: Client, v1_stub: FakeV1) -> None:
+    v1_stub.streams = [
+        FakeStream([event("RUNNING", True)], unavailable()),  # the server goes away
+        FakeStream([], unavailable()),  # still down
+        FakeStream([event("COMPLETED", True)]),  # back, and the job ended meanwhile
+    ]
+    assert client.wait("j1", timeout=10).status == "COMPLETED"
+    assert len(v1_stub.requests) == 3
+
+
+def test_wait_on_a_server_never_reached_fails_at_once(client: Client, v1_stub: FakeV1) -> None:
+    v1_stub.streams = [FakeStream([], unavailable())]
+    with pytest.raises(ConnectionFailed, match="cannot reach the jobyard server"):
+        client.wait("j1", timeout=10)
+    assert len(v1_stub.requests) == 1
+
+
+def test_wait_gives_up_on_a_server_gone_for_good(
+    client: Client, v1_stub: FakeV1, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(lifecycle_module, "WAIT_RECONNECT_SECONDS", 0.3)
+    v1_stub.streams = [FakeStream([event("RUNNING", True)], unavailable())] + [
+        FakeStream([], unavailable()) for _ in range(10)
+    ]
+    with pytest.raises(ConnectionFailed):
+        client.wait("j1")
+    assert 2 <= len(v1_stub.requests) <= 4

@@ -22,6 +22,7 @@ from jobyard.api.gen import jobyard_v1_pb2 as v1
 from jobyard.api.gen import jobyard_v1_pb2_grpc as v1_grpc
 from jobyard.client.errors import error_from_rpc
 from jobyard.client.jobs import Job, StopResult
+from jobyard.client.logs import Backoff
 from jobyard.client.settings import ClientSettings
 from jobyard.domain.errors import JobyardError
 from jobyard.domain.jobs import rfc3339
@@ -29,7 +30,9 @@ from jobyard.domain.jobs import rfc3339
 # Pause before watching again when the server closed a watch early (shutting down, or it
 # dropped a watcher that fell behind).
 RESUBSCRIBE_PAUSE_SECONDS = 0.2
-_RESUBSCRIBE_CODES = (grpc.StatusCode.ABORTED,)
+# How long wait() keeps trying to reach a server it was talking to (a restart), without
+# hearing from it, before it gives up.
+WAIT_RECONNECT_SECONDS = 30.0
 
 PathArg = str | os.PathLike[str]
 TimeArg = datetime | str | None
@@ -146,23 +149,32 @@ class LifecycleMethods:
             call.cancel()  # ends the RPC when the caller stops early
 
     def wait(self, id: str, timeout: float | None = None) -> Job:
-        """Block until the job has ended and return it; ``TimeoutError`` after ``timeout`` s."""
+        """Block until the job has ended and return it; ``TimeoutError`` after ``timeout`` s.
+
+        A watch the server closes early is opened again (a fresh snapshot); a server that
+        restarts is waited for, up to ``WAIT_RECONNECT_SECONDS`` without hearing from it.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
+        backoff, reached = Backoff(WAIT_RECONNECT_SECONDS), False
         while True:
             left = _remaining(deadline)
             if left is not None and left <= 0:
                 raise TimeoutError(f"job {id} did not end within {timeout:g} s")
+            pause = RESUBSCRIBE_PAUSE_SECONDS  # the server closed the watch before the end
             try:
                 for event in self.watch([id], timeout=left):
+                    reached = True
+                    backoff.reset()
                     if event.job.done:
                         return event.job
             except TimeoutError:
                 raise TimeoutError(f"job {id} did not end within {timeout:g} s") from None
             except JobyardError as exc:
-                if not _resubscribe(exc):
+                delay = _retry_delay(exc, reached, backoff)
+                if delay is None:
                     raise
-            # The server closed the watch before the job ended: watch again (a new snapshot).
-            time.sleep(RESUBSCRIBE_PAUSE_SECONDS)
+                pause = delay
+            time.sleep(pause if left is None else max(0.0, min(pause, left)))
 
     def isdone(self, job: Job | StopResult | str) -> bool:
         """Whether the job has ended (COMPLETED, FAILED or STOPPED).
@@ -218,9 +230,15 @@ class LifecycleMethods:
         return written
 
 
-def _resubscribe(exc: JobyardError) -> bool:
+def _retry_delay(exc: JobyardError, reached: bool, backoff: Backoff) -> float | None:
+    """How long to pause before watching again after ``exc``, or None to give up."""
     cause = exc.__cause__
-    return isinstance(cause, grpc.RpcError) and cause.code() in _RESUBSCRIBE_CODES
+    code = cause.code() if isinstance(cause, grpc.RpcError) else None
+    if code is grpc.StatusCode.ABORTED:  # dropped for falling behind
+        return RESUBSCRIBE_PAUSE_SECONDS
+    if code is grpc.StatusCode.UNAVAILABLE and reached:  # restarting, or the network
+        return backoff.next_delay()
+    return None
 
 
 def _remaining(deadline: float | None) -> float | None:
