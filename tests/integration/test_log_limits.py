@@ -65,8 +65,10 @@ def test_a_job_writing_past_its_output_limit_is_stopped_and_says_why(
         ), history(server, done.id)
         # Output written before the stop is kept; how far past the limit it went is bounded
         # by the check interval and the stop's grace period.
-        assert 1_000_000 < output_size(server, done.id) < 200_000_000
-        assert b"".join(c.data for c in client.read_logs(done.id, tail=1)) == b"output\n"
+        assert 1_000_000 < output_size(server, done.id) < 100_000_000
+        # A kill may land in the middle of a write(): the last line may be cut short.
+        *lines, last = b"".join(c.data for c in client.read_logs(done.id, tail=3)).split(b"\n")
+        assert lines[-2:] == [b"output", b"output"] and b"output".startswith(last)
         assert client.wait(small.id, timeout=WAIT_SECONDS).status == "COMPLETED"
 
 

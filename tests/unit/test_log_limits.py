@@ -64,6 +64,18 @@ async def test_output_past_the_maximum_is_reported_once(layout: JobLayout) -> No
     limits.close()
 
 
+async def test_a_job_near_its_maximum_is_checked_long_before_the_interval(
+    layout: JobLayout,
+) -> None:
+    limits = OutputLimits(layout, max_bytes=1_000_000, check_interval=60)
+    limits.start()
+    reports = Reports()
+    limits.guard(JOB, reports)
+    append(layout, JOB, 2_000_000)
+    await until(lambda: reports.calls, seconds=1)
+    limits.close()
+
+
 async def test_an_adopted_job_already_past_the_maximum_is_reported_at_once(
     layout: JobLayout,
 ) -> None:
