@@ -339,3 +339,22 @@ def test_followers_are_told_to_resume_when_the_server_stops(
     # A follow that ended because the server stopped never looks like the job's end.
     assert "resume from offset 7" in (ended.value.details() or "")
     server.start()
+
+
+# -- retention -----------------------------------------------------------------------------
+
+
+def test_output_is_removed_with_its_job_and_a_reader_in_progress_finishes(
+    admin: Client, server: ServerThread
+) -> None:
+    job = admin.submit("head", ["-c", "5000000", "/dev/urandom"])
+    admin.wait(job.id, timeout=WAIT_SECONDS)
+    expected = output_of(server, job.id)
+    reader = admin.read_logs(job.id)
+    first = next(reader)
+    assert admin.delete(job.id) == job.id
+    assert not (server.data_dir / "jobs" / job.id).exists()
+    # Its file was open: the reader that had started still gets every byte.
+    assert joined([first, *reader]) == expected
+    with pytest.raises(NotFound, match="job not found"):
+        list(admin.read_logs(job.id))
