@@ -78,8 +78,8 @@ def test_the_seed_example_runs_in_dependency_order(stub: pb_grpc.JobServiceStub)
 @pytest.mark.parametrize(
     ("yaml", "message"),
     [
-        ("jobs: {a: {command: x, requires: [b: COMPLETED]}, b: {command: y, requires: [a: COMPLETED]}}",
-         "cycle: a -> b -> a"),
+        ("jobs: {a: {command: x, requires: [b: COMPLETED]}, "
+         "b: {command: y, requires: [a: COMPLETED]}}", "cycle: a -> b -> a"),
         ("jobs: {a: {command: x, requires: [zz: COMPLETED]}}", "unknown job 'zz'"),
         ("jobs: {a: {command: x}, a: {command: y}}", "duplicate name 'a'"),
         ("jobs: {a: {command: x}, b: {command: y, requires: [a: FINISHED]}}", "status must be"),

@@ -133,7 +133,7 @@ def test_job_from_proto_keeps_every_field() -> None:
         secret_environment={"TOKEN": "********"},
     )
     assert job.done
-    assert job.command_line == "python3 -c 'print(1)'"
+    assert job.command_line == "python3 -c print(1)"
 
 
 def test_secret_values_never_reach_the_job_even_if_the_server_sends_them() -> None:

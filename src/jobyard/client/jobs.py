@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import shlex
 from collections.abc import Mapping
 from typing import Any
 
@@ -104,7 +103,8 @@ class Job:
 
     @property
     def command_line(self) -> str:
-        return shlex.join((self.command, *self.args))
+        # Plain spaces, as the seed prints it ("Command: echo hello world").
+        return " ".join((self.command, *self.args))
 
     def to_dict(self) -> dict[str, Any]:
         """The job keyed by the wire's field names (``maxCPU``, ``startTime``, ...)."""

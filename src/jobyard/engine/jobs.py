@@ -275,6 +275,8 @@ class JobEngine(JobControl):
                 if not queued or not self._capacity.fits(self._store.list(ACTIVE), queued[0]):
                     return
                 await self._launch(queued[0])
+                # Launching is mostly synchronous work; let RPCs and exits in between.
+                await asyncio.sleep(0)
         finally:
             self._admitting = False
 
