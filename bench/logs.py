@@ -5,7 +5,8 @@ directory is on the same filesystem as the shell-redirect baseline:
 
 - capture: a job writing 1 GiB to stdout vs `sh -c 'head -c 1G /dev/zero > file'`, and a
   job printing 5,000,000 short lines vs `seq 1 5000000 > file` (submit -> done, so the job
-  figures include launching the isolated job);
+  figures include launching the isolated job, and a third row runs the same command
+  redirected to a file inside the job: same isolation, no capture);
 - history: one follower reading a finished job's output;
 - latency: a job printing a timestamp line every 5 ms; a follower subtracts it from its
   receive time (same host clock);
@@ -13,6 +14,7 @@ directory is on the same filesystem as the shell-redirect baseline:
 
     sudo .venv/bin/python bench/logs.py [--capture-bytes 1G] [--lines 5000000]
         [--latency-lines 1000] [--followers 100] [--fanout-bytes 50M] [--rounds 5]
+        [--max-memory MB]
 """
 
 from __future__ import annotations
@@ -54,16 +56,14 @@ def shell(command: str) -> float:
     return time.perf_counter() - started
 
 
-def job_seconds(client: Client, command: str, args: list[str]) -> tuple[float, int]:
-    """Seconds from submit to done for one job, and the bytes of output it left.
-
-    Polls the job's status: ``Client.wait`` follows the log stream, which would add a
-    follower reading all the output on the same CPUs.
-    """
+def job_seconds(
+    client: Client, command: str, args: list[str], max_memory: int = 0
+) -> tuple[float, int]:
+    """Seconds from submit to done for one job (told by the server's job events, so
+    nothing polls), and the bytes of output it left."""
     started = time.perf_counter()
-    job = client.submit(command, args)
-    while not (done := client.job(job.id)).done:
-        time.sleep(0.005)
+    job = client.submit(command, args, max_memory=max_memory)
+    done = client.wait(job.id, timeout=600)
     elapsed = time.perf_counter() - started
     assert done.status == "COMPLETED", done
     tail = list(client.read_logs(job.id, tail=1))
@@ -71,7 +71,7 @@ def job_seconds(client: Client, command: str, args: list[str]) -> tuple[float, i
 
 
 def compare(
-    client: Client, scratch: Path, command: str, rounds: int
+    client: Client, scratch: Path, command: str, rounds: int, max_memory: int
 ) -> tuple[float, float, float, int]:
     """Median seconds of ``command``: redirected to a file by sh on the host; as a job
     writing to stdout (captured); as a job redirecting to a file in its own work directory
@@ -84,19 +84,22 @@ def compare(
         runs[0].append(shell(f"{command} > {target}"))
         target.unlink()
         subprocess.run(["sync"], check=True)
-        seconds, written = job_seconds(client, "sh", ["-c", f"exec {command}"])
+        seconds, written = job_seconds(client, "sh", ["-c", f"exec {command}"], max_memory)
         runs[1].append(seconds)
         subprocess.run(["sync"], check=True)
-        runs[2].append(job_seconds(client, "sh", ["-c", f"{command} > out; rm out"])[0])
+        own_file = ["-c", f"{command} > out; rm out"]
+        runs[2].append(job_seconds(client, "sh", own_file, max_memory)[0])
     host, captured, own_file = (statistics.median(r) for r in runs)
     return host, captured, own_file, written
 
 
-def capture(client: Client, scratch: Path, nbytes: int, lines: int, rounds: int) -> None:
+def capture(
+    client: Client, scratch: Path, nbytes: int, lines: int, rounds: int, max_memory: int
+) -> None:
     print(f"capture, median of {rounds} (jobs: submit->done)"
           f"{'seconds':>11}{'MB/s':>9}{'lines/s':>13}{'ratio':>7}")  # fmt: skip
     for command, count in ((f"head -c {nbytes} /dev/zero", 0), (f"seq 1 {lines}", lines)):
-        host, captured, own_file, written = compare(client, scratch, command, rounds)
+        host, captured, own_file, written = compare(client, scratch, command, rounds, max_memory)
         _row(f"sh -c '{command} > file'", host, written, count)
         _row(f"job: {command}  (stdout captured)", captured, written, count, host / captured)
         _row("job: the same > file in its work dir", own_file, written, count, host / own_file)
@@ -111,8 +114,7 @@ def _row(what: str, seconds: float, nbytes: int, lines: int = 0, ratio: float = 
 def history_read(client: Client, nbytes: int) -> None:
     """One follower reading a finished job's whole output (the history path)."""
     job = client.submit("head", ["-c", str(nbytes), "/dev/zero"])
-    while not client.job(job.id).done:
-        time.sleep(0.01)
+    client.wait(job.id, timeout=600)
     started = time.perf_counter()
     received = sum(len(chunk.data) for chunk in client.read_logs(job.id))
     elapsed = time.perf_counter() - started
@@ -185,10 +187,19 @@ def main() -> None:
     parser.add_argument("--followers", type=int, default=100)
     parser.add_argument("--fanout-bytes", type=size_arg, default=50 << 20)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--max-memory",
+        type=int,
+        default=0,
+        help="maxMemory (MB) of the capture jobs; 0 = the server default (512). The page "
+        "cache a job dirties is charged to its memory cgroup.",
+    )
     opts = parser.parse_args()
-    print(f"host: {os.cpu_count()} CPUs; data directory under {tempfile.gettempdir()}\n")
+    memory = f"{opts.max_memory} MB" if opts.max_memory else "the default 512 MB"
+    print(f"host: {os.cpu_count()} CPUs; data directory under {tempfile.gettempdir()}; "
+          f"capture jobs' maxMemory: {memory}\n")  # fmt: skip
     with running_server(config=CONFIG) as client, tempfile.TemporaryDirectory() as scratch:
-        capture(client, Path(scratch), opts.capture_bytes, opts.lines, opts.rounds)
+        capture(client, Path(scratch), opts.capture_bytes, opts.lines, opts.rounds, opts.max_memory)
         history_read(client, opts.capture_bytes)
         latency(client, opts.latency_lines)
         fanout(client, opts.followers, opts.fanout_bytes)
