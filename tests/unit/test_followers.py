@@ -285,11 +285,12 @@ async def test_start_offset_refuses_what_the_output_cannot_have(hub: LogHub, out
     assert hub.start_offset(JOB, tail_lines=3) == 0
 
 
-async def test_a_closed_hub_serves_nobody_and_says_it_is_closed(hub: LogHub, out: Path) -> None:
+async def test_a_closed_hub_follows_nobody_and_says_it_is_closed(hub: LogHub, out: Path) -> None:
     out.write_bytes(b"data")
     hub.close()
     assert hub.closed
     assert await collect(hub, follow=True) == []
+    assert joined(await collect(hub, follow=False)) == b"data"  # history is still history
     hub.close()  # closing twice is harmless
 
 

@@ -140,8 +140,8 @@ class LogHub:
         asked after the follower is registered, so an end that races the start of a follow
         is never missed), then drain what is left and stop.
         """
-        if self.closed:
-            return
+        if self.closed and follow:
+            return  # nothing would wake it: the server is going away
         try:
             fd = os.open(self._layout.output(job_id), os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
