@@ -91,12 +91,15 @@ class JobEngine(JobControl):
         )
         self.events = JobEvents()
         self.files = JobFiles(layout)
+        # Jobs holding capacity, kept current by _transition so admission reads no rows.
+        self._active: dict[str, Job] = {}
 
     # -- lifecycle of the engine -------------------------------------------------------
 
     async def start(self) -> None:
         """Adopt what an earlier server left behind, then admit queued jobs."""
         for job in self._store.list(ACTIVE):
+            self._active[job.id] = job
             await self._reconcile(job)
         for job in self._store.list([Status.SCHEDULED]):
             self._arm_start(job)
@@ -254,6 +257,10 @@ class JobEngine(JobControl):
 
     def _transition(self, job_id: str, new: Status, message: str, **fields: Any) -> Job:
         job = self._store.transition(job_id, new, message, **fields)
+        if job.status.active:
+            self._active[job.id] = job
+        else:
+            self._active.pop(job.id, None)
         self.events.publish(job)
         return job
 
@@ -271,8 +278,8 @@ class JobEngine(JobControl):
         self._admitting = True
         try:
             while True:
-                queued = self._store.list([Status.QUEUED])
-                if not queued or not self._capacity.fits(self._store.list(ACTIVE), queued[0]):
+                queued = self._store.list([Status.QUEUED], limit=1)
+                if not queued or not self._capacity.fits(list(self._active.values()), queued[0]):
                     return
                 await self._launch(queued[0])
                 # Launching is mostly synchronous work; let RPCs and exits in between.

@@ -20,6 +20,7 @@ from jobyard.domain.status import TerminationReason
 from jobyard.domain.workflows import WorkflowSpec, parse_workflow
 from jobyard.engine.events import WatcherTooSlow
 from jobyard.engine.jobs import JobEngine
+from jobyard.store.base import JobQuery
 from jobyard.store.workflows import PENDING, SQLiteWorkflowStore, WorkflowJobRow, WorkflowRecord
 
 log = logging.getLogger("jobyard.workflows")
@@ -119,11 +120,14 @@ class WorkflowRunner:
 
     def jobs_of(self, record: WorkflowRecord) -> list[WorkflowJobView]:
         spec = self._spec(record)
-        views = []
-        for row in record.jobs:
-            job = self._engine.job(row.job_id) if row.job_id else None
-            views.append(WorkflowJobView(row.name, spec.job(row.name).dependencies, row, job))
-        return views
+        size = max(1, len(record.jobs))
+        jobs, _ = self._engine.query(JobQuery(workflow_id=record.id, page_size=size))
+        by_id = {job.id: job for job in jobs}
+        deps = {job.name: job.dependencies for job in spec.jobs}
+        return [
+            WorkflowJobView(row.name, deps[row.name], row, by_id.get(row.job_id or ""))
+            for row in record.jobs
+        ]
 
     async def stop(self, ref: str) -> WorkflowRecord:
         """Stop running jobs and cancel the ones not started yet."""

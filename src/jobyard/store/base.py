@@ -40,8 +40,8 @@ class Store(Protocol):
 
     def ids_with_prefix(self, prefix: str, limit: int) -> list[str]: ...
 
-    def list(self, statuses: Iterable[Status] | None = None) -> list[Job]:
-        """Jobs, oldest first, optionally only those in ``statuses``."""
+    def list(self, statuses: Iterable[Status] | None = None, limit: int | None = None) -> list[Job]:
+        """Jobs, oldest first, optionally only those in ``statuses``, at most ``limit``."""
         ...
 
     def transition(self, job_id: str, new: Status, message: str, **fields: Any) -> Job:
@@ -85,6 +85,7 @@ class JobQuery:
     name: str = ""
     labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
     owner: str = ""
+    workflow_id: str = ""
     created_after: datetime | None = None
     created_before: datetime | None = None
     page_size: int = 100
@@ -96,6 +97,7 @@ class JobQuery:
             and (not self.name or job.name == self.name)
             and all(job.spec.labels.get(k) == v for k, v in self.labels.items())
             and (not self.owner or job.owner == self.owner)
+            and (not self.workflow_id or job.workflow_id == self.workflow_id)
             and (self.created_after is None or job.created_at > self.created_after)
             and (self.created_before is None or job.created_at < self.created_before)
         )

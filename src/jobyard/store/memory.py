@@ -32,9 +32,12 @@ class MemoryStore:
     def ids_with_prefix(self, prefix: str, limit: int) -> list[str]:
         return [i for i in self._jobs if i.startswith(prefix)][:limit]
 
-    def list(self, statuses: Iterable[Status] | None = None) -> list[Job]:
+    def list(
+        self, statuses: Iterable[Status] | None = None, limit: int | None = None
+    ) -> builtins.list[Job]:
         wanted = None if statuses is None else set(statuses)
-        return [j for j in self._jobs.values() if wanted is None or j.status in wanted]
+        jobs = [j for j in self._jobs.values() if wanted is None or j.status in wanted]
+        return jobs if limit is None else jobs[:limit]
 
     def transition(self, job_id: str, new: Status, message: str, **fields: Any) -> Job:
         check_fields(fields)

@@ -22,6 +22,7 @@ from jobyard.domain.status import Status, TerminationReason, can_transition, pre
 from jobyard.store.base import JobQuery, check_fields
 
 BUSY_TIMEOUT_MS = 5000
+_IN_CHUNK = 500  # ids per IN (...) list, well under SQLite's variable limit
 
 
 def _migrations() -> list[tuple[int, str]]:
@@ -144,7 +145,7 @@ class SQLiteStore:
         row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         if row is None:
             raise job_not_found(job_id)
-        return self._job(row)
+        return self._jobs([row])[0]
 
     def ids_with_prefix(self, prefix: str, limit: int) -> list[str]:
         escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -154,16 +155,16 @@ class SQLiteStore:
         )
         return [r[0] for r in rows]
 
-    def list(self, statuses: Iterable[Status] | None = None) -> list[Job]:
-        if statuses is None:
-            rows = self._db.execute("SELECT * FROM jobs ORDER BY seq").fetchall()
-        else:
+    def list(self, statuses: Iterable[Status] | None = None, limit: int | None = None) -> list[Job]:
+        where, params = "", builtins.list[Any]()
+        if statuses is not None:
             wanted = [s.value for s in statuses]
-            marks = ",".join("?" * len(wanted))
-            rows = self._db.execute(
-                f"SELECT * FROM jobs WHERE status IN ({marks}) ORDER BY seq", wanted
-            ).fetchall()
-        return [self._job(r) for r in rows]
+            where = f"WHERE status IN ({','.join('?' * len(wanted))})"
+            params = builtins.list[Any](wanted)
+        rows = self._db.execute(
+            f"SELECT * FROM jobs {where} ORDER BY seq LIMIT ?", [*params, limit or -1]
+        ).fetchall()
+        return self._jobs(rows)
 
     def query(self, query: JobQuery) -> tuple[builtins.list[Job], str]:
         where: builtins.list[str] = ["1 = 1"]
@@ -171,7 +172,11 @@ class SQLiteStore:
         if query.statuses:
             where.append(f"status IN ({','.join('?' * len(query.statuses))})")
             params += [s.value for s in query.statuses]
-        for column, value in (("name", query.name), ("owner", query.owner)):
+        for column, value in (
+            ("name", query.name),
+            ("owner", query.owner),
+            ("workflow_id", query.workflow_id),
+        ):
             if value:
                 where.append(f"{column} = ?")
                 params.append(value)
@@ -193,7 +198,7 @@ class SQLiteStore:
         more = len(rows) > query.page_size
         rows = rows[: query.page_size]
         token = str(rows[-1]["seq"]) if more and rows else ""
-        return [self._job(r) for r in rows], token
+        return self._jobs(rows), token
 
     def delete(self, job_id: str) -> None:
         self._db.execute("BEGIN IMMEDIATE")
@@ -277,14 +282,25 @@ class SQLiteStore:
             return value.value
         return value
 
-    def _job(self, row: sqlite3.Row) -> Job:
-        updates = tuple(
-            StatusUpdate(datetime.fromisoformat(u["at"]), Status(u["status"]), u["message"])
+    def _jobs(self, rows: builtins.list[sqlite3.Row]) -> builtins.list[Job]:
+        """Jobs from rows, with their histories read in one query per 500 jobs."""
+        updates: dict[str, builtins.list[StatusUpdate]] = {r["id"]: [] for r in rows}
+        ids = builtins.list(updates)
+        for start in range(0, len(ids), _IN_CHUNK):
+            chunk = ids[start : start + _IN_CHUNK]
+            marks = ",".join("?" * len(chunk))
             for u in self._db.execute(
-                "SELECT at, status, message FROM job_updates WHERE job_id = ? ORDER BY rowid",
-                (row["id"],),
-            )
-        )
+                "SELECT job_id, at, status, message FROM job_updates"
+                f" WHERE job_id IN ({marks}) ORDER BY rowid",
+                chunk,
+            ):
+                update = StatusUpdate(
+                    datetime.fromisoformat(u["at"]), Status(u["status"]), u["message"]
+                )
+                updates[u["job_id"]].append(update)
+        return [self._job(r, tuple(updates[r["id"]])) for r in rows]
+
+    def _job(self, row: sqlite3.Row, updates: tuple[StatusUpdate, ...]) -> Job:
         spec = JobSpec(
             command=row["command"],
             args=tuple(json.loads(row["args"])),
