@@ -380,7 +380,9 @@ class JobEngine(JobControl):
     async def _reconcile(self, job: Job) -> None:
         """Bring a job an earlier server left active back under watch, or end it truthfully."""
         if not job.backend_id:
-            # The server died between launching and recording the launch.
+            # The server died between launching and recording the launch: what the runtime
+            # may have started has no handle, and would run on unwatched and never be cleaned.
+            await self._release_unrecorded(job.id)
             self._finish(job.id, Status.FAILED if job.status is not Status.STOPPING
                          else Status.STOPPED,
                          "the server restarted while the job was being launched",
@@ -397,6 +399,12 @@ class JobEngine(JobControl):
         else:
             self._arm_expiry(job)
         self._watch(job.id, handle)
+
+    async def _release_unrecorded(self, job_id: str) -> None:
+        try:
+            await self._runtime.cleanup(job_id, Handle(""))
+        except Exception:
+            log.exception("cleanup of an unrecorded launch failed | jobId=%s", job_id)
 
     # -- time: scheduled starts, time limits, extensions ----------------------------------
 

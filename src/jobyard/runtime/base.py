@@ -76,5 +76,10 @@ class Runtime(Protocol):
     async def usage(self, job_id: str, handle: Handle) -> Usage: ...
 
     async def cleanup(self, job_id: str, handle: Handle) -> None:
-        """Release what the job held (cgroups, ...) once it has ended. Idempotent."""
+        """Release what the job held (cgroups, ...) once it has ended. Idempotent.
+
+        ``handle`` is empty for a launch that was never recorded (the server died between
+        ``start`` and storing the handle): release whatever is found by ``job_id``, ending
+        any process of the job that is still there.
+        """
         ...
