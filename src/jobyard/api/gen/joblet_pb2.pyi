@@ -495,18 +495,22 @@ class GetJobLogsReq(_message.Message):
 
     ID_FIELD_NUMBER: _builtins.int
     FOLLOW_FIELD_NUMBER: _builtins.int
+    RANK_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     follow: _builtins.bool
     """Follow live output until the job ends (default true, as the seed's CLI)."""
+    rank: _builtins.int
+    """jobyard addition: which replica's output (0 = the first)."""
     def __init__(
         self,
         *,
         id: _builtins.str = ...,
         follow: _builtins.bool | None = ...,
+        rank: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_follow", b"_follow", "follow", b"follow"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_follow", b"_follow", "follow", b"follow", "id", b"id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_follow", b"_follow", "follow", b"follow", "id", b"id", "rank", b"rank"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__follow: _TypeAlias = _typing.Literal["follow"]  # noqa: Y015
     _WhichOneofArgType__follow: _TypeAlias = _typing.Literal["_follow", b"_follow"]  # noqa: Y015

@@ -319,6 +319,7 @@ class ReadLogsRequest(_message.Message):
     OFFSET_FIELD_NUMBER: _builtins.int
     TAILLINES_FIELD_NUMBER: _builtins.int
     FOLLOW_FIELD_NUMBER: _builtins.int
+    RANK_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     offset: _builtins.int
     """start here (bytes); ignored when tailLines > 0"""
@@ -326,6 +327,8 @@ class ReadLogsRequest(_message.Message):
     """start at the last N lines"""
     follow: _builtins.bool
     """keep streaming until the job ends"""
+    rank: _builtins.int
+    """which replica's output (0 = the first)"""
     def __init__(
         self,
         *,
@@ -333,10 +336,11 @@ class ReadLogsRequest(_message.Message):
         offset: _builtins.int = ...,
         tailLines: _builtins.int = ...,
         follow: _builtins.bool = ...,
+        rank: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["follow", b"follow", "id", b"id", "offset", b"offset", "tailLines", b"tailLines"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["follow", b"follow", "id", b"id", "offset", b"offset", "rank", b"rank", "tailLines", b"tailLines"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
