@@ -361,3 +361,18 @@ def test_sqlite_reopen_tightens_a_loose_file_mode(tmp_path: Path) -> None:
     path.chmod(0o644)
     SQLiteStore(path).close()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_transaction_keeps_the_original_error_when_sqlite_ended_the_transaction(
+    tmp_path: Path,
+) -> None:
+    from jobyard.store.sqlite import transaction
+
+    db = sqlite3.connect(tmp_path / "t.db", isolation_level=None)
+    try:
+        with pytest.raises(ValueError, match="the real error"), transaction(db):
+            db.execute("COMMIT")  # as SQLite does itself when a COMMIT fails on a full disk
+            raise ValueError("the real error")
+        assert not db.in_transaction
+    finally:
+        db.close()

@@ -7,10 +7,11 @@ was answered exists after a ``kill -9`` of the server at any moment.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import dataclasses
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
@@ -57,6 +58,23 @@ def _dt(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
+@contextlib.contextmanager
+def transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any error.
+
+    The rollback is skipped when SQLite has already ended the transaction itself (e.g. a
+    COMMIT that failed on a full disk), so the original error is the one raised.
+    """
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+
+
 class SQLiteStore:
     """Store adapter over one SQLite file."""
 
@@ -79,15 +97,10 @@ class SQLiteStore:
         for version, sql in _migrations():
             if version in done:
                 continue
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+            with transaction(self._db):
                 for statement in _statements(sql):
                     self._db.execute(statement)
                 self._db.execute("INSERT INTO schema_migrations VALUES (?)", (version,))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
 
     @property
     def connection(self) -> sqlite3.Connection:
@@ -100,20 +113,15 @@ class SQLiteStore:
         return int(row[0] or 0)
 
     def create(self, job: Job) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
+        row = self._row(job)
+        names = ", ".join(row)
+        marks = ", ".join("?" * len(row))
         try:
-            row = self._row(job)
-            names = ", ".join(row)
-            marks = ", ".join("?" * len(row))
-            self._db.execute(f"INSERT INTO jobs ({names}) VALUES ({marks})", list(row.values()))
-            self._add_update(job.id, job.created_at, job.status, job.message)
-            self._db.execute("COMMIT")
+            with transaction(self._db):
+                self._db.execute(f"INSERT INTO jobs ({names}) VALUES ({marks})", list(row.values()))
+                self._add_update(job.id, job.created_at, job.status, job.message)
         except sqlite3.IntegrityError as exc:
-            self._db.execute("ROLLBACK")
             raise InvalidArgument(f"job {job.id} exists") from exc
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
 
     @staticmethod
     def _row(job: Job) -> dict[str, Any]:
@@ -201,16 +209,11 @@ class SQLiteStore:
         return self._jobs(rows), token
 
     def delete(self, job_id: str) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self._db):
             self._db.execute("DELETE FROM job_updates WHERE job_id = ?", (job_id,))
             cur = self._db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
             if cur.rowcount != 1:
                 raise job_not_found(job_id)
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
 
     def transition(self, job_id: str, new: Status, message: str, **fields: Any) -> Job:
         check_fields(fields)
@@ -219,8 +222,7 @@ class SQLiteStore:
         sets = ", ".join(f"{k} = ?" for k in ("status", *fields))
         values = [new.value, *(self._column(v) for v in fields.values())]
         marks = ",".join("?" * len(allowed))
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self._db):
             cur = self._db.execute(
                 f"UPDATE jobs SET {sets}, message = ? WHERE id = ? AND status IN ({marks})",
                 [*values, message, job_id, *allowed],
@@ -232,10 +234,6 @@ class SQLiteStore:
                     + ("" if can_transition(current, new) else " (not allowed)")
                 )
             self._add_update(job_id, now, new, message)
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
         return self.get(job_id)
 
     def update(self, job_id: str, **fields: Any) -> Job:
@@ -256,8 +254,7 @@ class SQLiteStore:
         allowed = [s.value for s in only_in]
         sets = ", ".join(f"{k} = ?" for k in fields) or "id = id"
         marks = ",".join("?" * len(allowed))
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self._db):
             cur = self._db.execute(
                 f"UPDATE jobs SET {sets} WHERE id = ? AND status IN ({marks})",
                 [*(self._column(v) for v in fields.values()), job_id, *allowed],
@@ -266,10 +263,6 @@ class SQLiteStore:
             if cur.rowcount != 1:
                 raise StaleTransition(f"job {job_id}: not changed in status {current}")
             self._add_update(job_id, utcnow(), current, message)
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
         return self.get(job_id)
 
     @staticmethod

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from jobyard.domain.errors import NotFound
 from jobyard.domain.jobs import utcnow
+from jobyard.store.sqlite import transaction
 
 PENDING = "PENDING"  # a workflow job whose requirements do not hold yet
 
@@ -38,8 +39,7 @@ class SQLiteWorkflowStore:
         self._db = db
 
     def create(self, record: WorkflowRecord) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self._db):
             self._db.execute(
                 "INSERT INTO workflows (id, name, owner, document, status, created_at)"
                 " VALUES (?,?,?,?,?,?)",
@@ -50,10 +50,6 @@ class SQLiteWorkflowStore:
                 "INSERT INTO workflow_jobs (workflow_id, name, position, status) VALUES (?,?,?,?)",
                 [(record.id, j.name, j.position, j.status) for j in record.jobs],
             )
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
 
     def get(self, workflow_id: str) -> WorkflowRecord:
         row = self._db.execute("SELECT * FROM workflows WHERE id = ?", (workflow_id,)).fetchone()
