@@ -273,6 +273,10 @@ async def test_environment_is_only_the_jobs(
     assert env.pop("GREETING") == "hi there"
     assert env.pop("TOKEN") == "s3cret"
     assert env.pop("JOBYARD_JOB_ID") == job.id
+    # A single-replica job is rank 0 of 1, as the replica files say too.
+    replica = {key: env.pop(key) for key in list(env) if key.startswith("JOBYARD_")}
+    assert replica == {"JOBYARD_RANK": "0", "JOBYARD_NUMBER_OF_NODES": "1",
+                       "JOBYARD_CORES": "1", "JOBYARD_NODES": "127.0.0.1"}  # fmt: skip
     assert env.pop("HOME") == str(job.request.workdir)
     assert set(env) <= {"PATH", "LANG", "PWD"}
 

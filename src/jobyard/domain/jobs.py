@@ -157,6 +157,15 @@ class JobSpec:
             )
         self.resources.validate()
 
+    def check_rank(self, rank: int) -> None:
+        """Refuse a rank this job does not have (ranks are 0..replicas-1)."""
+        if not 0 <= rank < self.replicas:
+            ranks = "rank 0" if self.replicas == 1 else f"ranks 0-{self.replicas - 1}"
+            raise InvalidArgument(
+                f"invalid rank {rank}: the job has {self.replicas} "
+                f"replica{'s' if self.replicas != 1 else ''} ({ranks})"
+            )
+
 
 def _validate_labels(labels: Mapping[str, str]) -> None:
     if len(labels) > MAX_LABELS:

@@ -173,8 +173,8 @@ class JobEngine(JobControl):
             message=message,
             workflow_id=workflow_id,
         )
-        # The output file exists from the start, so a follower of a queued job waits on it.
-        self._layout.create_job_dir(job.id)
+        # The output files exist from the start, so a follower of a queued job waits on them.
+        self._layout.create_job_dir(job.id, spec.replicas)
         self._store.create(job)
         self.events.publish(job)
         log.info("job accepted | jobId=%s owner=%s status=%s", job.id, owner, job.status)
@@ -228,16 +228,19 @@ class JobEngine(JobControl):
         return self._hub
 
     def output(
-        self, job: Job, *, follow: bool, offset: int = 0
+        self, job: Job, *, follow: bool, offset: int = 0, rank: int = 0
     ) -> AsyncGenerator[tuple[int, bytes], None]:
-        """``(offset, bytes)`` of the job's output from ``offset``; with ``follow`` until the
-        job ends."""
+        """``(offset, bytes)`` of rank ``rank``'s output (rank 0: the job's output) from
+        ``offset``; with ``follow`` until the job ends. A rank the job lacks is refused
+        here, before anything is streamed."""
+        job.spec.check_rank(rank)
         job_id = job.id
         return self._hub.read(
             job_id,
             offset=offset,
             follow=follow,
             ended=lambda: self._store.get(job_id).status.terminal,
+            rank=rank,
         )
 
     def _on_output_limit(self, job_id: str, why: str) -> None:
@@ -289,13 +292,16 @@ class JobEngine(JobControl):
 
     async def _launch(self, job: Job) -> None:
         job = self._transition(job.id, Status.INITIALIZING, "setting up isolation and resources")
-        self._layout.create_job_dir(job.id)
+        self._layout.create_job_dir(job.id, job.spec.replicas)
         request = LaunchRequest(
             job_id=job.id,
             spec=job.spec,
             output_path=self._layout.output(job.id),
             state_dir=self._layout.state_dir(job.id),
             workdir=self._layout.workdir(job.id),
+            rank_outputs=tuple(
+                self._layout.output(job.id, rank) for rank in range(1, job.spec.replicas)
+            ),
         )
         try:
             handle = await self._runtime.start(request)
@@ -497,7 +503,7 @@ def _outcome(info: ExitInfo) -> _ExitOutcome:
     if info.oom_killed:
         return (Status.FAILED, {"reason": TerminationReason.OOM_KILLED,
                                 "exit_code": info.exit_code},
-                "killed: out of memory")  # fmt: skip
+                info.message or "killed: out of memory")  # fmt: skip
     code = info.exit_code
     fields: dict[str, Any] = {"reason": TerminationReason.EXITED, "exit_code": code}
     if code == 0:

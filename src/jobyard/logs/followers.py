@@ -58,7 +58,7 @@ class LogHub:
             layout, self.config.max_output_bytes, self.config.disk_reserve_bytes
         )
         self._inotify: INotify | None = None
-        self._jobs: dict[str, _Watched] = {}
+        self._jobs: dict[tuple[str, int], _Watched] = {}  # (job id, rank) -> its followers
         self._by_wd: dict[int, _Watched] = {}
         self.closed = False
 
@@ -103,24 +103,27 @@ class LogHub:
     def job_ended(self, job_id: str) -> None:
         """Tell followers no more output will come (the job's processes are gone)."""
         self.limits.release(job_id)
-        watched = self._jobs.get(job_id)
-        if watched is not None:
-            watched.ended = True
-            watched.wake()
+        for (followed, _rank), watched in list(self._jobs.items()):
+            if followed == job_id:
+                watched.ended = True
+                watched.wake()
 
-    def size(self, job_id: str) -> int:
+    def size(self, job_id: str, rank: int = 0) -> int:
         try:
-            return self._layout.output(job_id).stat().st_size
+            return self._layout.output(job_id, rank).stat().st_size
         except FileNotFoundError:
             return 0
 
-    def start_offset(self, job_id: str, *, offset: int = 0, tail_lines: int = 0) -> int:
-        """Where a reader asking for ``offset`` (or the last ``tail_lines`` lines) starts.
+    def start_offset(
+        self, job_id: str, *, offset: int = 0, tail_lines: int = 0, rank: int = 0
+    ) -> int:
+        """Where a reader of rank ``rank``'s output asking for ``offset`` (or the last
+        ``tail_lines`` lines) starts.
 
         Raises ``InvalidArgument`` for a negative value or an offset past the current end.
         """
         try:
-            fd = os.open(self._layout.output(job_id), os.O_RDONLY | os.O_CLOEXEC)
+            fd = os.open(self._layout.output(job_id, rank), os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             check_start(offset, tail_lines, 0)
             return 0
@@ -132,9 +135,15 @@ class LogHub:
             os.close(fd)
 
     async def read(
-        self, job_id: str, *, offset: int = 0, follow: bool, ended: Callable[[], bool]
+        self,
+        job_id: str,
+        *,
+        offset: int = 0,
+        follow: bool,
+        ended: Callable[[], bool],
+        rank: int = 0,
     ) -> AsyncGenerator[tuple[int, bytes], None]:
-        """Yield ``(offset, bytes)`` from ``offset`` to the end of the output.
+        """Yield ``(offset, bytes)`` from ``offset`` to the end of rank ``rank``'s output.
 
         With ``follow``, keep yielding new output until the job has ended (``ended()`` is
         asked after the follower is registered, so an end that races the start of a follow
@@ -143,10 +152,10 @@ class LogHub:
         if self.closed and follow:
             return  # nothing would wake it: the server is going away
         try:
-            fd = os.open(self._layout.output(job_id), os.O_RDONLY | os.O_CLOEXEC)
+            fd = os.open(self._layout.output(job_id, rank), os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             return
-        watched = self._attach(job_id) if follow else None
+        watched = self._attach(job_id, rank) if follow else None
         if watched is not None and ended():
             watched.ended = True
         try:
@@ -164,16 +173,17 @@ class LogHub:
         finally:
             os.close(fd)
             if watched is not None:
-                self._detach(job_id, watched)
+                self._detach((job_id, rank), watched)
 
-    def _attach(self, job_id: str) -> _Watched:
-        watched = self._jobs.get(job_id)
+    def _attach(self, job_id: str, rank: int) -> _Watched:
+        watched = self._jobs.get((job_id, rank))
         if watched is None:
             watched = _Watched()
-            self._jobs[job_id] = watched
+            self._jobs[(job_id, rank)] = watched
             if self._inotify is not None:
+                output = self._layout.output(job_id, rank)
                 try:
-                    watched.wd = self._inotify.add_watch(self._layout.output(job_id), _WATCH_FLAGS)
+                    watched.wd = self._inotify.add_watch(output, _WATCH_FLAGS)
                     self._by_wd[watched.wd] = watched
                 except OSError as exc:  # e.g. out of watches: fall back to end-only wakeups
                     if exc.errno != errno.ENOSPC:
@@ -182,11 +192,11 @@ class LogHub:
         watched.followers += 1
         return watched
 
-    def _detach(self, job_id: str, watched: _Watched) -> None:
+    def _detach(self, key: tuple[str, int], watched: _Watched) -> None:
         watched.followers -= 1
         if watched.followers > 0:
             return
-        self._jobs.pop(job_id, None)
+        self._jobs.pop(key, None)
         if watched.wd is not None and self._inotify is not None:
             self._by_wd.pop(watched.wd, None)
             # OSError: the file was removed and the kernel dropped the watch already.

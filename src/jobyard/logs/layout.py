@@ -5,16 +5,20 @@
     DATA/jobyard.db
     DATA/disk-reserve           space kept back for the server's records (see logs.limits)
     DATA/jobs/<id>/output.log   stdout+stderr, merged, appended by the job's processes
+                                (of rank 0, for a job with replicas)
+    DATA/jobs/<id>/output.rank-<r>.log   the same for rank r > 0
     DATA/jobs/<id>/run/         runtime-private state (exit status written by the supervisor)
     DATA/jobs/<id>/work/        the job's working directory
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 OUTPUT_FILE = "output.log"
+RANK_OUTPUT = "output.rank-{rank}.log"
 
 
 class JobLayout:
@@ -40,8 +44,24 @@ class JobLayout:
     def job_dir(self, job_id: str) -> Path:
         return self.jobs_dir / job_id
 
-    def output(self, job_id: str) -> Path:
-        return self.job_dir(job_id) / OUTPUT_FILE
+    def output(self, job_id: str, rank: int = 0) -> Path:
+        """Where a job's rank writes its output: rank 0 keeps the job's one file of old,
+        so readers that know no ranks read it unchanged."""
+        name = OUTPUT_FILE if rank == 0 else RANK_OUTPUT.format(rank=rank)
+        return self.job_dir(job_id) / name
+
+    def output_sizes(self, job_id: str) -> list[int]:
+        """The size of each rank's output, in rank order; [] when the job has none.
+
+        One ``stat`` per rank and one more (rank files are created together, so the first
+        missing one ends the list): cheap enough to poll.
+        """
+        sizes: list[int] = []
+        while True:
+            try:
+                sizes.append(os.stat(self.output(job_id, len(sizes))).st_size)
+            except FileNotFoundError:
+                return sizes
 
     def state_dir(self, job_id: str) -> Path:
         return self.job_dir(job_id) / "run"
@@ -49,10 +69,13 @@ class JobLayout:
     def workdir(self, job_id: str) -> Path:
         return self.job_dir(job_id) / "work"
 
-    def create_job_dir(self, job_id: str) -> None:
+    def create_job_dir(self, job_id: str, replicas: int = 1) -> None:
+        """The job's directory with an output file per rank: a follower of a job that has
+        not started yet waits on its file."""
         path = self.job_dir(job_id)
         path.mkdir(mode=0o711, exist_ok=True)
-        self.output(job_id).touch(mode=0o640, exist_ok=True)
+        for rank in range(replicas):
+            self.output(job_id, rank).touch(mode=0o640, exist_ok=True)
 
     def remove(self, job_id: str) -> None:
         shutil.rmtree(self.job_dir(job_id), ignore_errors=True)

@@ -174,11 +174,12 @@ class OutputLimits:
         on_exceeded(job_id, why)
 
     def _size(self, job_id: str) -> int | None:
-        try:
-            return os.stat(self._layout.output(job_id)).st_size
-        except FileNotFoundError:
+        """The job's output so far: every rank's, since the limit is the job's."""
+        sizes = self._layout.output_sizes(job_id)
+        if not sizes:
             self.release(job_id)
             return None
+        return sum(sizes)
 
     def _tick(self) -> None:
         self._timer = None

@@ -4,6 +4,10 @@ Shaped for both a local process runtime and a batch system (Slurm): ``start`` re
 as the backend has accepted the job and hands back a :class:`Handle` (an external id the
 engine stores); ``wait`` reports the end of a job given only that handle, so it also serves to
 adopt jobs after a server restart; control verbs act by handle.
+
+A job of ``spec.replicas`` N is N ranks behind one handle: ``wait`` returns once every rank
+has ended, with their ends combined (:func:`jobyard.runtime.ranks.combine_exits`), and every
+control verb acts on all of them. The engine never needs to know ranks.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+from jobyard.domain.errors import LaunchError
 from jobyard.domain.jobs import JobSpec, Usage
 
 __all__ = ["ExitInfo", "Handle", "LaunchRequest", "Runtime", "Usage"]
@@ -22,9 +27,19 @@ __all__ = ["ExitInfo", "Handle", "LaunchRequest", "Runtime", "Usage"]
 class LaunchRequest:
     job_id: str
     spec: JobSpec
-    output_path: Path  # stdout and stderr, merged, appended in the order written
+    output_path: Path  # rank 0's stdout and stderr, merged, appended in the order written
     state_dir: Path  # runtime-private files that must outlive the server (exit status, ...)
     workdir: Path  # the job's working directory (created by the runtime, owned by the job user)
+    # The outputs of ranks 1..replicas-1, in rank order: each rank writes its own file.
+    rank_outputs: tuple[Path, ...] = ()
+
+    def output(self, rank: int) -> Path:
+        """Where rank ``rank`` writes its stdout and stderr."""
+        if rank == 0:
+            return self.output_path
+        if not 0 < rank <= len(self.rank_outputs):
+            raise LaunchError(f"cannot start rank {rank}: no output file was given for it")
+        return self.rank_outputs[rank - 1]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

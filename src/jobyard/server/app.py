@@ -43,6 +43,8 @@ def make_runtime(config: ServerConfig, layout: JobLayout) -> Runtime:
             user=config.jobyard.job_user,
             group=config.jobyard.job_group,
             cgroup_root=config.jobyard.cgroup_root,
+            # Also the grace for a job's other ranks when one rank fails.
+            stop_grace_seconds=config.joblet.cleanup_timeout_seconds,
         )
     )
 

@@ -23,8 +23,17 @@ for jobs an earlier server started — and reads that file. Stop, suspend, resum
 the OOM verdict act on the job's cgroup (:mod:`jobyard.runtime.local.cgroups`), so they reach
 every process of the job, double-forked or not.
 
-The handle is ``"<shim pid>:<shim start time in clock ticks>:<state dir>"``: the start time
-guards against pid reuse, the state dir says where the exit status will be after a restart.
+Replicas: a job of N replicas is N such chains, ranks 0..N-1, each with its own supervisor,
+PID, mount, IPC and UTS namespaces, output file and replica files
+(:mod:`jobyard.runtime.local.mounts`). All ranks share the job's one cgroup, so its limits
+(CPU, memory, pids, io) bound the job as a whole, as the engine's capacity accounting
+counts it, and the freezer, kill and usage reach every rank at once. They share the work
+directory, and with ``--network none`` one network namespace (rank 0's), so that ranks
+reach each other on 127.0.0.1 as on the host network. The first rank to fail (non-zero
+exit, signal, OOM, lost) has the others stopped as a stop would (SIGTERM, grace, SIGKILL):
+a job whose rank died would otherwise hang on it until its time limit.
+
+The handle names every rank's supervisor (:mod:`jobyard.runtime.local.supervisors`).
 """
 
 from __future__ import annotations
@@ -36,11 +45,13 @@ import errno
 import logging
 import os
 import re
+import select
 import shlex
 import shutil
 import signal
 import stat
 import subprocess
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,6 +60,7 @@ from jobyard.config import JobyardConfig
 from jobyard.domain.errors import FailedPrecondition, InvalidArgument, LaunchError
 from jobyard.domain.jobs import DEFAULT_MAX_PIDS, NETWORK_NONE
 from jobyard.runtime.base import ExitInfo, Handle, LaunchRequest, Usage
+from jobyard.runtime.local import mounts
 from jobyard.runtime.local.cgroups import (
     CgroupDriver,
     JobCgroup,
@@ -58,7 +70,9 @@ from jobyard.runtime.local.cgroups import (
     detect_cgroups,
     gone,
 )
+from jobyard.runtime.local.supervisors import Supervisor, Supervisors, rank_dir, start_ticks
 from jobyard.runtime.local.users import resolve_gid, resolve_uid
+from jobyard.runtime.ranks import RankInfo, combine_exits, cores, first_failure
 
 log = logging.getLogger("jobyard.runtime.local")
 
@@ -71,12 +85,13 @@ LAUNCH_FAILED_EXIT_CODE = 125  # the shim's code for "setup failed, see launch-e
 FREEZE_TIMEOUT_SECONDS = 10.0
 CLEANUP_TIMEOUT_SECONDS = 5.0
 STOP_POLL_SECONDS = 0.05  # longest pause between looks at a stopping job
-_STALE_STATE_FILES = ("exit", "exit.tmp", "launch-error")  # exit.tmp: older shims
+NETNS_TIMEOUT_SECONDS = 5.0  # how long rank 0 may take to create the ranks' network namespace
+STOP_MARK = "stop-requested"  # in the state dir: the job is being stopped as a whole
+_STALE_STATE_FILES = ("exit", "exit.tmp", "launch-error", STOP_MARK)  # exit.tmp: older shims
 ROOT_ENV = {"PATH": TOOL_PATH}  # all the launch chain's root stages ever see
 # The unprivileged stage: read the environment script from the memfd on stdin, then run
 # the command with stdin on /dev/null.
 ENV_STAGE = '. /dev/stdin && exec "$@" </dev/null'
-FSTAB_FILE = "mounts.fstab"
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -89,6 +104,8 @@ class LocalRuntimeConfig:
     cgroup_root: str = "jobyard"  # directory name under each cgroup hierarchy
     default_max_pids: int = DEFAULT_MAX_PIDS  # for jobs that ask for no pids limit; 0 = none
     cgroup_mount: Path = Path("/sys/fs/cgroup")
+    # SIGTERM to SIGKILL for the other ranks when one rank fails (the seed's stop grace).
+    stop_grace_seconds: float = 0.1
 
     def __post_init__(self) -> None:
         if self.uid <= 0 or self.gid <= 0:
@@ -97,6 +114,8 @@ class LocalRuntimeConfig:
             )
         if self.default_max_pids < 0:
             raise InvalidArgument("invalid defaultMaxPids: must not be negative")
+        if self.stop_grace_seconds < 0:
+            raise InvalidArgument("invalid stop grace: must not be negative")
         check_name(self.cgroup_root, "cgroupRoot")
 
     @classmethod
@@ -108,11 +127,13 @@ class LocalRuntimeConfig:
         cgroup_root: str = "jobyard",
         default_max_pids: int = DEFAULT_MAX_PIDS,
         cgroup_mount: Path = Path("/sys/fs/cgroup"),
+        stop_grace_seconds: float = 0.1,
     ) -> LocalRuntimeConfig:
         """A config for ``user``/``group`` given by name or number."""
         return cls(
-            resolve_uid(user), resolve_gid(group), cgroup_root, default_max_pids, cgroup_mount
-        )
+            resolve_uid(user), resolve_gid(group), cgroup_root, default_max_pids, cgroup_mount,
+            stop_grace_seconds,
+        )  # fmt: skip
 
     @classmethod
     def from_config(cls, config: JobyardConfig) -> LocalRuntimeConfig:
@@ -131,10 +152,11 @@ class _Tools:
     unshare: str
     setpriv: str
     mount: str
+    nsenter: str  # ranks 1.. of a --network none job enter rank 0's network namespace
 
     @classmethod
     def find(cls) -> _Tools:
-        names = ("unshare", "setpriv", "mount")
+        names = ("unshare", "setpriv", "mount", "nsenter")
         found = {name: shutil.which(name, path=TOOL_PATH) for name in names}
         missing = [name for name, path in found.items() if path is None]
         if missing or not os.access(SHELL, os.X_OK):
@@ -155,52 +177,9 @@ class _DetachedPopen(subprocess.Popen[bytes]):
         pass
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Shim:
-    """The supervisor of one job, as named by its handle."""
-
-    pid: int
-    start_ticks: int
-    state_dir: Path
-
-    @classmethod
-    def parse(cls, handle: Handle) -> _Shim:
-        try:
-            pid, ticks, state_dir = handle.backend_id.split(":", 2)
-            return cls(int(pid), int(ticks), Path(state_dir))
-        except ValueError:
-            raise InvalidArgument(f"not a local runtime handle: {handle.backend_id!r}") from None
-
-    @property
-    def handle(self) -> Handle:
-        return Handle(f"{self.pid}:{self.start_ticks}:{self.state_dir}")
-
-    def open(self) -> int | None:
-        """A pidfd on the shim while it is the process we started, else None."""
-        if _start_ticks(self.pid) != self.start_ticks:
-            return None
-        try:
-            pidfd = os.pidfd_open(self.pid)
-        except ProcessLookupError:
-            return None
-        if _start_ticks(self.pid) != self.start_ticks:  # reused between check and open
-            os.close(pidfd)
-            return None
-        return pidfd
-
-
-def _start_ticks(pid: int) -> int | None:
-    """Field 22 of /proc/PID/stat: the process start time, in clock ticks after boot."""
-    try:
-        data = Path(f"/proc/{pid}/stat").read_bytes()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
-    return int(data[data.rindex(b")") + 2 :].split()[19])
-
-
-async def _readable(fd: int, timeout: float | None = None) -> bool:
-    """Wait until ``fd`` (a pidfd: its process ended) is readable, at most ``timeout``."""
+async def _readable(*fds: int, timeout: float | None = None) -> bool:
+    """Wait until any of ``fds`` (pidfds: their process ended) is readable, at most
+    ``timeout``."""
     loop = asyncio.get_running_loop()
     ready: asyncio.Future[None] = loop.create_future()
 
@@ -208,14 +187,23 @@ async def _readable(fd: int, timeout: float | None = None) -> bool:
         if not ready.done():
             ready.set_result(None)
 
-    loop.add_reader(fd, on_readable)
+    for fd in fds:
+        loop.add_reader(fd, on_readable)
     try:
         await asyncio.wait_for(ready, timeout)
         return True
     except TimeoutError:
         return False
     finally:
-        loop.remove_reader(fd)
+        for fd in fds:
+            loop.remove_reader(fd)
+
+
+def _ended(pidfd: int) -> bool:
+    """Whether the process of ``pidfd`` has ended (its pidfd polls readable)."""
+    poller = select.poll()
+    poller.register(pidfd, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 def _reap(pidfd: int) -> None:
@@ -236,20 +224,6 @@ async def _until(condition: Callable[[], bool], timeout: float) -> bool:
         await asyncio.sleep(delay)
         delay = min(delay * 2, 0.05)
     return True
-
-
-def _write_fstab(request: LaunchRequest) -> None:
-    """The job's private /proc, /dev/shm and /tmp, for the shim's one ``mount --all``.
-
-    Sources carry the job id: ``mount --all`` skips an entry whose source is already
-    mounted on its target, which a plain ``proc``/``tmpfs`` always is.
-    """
-    tag = request.job_id
-    lines = [f"jobyard-proc-{tag} /proc proc nosuid,nodev,noexec 0 0"]
-    if os.path.isdir("/dev/shm"):
-        lines.append(f"jobyard-shm-{tag} /dev/shm tmpfs mode=1777,nosuid,nodev 0 0")
-    lines.append(f"jobyard-tmp-{tag} /tmp tmpfs mode=1777,nosuid,nodev 0 0")  # last: hides /tmp
-    (request.state_dir / FSTAB_FILE).write_text("\n".join(lines) + "\n")
 
 
 def _env_memfd(env: dict[str, str]) -> int:
@@ -282,6 +256,20 @@ def _first_child(pid: int) -> int | None:
     return int(children[0]) if children else None
 
 
+def _pid_ns(pid: int) -> int | None:
+    try:
+        return os.stat(f"/proc/{pid}/ns/pid").st_ino
+    except OSError:
+        return None
+
+
+def _lone_inits(inits: list[int], pids: list[int]) -> list[int]:
+    """The ranks' PID 1s that are the last process of their pid namespace among ``pids``."""
+    namespaces = {pid: _pid_ns(pid) for pid in pids}
+    crowd = Counter(namespaces.values())
+    return [i for i in inits if i in namespaces and crowd[namespaces[i]] == 1]
+
+
 def _dies_of_sigterm(pid: int) -> bool:
     """Whether SIGTERM would end ``pid`` by default: neither caught, ignored nor blocked."""
     try:
@@ -294,6 +282,35 @@ def _dies_of_sigterm(pid: int) -> bool:
         if key in ("SigBlk", "SigIgn", "SigCgt") and int(value, 16) & bit:
             return False
     return True
+
+
+def _end_lone_inits(supervisor_pids: list[int], cgroup: JobCgroup) -> None:
+    """SIGKILL each rank's PID 1 that is alone in its namespace and has no SIGTERM handler.
+
+    The kernel spares a namespace's PID 1 the signals it has no handler for; anywhere else
+    SIGTERM would have ended it. Once it is alone (its children had their SIGTERM), end it
+    as SIGTERM would have.
+    """
+    inits = [i for i in map(_first_child, supervisor_pids) if i is not None]
+    for init in _lone_inits(inits, cgroup.pids()):
+        if _dies_of_sigterm(init):
+            _signal(init, signal.SIGKILL)
+
+
+async def _own_netns(pid: int) -> int:
+    """Wait until ``pid`` (rank 0's supervisor) is in a network namespace of its own, so
+    that the other ranks enter that one and never the host's; returns ``pid``."""
+    host = os.stat("/proc/self/ns/net").st_ino
+
+    def unshared() -> bool:
+        try:
+            return os.stat(f"/proc/{pid}/ns/net").st_ino != host
+        except OSError as exc:
+            raise LaunchError(f"rank 0 ended before its network namespace existed: {exc}") from exc
+
+    if not await _until(unshared, NETNS_TIMEOUT_SECONDS):
+        raise LaunchError(f"rank 0 had no network namespace after {NETNS_TIMEOUT_SECONDS:g} s")
+    return pid
 
 
 def _signal(pid: int, sig: int) -> None:
@@ -347,30 +364,33 @@ class LocalRuntime:
     async def start(self, request: LaunchRequest) -> Handle:
         created: list[Path] = []
         cgroup: JobCgroup | None = None
+        pids: list[int] = []
         try:
             self._make_dirs(request, created)
-            _write_fstab(request)
+            self._write_replica_files(request)
             cgroup = self.cgroups.create(request.job_id, self._limits(request))
-            pid = self._spawn(request, cgroup)
+            await self._spawn_ranks(request, cgroup, pids)
         except BaseException as exc:
-            if cgroup is not None:
-                with contextlib.suppress(OSError):  # nothing joined it: removal cannot be busy
-                    cgroup.remove()
+            await self._undo_launch(request.job_id, cgroup, pids)
             self._remove_dirs(created)
             if isinstance(exc, OSError):
                 raise LaunchError(f"cannot start the job: {exc}") from exc
             raise
-        # Our own unreaped child always has a /proc entry, so this cannot be None.
-        ticks = _start_ticks(pid) or 0
-        log.info("job launched | jobId=%s shimPid=%d cgroup=v%d",
-                 request.job_id, pid, self.cgroups.version)  # fmt: skip
-        return _Shim(pid, ticks, request.state_dir).handle
+        # Our own unreaped children always have a /proc entry, so this cannot be None.
+        ranks = tuple(Supervisor(pid, start_ticks(pid) or 0) for pid in pids)
+        log.info("job launched | jobId=%s shimPids=%s cgroup=v%d", request.job_id,
+                 ",".join(map(str, pids)), self.cgroups.version)  # fmt: skip
+        return Supervisors(ranks, request.state_dir).handle
 
     def _make_dirs(self, request: LaunchRequest, created: list[Path]) -> None:
-        for path in (request.state_dir, request.workdir, request.output_path):
+        replicas = request.spec.replicas
+        outputs = [request.output(rank) for rank in range(replicas)]
+        for path in (request.state_dir, request.workdir, *outputs):
             if not path.is_absolute():  # the handle and the shim rely on absolute paths
                 raise LaunchError(f"cannot prepare the job: {path} is not an absolute path")
-        owners = ((request.state_dir, 0, 0), (request.workdir, self._config.uid, self._config.gid))
+        config = self._config
+        owners = [(request.state_dir, 0, 0), (request.workdir, config.uid, config.gid)]
+        owners += [(rank_dir(request.state_dir, rank), 0, 0) for rank in range(1, replicas)]
         for path, uid, gid in owners:
             if not os.path.lexists(path):
                 path.mkdir(mode=0o700, parents=True)
@@ -379,13 +399,40 @@ class LocalRuntime:
                 raise LaunchError(f"cannot prepare the job: {path} is not a directory")
             os.chown(path, uid, gid)
             path.chmod(0o700)
-        for name in _STALE_STATE_FILES:
-            (request.state_dir / name).unlink(missing_ok=True)
+        for rank in range(replicas):
+            for name in _STALE_STATE_FILES:
+                (rank_dir(request.state_dir, rank) / name).unlink(missing_ok=True)
+
+    def _rank_info(self, request: LaunchRequest) -> RankInfo:
+        spec = request.spec
+        share = cores(spec.resources, spec.replicas, len(os.sched_getaffinity(0)))
+        return RankInfo(request.job_id, spec.replicas, share)
+
+    def _write_replica_files(self, request: LaunchRequest) -> None:
+        mounts.make_mount_point()
+        mounts.write_shared_info(request.state_dir, self._rank_info(request))
+        for rank in range(request.spec.replicas):
+            mounts.write_rank_mounts(request, rank, rank_dir(request.state_dir, rank))
 
     @staticmethod
     def _remove_dirs(created: list[Path]) -> None:
         for path in reversed(created):
             shutil.rmtree(path, ignore_errors=True)
+
+    async def _undo_launch(self, job_id: str, cgroup: JobCgroup | None, pids: list[int]) -> None:
+        """End the ranks already started by a launch that failed part way, and their cgroup.
+
+        A supervisor's child that has not yet joined the cgroup is still in the supervisor's
+        process group (a session of its own); whatever joined is killed through the cgroup.
+        """
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+        for pid in pids:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+        if cgroup is not None:
+            await self.cleanup(job_id, Handle(""))
 
     def _limits(self, request: LaunchRequest) -> Limits:
         resources = request.spec.resources
@@ -394,14 +441,29 @@ class LocalRuntime:
             resources, io_device=device, default_max_pids=self._config.default_max_pids
         )
 
-    def _spawn(self, request: LaunchRequest, cgroup: JobCgroup) -> int:
+    async def _spawn_ranks(
+        self, request: LaunchRequest, cgroup: JobCgroup, pids: list[int]
+    ) -> None:
+        """Start every rank's supervisor, appending each pid to ``pids`` as it starts."""
+        info = self._rank_info(request)
+        procs_files = cgroup.procs_files()
+        shared_netns: int | None = None
+        for rank in range(request.spec.replicas):
+            argv = self._argv(request, rank, procs_files, shared_netns)
+            pids.append(self._spawn(request, rank, argv, self._env(request, info, rank)))
+            if rank == 0 and request.spec.network == NETWORK_NONE and request.spec.replicas > 1:
+                shared_netns = await _own_netns(pids[0])
+
+    def _spawn(
+        self, request: LaunchRequest, rank: int, argv: list[str], env: dict[str, str]
+    ) -> int:
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
-        environment = _env_memfd(self._env(request))
+        environment = _env_memfd(env)
         try:
-            output = os.open(request.output_path, flags, 0o640)
+            output = os.open(request.output(rank), flags, 0o640)
             try:
                 shim = _DetachedPopen(
-                    self._argv(request, cgroup.procs_files()),
+                    argv,
                     stdin=environment,
                     stdout=output,
                     stderr=output,
@@ -416,13 +478,19 @@ class LocalRuntime:
             os.close(environment)
         return shim.pid
 
-    def _argv(self, request: LaunchRequest, procs_files: list[Path]) -> list[str]:
+    def _argv(
+        self, request: LaunchRequest, rank: int, procs_files: list[Path], netns_of: int | None
+    ) -> list[str]:
+        """The launch chain of one rank; ``netns_of``: the pid whose network namespace the
+        rank enters (rank 0's, for the other ranks of a ``--network none`` job)."""
         tools, config = self._tools, self._config
+        enter = [] if netns_of is None else [tools.nsenter, f"--net=/proc/{netns_of}/ns/net", "--"]
         namespaces = ["--pid", "--mount", "--ipc", "--uts", "--propagation", "private"]
-        if request.spec.network == NETWORK_NONE:
+        if request.spec.network == NETWORK_NONE and netns_of is None:
             namespaces.append("--net")  # a new, empty network namespace: only loopback
-        shim = [SHELL, str(SHIM_SCRIPT), str(request.state_dir), str(request.workdir),
-                tools.mount, str(request.state_dir / FSTAB_FILE)]  # fmt: skip
+        state = rank_dir(request.state_dir, rank)
+        shim = [SHELL, str(SHIM_SCRIPT), str(state), str(request.workdir),
+                tools.mount, str(state / mounts.FSTAB_FILE)]  # fmt: skip
         drop = [
             tools.setpriv,
             f"--reuid={config.uid}",
@@ -435,6 +503,7 @@ class LocalRuntime:
         ]
         command = [SHELL, "-c", ENV_STAGE, "jobyard", request.spec.command, *request.spec.args]
         return [
+            *enter,
             tools.unshare,
             *namespaces,
             "--",
@@ -446,36 +515,70 @@ class LocalRuntime:
         ]
 
     @staticmethod
-    def _env(request: LaunchRequest) -> dict[str, str]:
+    def _env(request: LaunchRequest, info: RankInfo, rank: int) -> dict[str, str]:
         # Only what the job was given: nothing of the server's environment leaks in.
         env = {"PATH": JOB_PATH, "HOME": str(request.workdir), "LANG": JOB_LANG}
         env |= request.spec.environment
         env |= request.spec.secret_environment
-        env["JOBYARD_JOB_ID"] = request.job_id
+        env |= info.environment(rank)  # last: a job cannot be told a wrong rank
         return env
 
     # -- wait -----------------------------------------------------------------------
 
     async def wait(self, job_id: str, handle: Handle) -> ExitInfo:
-        shim = _Shim.parse(handle)
-        pidfd = shim.open()
-        if pidfd is not None:
-            try:
-                await _readable(pidfd)
-                _reap(pidfd)
-            finally:
-                os.close(pidfd)
-        return self._exit_info(job_id, shim.state_dir)
+        supervisors = Supervisors.parse(handle)
+        ends, first = await self._rank_ends(job_id, supervisors)
+        return combine_exits(ends, oom_killed=self._oom_killed(job_id), first=first)
 
-    def _exit_info(self, job_id: str, state_dir: Path) -> ExitInfo:
-        oom_killed = self._oom_killed(job_id)
+    async def _rank_ends(
+        self, job_id: str, supervisors: Supervisors
+    ) -> tuple[list[ExitInfo], int | None]:
+        """Each rank's end (index = rank) once every rank has ended, and the rank that
+        failed first, if any.
+
+        The first failure seen has the other ranks stopped, unless the job is being
+        stopped as a whole already (their ends then are that stop's doing).
+        """
+        ends: dict[int, ExitInfo] = {}
+        watched: dict[int, int] = {}  # rank -> pidfd of its supervisor
+        for rank, supervisor in enumerate(supervisors.ranks):
+            pidfd = supervisor.open()
+            if pidfd is None:  # ended while no server watched
+                ends[rank] = self._rank_exit(supervisors.rank_dir(rank))
+            else:
+                watched[rank] = pidfd
+        first: int | None = None
+        try:
+            while True:
+                if first is None and (first := first_failure(ends)) is not None and watched:
+                    await self._stop_after_failure(job_id, supervisors)
+                if not watched:
+                    return [ends[rank] for rank in range(len(supervisors.ranks))], first
+                await _readable(*watched.values())
+                for rank, pidfd in list(watched.items()):
+                    if _ended(pidfd):
+                        _reap(pidfd)
+                        os.close(watched.pop(rank))
+                        ends[rank] = self._rank_exit(supervisors.rank_dir(rank))
+        finally:
+            for pidfd in watched.values():
+                os.close(pidfd)
+
+    async def _stop_after_failure(self, job_id: str, supervisors: Supervisors) -> None:
+        if (supervisors.state_dir / STOP_MARK).exists():
+            return
+        log.info("job rank failed: stopping the other ranks | jobId=%s", job_id)
+        await self._stop(job_id, supervisors, self._config.stop_grace_seconds)
+
+    def _rank_exit(self, state_dir: Path) -> ExitInfo:
+        """How one rank ended, from what its supervisor recorded in ``state_dir``."""
         exit_file = state_dir / "exit"
         try:
             code = int(exit_file.read_text().strip())
             ended_at = _ended_at(exit_file)
         except (OSError, ValueError):
             return ExitInfo(
-                exit_code=None, lost=True, oom_killed=oom_killed,
+                exit_code=None, lost=True,
                 message="the job's supervisor ended without recording an exit status",
             )  # fmt: skip
         reason = _last_line(state_dir / "launch-error")  # empty unless setup failed
@@ -485,7 +588,7 @@ class LocalRuntime:
             return ExitInfo(exit_code=code, ended_at=ended_at, message=message, launch_failed=True)
         # The shell reports "killed by signal N" as 128+N.
         signum = code - 128 if code > 128 else None
-        return ExitInfo(exit_code=code, signal=signum, oom_killed=oom_killed, ended_at=ended_at)
+        return ExitInfo(exit_code=code, signal=signum, ended_at=ended_at)
 
     def _oom_killed(self, job_id: str) -> bool:
         try:
@@ -496,9 +599,15 @@ class LocalRuntime:
     # -- control --------------------------------------------------------------------
 
     async def stop(self, job_id: str, handle: Handle, grace_seconds: float) -> None:
+        await self._stop(job_id, Supervisors.parse(handle), grace_seconds)
+
+    async def _stop(self, job_id: str, supervisors: Supervisors, grace_seconds: float) -> None:
+        """SIGTERM to every process of every rank, the grace, then SIGKILL to what is left."""
         cgroup = self.cgroups.job(job_id)
         if not cgroup.exists():
             return
+        with contextlib.suppress(OSError):  # the mark only spares ranks a second SIGTERM
+            (supervisors.state_dir / STOP_MARK).touch()
         cgroup.signal_all(signal.SIGTERM)
         try:
             cgroup.thaw()  # a suspended job can neither handle SIGTERM nor die while frozen
@@ -506,34 +615,36 @@ class LocalRuntime:
             if not gone(exc):
                 raise
         if grace_seconds > 0:
-            await self._wait_ended(handle, cgroup, grace_seconds)
+            await self._wait_ended(supervisors, cgroup, grace_seconds)
         await asyncio.to_thread(cgroup.kill_all)
         log.info("job stopped | jobId=%s", job_id)
 
-    async def _wait_ended(self, handle: Handle, cgroup: JobCgroup, timeout: float) -> None:
-        shim = _Shim.parse(handle)
-        pidfd = shim.open()
-        if pidfd is None:
-            # No supervisor left to watch (it was killed): watch the cgroup empty out instead.
+    async def _wait_ended(
+        self, supervisors: Supervisors, cgroup: JobCgroup, timeout: float
+    ) -> None:
+        opened = [(s.pid, s.open()) for s in supervisors.ranks]
+        live = {pid: pidfd for pid, pidfd in opened if pidfd is not None}
+        if not live:
+            # No supervisor left to watch (they were killed): watch the cgroup empty out.
             await _until(lambda: not cgroup.pids(), timeout)
             return
-        init = _first_child(shim.pid)
         loop = asyncio.get_running_loop()
         deadline, delay = loop.time() + timeout, 0.001
         try:
-            while True:
-                if init is not None and cgroup.pids() == [init] and _dies_of_sigterm(init):
-                    # The kernel spares a namespace's PID 1 the signals it has no handler
-                    # for; anywhere else SIGTERM would have ended it. Once it is alone (its
-                    # children had their SIGTERM), end it as SIGTERM would have.
-                    _signal(init, signal.SIGKILL)
+            while live:
+                _end_lone_inits(list(live), cgroup)
                 left = deadline - loop.time()
-                # PID 1 ending ends the namespace, and then the supervisor.
-                if left <= 0 or await _readable(pidfd, min(left, delay)):
+                if left <= 0:
                     return
+                # A rank's PID 1 ending ends its namespace, and then its supervisor.
+                await _readable(*live.values(), timeout=min(left, delay))
+                for pid, pidfd in list(live.items()):
+                    if _ended(pidfd):
+                        os.close(live.pop(pid))
                 delay = min(delay * 2, STOP_POLL_SECONDS)
         finally:
-            os.close(pidfd)
+            for pidfd in live.values():
+                os.close(pidfd)
 
     async def suspend(self, job_id: str, handle: Handle) -> None:
         cgroup = self._existing(job_id)
