@@ -359,6 +359,7 @@ def test_submit_sends_command_args_limits_and_environment(client: Client, stub: 
         cpuCores="0",
         environment={"A": "1"},
         secret_environment={"TOKEN": "s"},
+        replicas=1,
     )
     assert timeout == client_module.CALL_TIMEOUT_SECONDS
     assert (job.id, job.command, job.args, job.status) == (
@@ -367,6 +368,15 @@ def test_submit_sends_command_args_limits_and_environment(client: Client, stub: 
         ("-c", "echo hi"),
         "INITIALIZING",
     )
+
+
+def test_submit_refuses_fewer_than_one_replica_before_sending(
+    client: Client, stub: FakeStub
+) -> None:
+    # On the wire 0 means "not given" (one replica): the SDK must not let 0 through.
+    with pytest.raises(InvalidArgument, match="invalid replicas 0: must be at least 1"):
+        client.submit("true", replicas=0)
+    assert stub.requests == []
 
 
 def test_submit_refuses_a_string_as_args(client: Client) -> None:

@@ -37,7 +37,9 @@ class ScriptedLogs(LogMethods):
         self.scripts = list(scripts)
         self.requests: list[tuple[int, int, bool]] = []
 
-    def _read_once(self, id: str, offset: int, tail: int, follow: bool) -> Iterator[LogChunk]:
+    def _read_once(
+        self, id: str, offset: int, tail: int, follow: bool, rank: int = 0
+    ) -> Iterator[LogChunk]:
         self.requests.append((offset, tail, follow))
         for item in self.scripts.pop(0):
             if isinstance(item, BaseException):

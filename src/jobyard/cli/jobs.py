@@ -49,6 +49,15 @@ _LIMIT = click.IntRange(min=0)
 )
 @click.option("--name", default="", help="A human-readable name for the job.")
 @click.option(
+    "--replicas",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    metavar="N",
+    help="Run COMMAND N times, as ranks 0..N-1 of one job sharing its limits "
+    "(each reads its rank in /run/jobyard and $JOBYARD_RANK; `log --rank I`).",
+)
+@click.option(
     "--env", "env", multiple=True, metavar="K=V", help="Environment variable (repeatable)."
 )
 @click.option(
@@ -86,6 +95,7 @@ def run(
     cpu_cores: str,
     network: str,
     name: str,
+    replicas: int,
     env: tuple[str, ...],
     secret_env: tuple[str, ...],
     time_limit: float,
@@ -105,6 +115,7 @@ def run(
       jobyard run --network=none --max-pids=64 python3 untrusted.py
       jobyard run bash -c "sleep 10 && echo done"
       jobyard run --time 2h --schedule +10m --label team=red make test
+      jobyard run --replicas 4 sh -c 'echo rank $JOBYARD_RANK of $JOBYARD_NUMBER_OF_NODES'
       jobyard run --workflow=pipeline.yaml
     """
     if workflow is not None:
@@ -124,6 +135,7 @@ def run(
         max_pids=max_pids,
         cpu_cores=cpu_cores,
         network=network,
+        replicas=replicas,
         env=_key_values(env, "--env"),
         secret_env=_key_values(secret_env, "--secret-env"),
         time_limit=time_limit,

@@ -85,9 +85,16 @@ def attach_follow_values(args: Sequence[str]) -> list[str]:
     metavar="BYTES",
     help="Start at this byte of the output (ignored with --tail).",
 )
+@click.option(
+    "--rank",
+    type=click.IntRange(min=0),
+    default=0,
+    metavar="I",
+    help="Print replica rank I's output (default 0: the job's output).",
+)
 @click.argument("id")
 @pass_state
-def log(state: CliState, follow: bool, tail: int, offset: int, id: str) -> None:
+def log(state: CliState, follow: bool, tail: int, offset: int, rank: int, id: str) -> None:
     """Print a job's output (stdout and stderr merged), following it live by default.
 
     While following, a broken connection (e.g. a server restart) is resumed from the next
@@ -98,6 +105,7 @@ def log(state: CliState, follow: bool, tail: int, offset: int, id: str) -> None:
       jobyard log f47ac10b-58cc-4372-a567-0e02b2c3d479               # all output, then live
       jobyard log --tail 20 f47ac10b                                 # last 20 lines, then live
       jobyard log --follow=false f47ac10b-58cc-4372-a567-0e02b2c3d479  # history only
+      jobyard log --rank 2 f47ac10b                                  # replica rank 2's output
     """
     client = state.client()
     # The header goes to stderr so that stdout carries exactly the job's bytes.
@@ -111,6 +119,7 @@ def log(state: CliState, follow: bool, tail: int, offset: int, id: str) -> None:
         follow=follow,
         reconnect=RECONNECT_SECONDS if follow else 0.0,
         on_retry=_tell,
+        rank=rank,
     )
     try:
         for chunk in chunks:

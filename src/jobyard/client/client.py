@@ -20,6 +20,7 @@ from jobyard.client.lifecycle import LifecycleMethods, TimeArg, time_arg, whole_
 from jobyard.client.logs import LogMethods
 from jobyard.client.settings import ENV_NAMES, ClientSettings
 from jobyard.client.workflows import WorkflowMethods
+from jobyard.domain.errors import InvalidArgument
 
 # Unary calls that take longer than this are reported as failures rather than hanging.
 CALL_TIMEOUT_SECONDS = 30.0
@@ -77,15 +78,21 @@ class Client(WorkflowMethods, LogMethods, LifecycleMethods, ControlMethods):
         schedule: datetime | str | None = None,
         labels: Mapping[str, str] | None = None,
         network: str = "",
+        replicas: int = 1,
     ) -> Job:
         """Run ``command args...`` as a new job. A limit of 0 means the server's default.
 
         ``time_limit`` is wall time in seconds from the start (0: the server's jobTimeout);
         ``schedule`` a start time (datetime or RFC 3339) before which the job waits;
-        ``network`` "host" (the default) or "none" (a network namespace with only loopback).
+        ``network`` "host" (the default) or "none" (a network namespace with only loopback);
+        ``replicas`` runs the command that many times, as ranks 0..replicas-1 of one job
+        (limits are the job's, shared by its ranks; ``logs(id, rank=r)`` reads one rank).
         """
         if isinstance(args, str):
             raise TypeError("args must be a sequence of strings, not one string")
+        if replicas < 1:
+            # On the wire 0 means "not given" (1): refuse it here rather than run one rank.
+            raise InvalidArgument(f"invalid replicas {replicas}: must be at least 1")
         request = joblet_pb2.RunJobReq(
             command=command,
             args=list(args),
@@ -101,6 +108,7 @@ class Client(WorkflowMethods, LogMethods, LifecycleMethods, ControlMethods):
             schedule=time_arg(schedule),
             labels=dict(labels or {}),
             network=network,
+            replicas=replicas,
         )
         return Job.from_proto(self._unary(self._stub.RunJob, request).job)
 
@@ -134,12 +142,13 @@ class Client(WorkflowMethods, LogMethods, LifecycleMethods, ControlMethods):
         res = self._unary(self._stub.StopJob, joblet_pb2.StopJobReq(id=id))
         return StopResult.from_proto(res)
 
-    def logs(self, id: str, follow: bool = False) -> Iterator[bytes]:
+    def logs(self, id: str, follow: bool = False, rank: int = 0) -> Iterator[bytes]:
         """The job's output (stdout and stderr merged) in chunks, from the first byte.
 
-        With ``follow`` the iterator goes on with live output until the job ends.
+        With ``follow`` the iterator goes on with live output until the job ends. ``rank``
+        picks one replica's output (0, the default, is the job's output).
         """
-        return self._chunks(id, follow, timeout=None)
+        return self._chunks(id, follow, timeout=None, rank=rank)
 
     def close(self) -> None:
         self._channel.close()
@@ -161,14 +170,16 @@ class Client(WorkflowMethods, LogMethods, LifecycleMethods, ControlMethods):
         except grpc.RpcError as exc:
             raise error_from_rpc(exc, self.settings.server) from exc
 
-    def _chunks(self, id: str, follow: bool, timeout: float | None) -> Iterator[bytes]:
+    def _chunks(
+        self, id: str, follow: bool, timeout: float | None, rank: int = 0
+    ) -> Iterator[bytes]:
         """Iterate one GetJobLogs stream, opened at the first ``next()``.
 
         A passed deadline raises ``TimeoutError``.
         """
         if timeout is not None and timeout <= 0:
             raise TimeoutError(f"no time left to follow job {id}")
-        request = joblet_pb2.GetJobLogsReq(id=id, follow=follow)
+        request = joblet_pb2.GetJobLogsReq(id=id, follow=follow, rank=rank)
         call = self._stub.GetJobLogs(request, timeout=timeout)
         try:
             for chunk in call:

@@ -75,9 +75,12 @@ class LogMethods:
         *,
         reconnect: float = 0.0,
         on_retry: Callable[[str], None] | None = None,
+        rank: int = 0,
     ) -> Iterator[LogChunk]:
         """The job's output as :class:`LogChunk` s, from byte ``offset`` or from the start of
-        the last ``tail`` lines; with ``follow``, live output until the job ends.
+        the last ``tail`` lines; with ``follow``, live output until the job ends. ``rank``
+        picks one replica's output (0, the default, is the job's output); offsets are
+        within that rank's output.
 
         With ``reconnect`` > 0, a stream that breaks (server restart, network, cut off as
         too slow) is resumed from the next byte after the last chunk received, with backoff,
@@ -92,7 +95,7 @@ class LogMethods:
         while True:
             try:
                 start, lines = (offset, tail) if position is None else (position, 0)
-                for chunk in self._read_once(id, start, lines, follow):
+                for chunk in self._read_once(id, start, lines, follow, rank):
                     position = chunk.end
                     backoff.reset()
                     if chunk.data:
@@ -106,11 +109,13 @@ class LogMethods:
                     on_retry(_retry_notice(exc, position, delay))
                 time.sleep(delay)
 
-    def _read_once(self, id: str, offset: int, tail: int, follow: bool) -> Iterator[LogChunk]:
+    def _read_once(
+        self, id: str, offset: int, tail: int, follow: bool, rank: int = 0
+    ) -> Iterator[LogChunk]:
         """One ReadLogs call, opened at the first ``next()``; cancelled if left early."""
         stub = jobyard_v1_pb2_grpc.JobyardServiceStub(self._channel)
         request = jobyard_v1_pb2.ReadLogsRequest(
-            id=id, offset=offset, tailLines=tail, follow=follow
+            id=id, offset=offset, tailLines=tail, follow=follow, rank=rank
         )
         call = stub.ReadLogs(request)
         try:

@@ -46,7 +46,7 @@ class JobletServicer(pb_grpc.JobletServiceServicer):
     ) -> AsyncIterator[pb.DataChunk]:
         job = self._engine.job(request.id)
         follow = request.follow if request.HasField("follow") else True
-        chunks = self._engine.output(job, follow=follow)
+        chunks = self._engine.output(job, follow=follow, rank=request.rank)
         await send_output(context, self._engine.logs, chunks, _data_chunk, follow=follow)
         return
         yield  # the interceptor iterates handlers; this one writes through the context

@@ -64,17 +64,22 @@ class LogRpcs:
     _engine: JobEngine
 
     async def ReadLogs(self, request: pb.ReadLogsRequest, context: Any) -> AsyncIterator[Any]:
-        """Output from ``offset`` (or the last ``tailLines`` lines), following if asked.
+        """Rank ``rank``'s output (rank 0: the job's) from ``offset`` (or the last
+        ``tailLines`` lines), following if asked.
 
         Each chunk carries the offset of its first byte. With ``tailLines`` the first chunk
         comes at once, empty when there is no output yet, so a client knows its cursor.
         """
         job = self._engine.job(request.id)
+        rank = request.rank
+        job.spec.check_rank(rank)
         hub = self._engine.logs
-        start = hub.start_offset(job.id, offset=request.offset, tail_lines=request.tailLines)
-        if request.tailLines and start == hub.size(job.id):
+        start = hub.start_offset(
+            job.id, offset=request.offset, tail_lines=request.tailLines, rank=rank
+        )
+        if request.tailLines and start == hub.size(job.id, rank):
             await context.write(_log_chunk(start, b""))
-        chunks = self._engine.output(job, follow=request.follow, offset=start)
+        chunks = self._engine.output(job, follow=request.follow, offset=start, rank=rank)
         await send_output(context, hub, chunks, _log_chunk, follow=request.follow)
         return
         yield  # the interceptor iterates handlers; this one writes through the context
