@@ -45,13 +45,11 @@ import errno
 import logging
 import os
 import re
-import select
 import shlex
 import shutil
 import signal
 import stat
 import subprocess
-from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -70,6 +68,14 @@ from jobyard.runtime.local.cgroups import (
     detect_cgroups,
     gone,
 )
+from jobyard.runtime.local.processes import (
+    end_lone_inits,
+    ended,
+    own_netns,
+    readable,
+    reap,
+    until,
+)
 from jobyard.runtime.local.supervisors import Supervisor, Supervisors, rank_dir, start_ticks
 from jobyard.runtime.local.users import resolve_gid, resolve_uid
 from jobyard.runtime.ranks import RankInfo, combine_exits, cores, first_failure
@@ -85,7 +91,6 @@ LAUNCH_FAILED_EXIT_CODE = 125  # the shim's code for "setup failed, see launch-e
 FREEZE_TIMEOUT_SECONDS = 10.0
 CLEANUP_TIMEOUT_SECONDS = 5.0
 STOP_POLL_SECONDS = 0.05  # longest pause between looks at a stopping job
-NETNS_TIMEOUT_SECONDS = 5.0  # how long rank 0 may take to create the ranks' network namespace
 STOP_MARK = "stop-requested"  # in the state dir: the job is being stopped as a whole
 _STALE_STATE_FILES = ("exit", "exit.tmp", "launch-error", STOP_MARK)  # exit.tmp: older shims
 ROOT_ENV = {"PATH": TOOL_PATH}  # all the launch chain's root stages ever see
@@ -177,55 +182,6 @@ class _DetachedPopen(subprocess.Popen[bytes]):
         pass
 
 
-async def _readable(*fds: int, timeout: float | None = None) -> bool:
-    """Wait until any of ``fds`` (pidfds: their process ended) is readable, at most
-    ``timeout``."""
-    loop = asyncio.get_running_loop()
-    ready: asyncio.Future[None] = loop.create_future()
-
-    def on_readable() -> None:
-        if not ready.done():
-            ready.set_result(None)
-
-    for fd in fds:
-        loop.add_reader(fd, on_readable)
-    try:
-        await asyncio.wait_for(ready, timeout)
-        return True
-    except TimeoutError:
-        return False
-    finally:
-        for fd in fds:
-            loop.remove_reader(fd)
-
-
-def _ended(pidfd: int) -> bool:
-    """Whether the process of ``pidfd`` has ended (its pidfd polls readable)."""
-    poller = select.poll()
-    poller.register(pidfd, select.POLLIN)
-    return bool(poller.poll(0))
-
-
-def _reap(pidfd: int) -> None:
-    # Only our own child can be reaped (by us, once); a shim an earlier server started
-    # belongs to init. P_PIDFD reaps exactly this process, whatever its pid has become.
-    with contextlib.suppress(ChildProcessError):
-        os.waitid(os.P_PIDFD, pidfd, os.WEXITED | os.WNOHANG)
-
-
-async def _until(condition: Callable[[], bool], timeout: float) -> bool:
-    """Poll a cgroup state (the freezer has no event on v1) until true or ``timeout``."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    delay = 0.001
-    while not condition():
-        if loop.time() >= deadline:
-            return False
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.05)
-    return True
-
-
 def _env_memfd(env: dict[str, str]) -> int:
     """A memfd holding ``env`` as a script of ``export NAME='value'`` lines, read from 0.
 
@@ -245,77 +201,6 @@ def _env_memfd(env: dict[str, str]) -> int:
         os.close(fd)
         raise
     return fd
-
-
-def _first_child(pid: int) -> int | None:
-    """The supervisor's one child: the job's PID 1, as the host numbers it."""
-    try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:  # gone, or a kernel without CONFIG_PROC_CHILDREN
-        return None
-    return int(children[0]) if children else None
-
-
-def _pid_ns(pid: int) -> int | None:
-    try:
-        return os.stat(f"/proc/{pid}/ns/pid").st_ino
-    except OSError:
-        return None
-
-
-def _lone_inits(inits: list[int], pids: list[int]) -> list[int]:
-    """The ranks' PID 1s that are the last process of their pid namespace among ``pids``."""
-    namespaces = {pid: _pid_ns(pid) for pid in pids}
-    crowd = Counter(namespaces.values())
-    return [i for i in inits if i in namespaces and crowd[namespaces[i]] == 1]
-
-
-def _dies_of_sigterm(pid: int) -> bool:
-    """Whether SIGTERM would end ``pid`` by default: neither caught, ignored nor blocked."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-    bit = 1 << (signal.SIGTERM - 1)
-    for line in status.splitlines():
-        key, _, value = line.partition(":")
-        if key in ("SigBlk", "SigIgn", "SigCgt") and int(value, 16) & bit:
-            return False
-    return True
-
-
-def _end_lone_inits(supervisor_pids: list[int], cgroup: JobCgroup) -> None:
-    """SIGKILL each rank's PID 1 that is alone in its namespace and has no SIGTERM handler.
-
-    The kernel spares a namespace's PID 1 the signals it has no handler for; anywhere else
-    SIGTERM would have ended it. Once it is alone (its children had their SIGTERM), end it
-    as SIGTERM would have.
-    """
-    inits = [i for i in map(_first_child, supervisor_pids) if i is not None]
-    for init in _lone_inits(inits, cgroup.pids()):
-        if _dies_of_sigterm(init):
-            _signal(init, signal.SIGKILL)
-
-
-async def _own_netns(pid: int) -> int:
-    """Wait until ``pid`` (rank 0's supervisor) is in a network namespace of its own, so
-    that the other ranks enter that one and never the host's; returns ``pid``."""
-    host = os.stat("/proc/self/ns/net").st_ino
-
-    def unshared() -> bool:
-        try:
-            return os.stat(f"/proc/{pid}/ns/net").st_ino != host
-        except OSError as exc:
-            raise LaunchError(f"rank 0 ended before its network namespace existed: {exc}") from exc
-
-    if not await _until(unshared, NETNS_TIMEOUT_SECONDS):
-        raise LaunchError(f"rank 0 had no network namespace after {NETNS_TIMEOUT_SECONDS:g} s")
-    return pid
-
-
-def _signal(pid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, sig)
 
 
 def _no_processes(job_id: str) -> FailedPrecondition:
@@ -452,7 +337,7 @@ class LocalRuntime:
             argv = self._argv(request, rank, procs_files, shared_netns)
             pids.append(self._spawn(request, rank, argv, self._env(request, info, rank)))
             if rank == 0 and request.spec.network == NETWORK_NONE and request.spec.replicas > 1:
-                shared_netns = await _own_netns(pids[0])
+                shared_netns = await own_netns(pids[0])
 
     def _spawn(
         self, request: LaunchRequest, rank: int, argv: list[str], env: dict[str, str]
@@ -554,10 +439,10 @@ class LocalRuntime:
                     await self._stop_after_failure(job_id, supervisors)
                 if not watched:
                     return [ends[rank] for rank in range(len(supervisors.ranks))], first
-                await _readable(*watched.values())
+                await readable(*watched.values())
                 for rank, pidfd in list(watched.items()):
-                    if _ended(pidfd):
-                        _reap(pidfd)
+                    if ended(pidfd):
+                        reap(pidfd)
                         os.close(watched.pop(rank))
                         ends[rank] = self._rank_exit(supervisors.rank_dir(rank))
         finally:
@@ -626,20 +511,20 @@ class LocalRuntime:
         live = {pid: pidfd for pid, pidfd in opened if pidfd is not None}
         if not live:
             # No supervisor left to watch (they were killed): watch the cgroup empty out.
-            await _until(lambda: not cgroup.pids(), timeout)
+            await until(lambda: not cgroup.pids(), timeout)
             return
         loop = asyncio.get_running_loop()
         deadline, delay = loop.time() + timeout, 0.001
         try:
             while live:
-                _end_lone_inits(list(live), cgroup)
+                end_lone_inits(list(live), cgroup)
                 left = deadline - loop.time()
                 if left <= 0:
                     return
                 # A rank's PID 1 ending ends its namespace, and then its supervisor.
-                await _readable(*live.values(), timeout=min(left, delay))
+                await readable(*live.values(), timeout=min(left, delay))
                 for pid, pidfd in list(live.items()):
-                    if _ended(pidfd):
+                    if ended(pidfd):
                         os.close(live.pop(pid))
                 delay = min(delay * 2, STOP_POLL_SECONDS)
         finally:
@@ -649,7 +534,7 @@ class LocalRuntime:
     async def suspend(self, job_id: str, handle: Handle) -> None:
         cgroup = self._existing(job_id)
         _freezer(job_id, cgroup.freeze)
-        if not await _until(cgroup.frozen, FREEZE_TIMEOUT_SECONDS):
+        if not await until(cgroup.frozen, FREEZE_TIMEOUT_SECONDS):
             with contextlib.suppress(OSError):
                 cgroup.thaw()  # a job that is not SUSPENDED must not stay half frozen
             raise FailedPrecondition(
@@ -659,7 +544,7 @@ class LocalRuntime:
     async def resume(self, job_id: str, handle: Handle) -> None:
         cgroup = self._existing(job_id)
         _freezer(job_id, cgroup.thaw)
-        if not await _until(lambda: not cgroup.frozen(), FREEZE_TIMEOUT_SECONDS):
+        if not await until(lambda: not cgroup.frozen(), FREEZE_TIMEOUT_SECONDS):
             raise FailedPrecondition(
                 f"job {job_id} did not thaw within {FREEZE_TIMEOUT_SECONDS:g} s"
             )
