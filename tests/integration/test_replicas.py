@@ -11,10 +11,12 @@ from pathlib import Path
 
 import grpc
 import pytest
+from click.testing import CliRunner, Result
 
 from jobyard.api.gen import joblet_pb2, joblet_pb2_grpc
 from jobyard.api.gen import jobyard_v1_pb2 as v1
 from jobyard.api.gen import jobyard_v1_pb2_grpc as v1_grpc
+from jobyard.cli.main import cli as main_cli
 from jobyard.client import Client
 from jobyard.domain.errors import InvalidArgument
 from jobyard.runtime.base import Handle
@@ -210,3 +212,36 @@ def _client(server: ServerThread, certs_dir: Path) -> Client:
         key=str(certs_dir / "admin-client-key.pem"),
         ca=str(certs_dir / "ca-cert.pem"),
     )
+
+
+def cli(server: ServerThread, certs_dir: Path, *args: str) -> Result:
+    """The CLI in-process against the test server, as the admin."""
+    return CliRunner().invoke(
+        main_cli,
+        [
+            f"--server=localhost:{server.port}",
+            f"--cert={certs_dir / 'admin-client-cert.pem'}",
+            f"--key={certs_dir / 'admin-client-key.pem'}",
+            f"--ca={certs_dir / 'ca-cert.pem'}",
+            *args,
+        ],
+    )
+
+
+def test_the_cli_runs_replicas_and_prints_one_ranks_log(
+    server: ServerThread, admin: Client, certs_dir: Path
+) -> None:
+    ran = cli(server, certs_dir, "run", "--replicas", "3", "sh", "-c", "echo rank $JOBYARD_RANK")
+    assert ran.exit_code == 0, ran.output
+    assert "Replicas: 3 (ranks 0-2; log --rank I)" in ran.stdout
+    job_id = re.search(r"^ID: (\S+)$", ran.stdout, re.MULTILINE)
+    assert job_id is not None
+    admin.wait(job_id[1], timeout=WAIT)
+    logged = cli(server, certs_dir, "log", "--follow=false", "--rank", "2", job_id[1])
+    assert (logged.exit_code, logged.stdout) == (0, "rank 2\n")
+    status = cli(server, certs_dir, "status", job_id[1])
+    assert "Replicas: 3" in status.stdout
+    refused = cli(server, certs_dir, "log", "--follow=false", "--rank", "3", job_id[1])
+    assert refused.exit_code == 1
+    assert "invalid rank 3: the job has 3 replicas (ranks 0-2)" in refused.stderr
+    assert cli(server, certs_dir, "run", "--replicas", "0", "true").exit_code == 2

@@ -24,6 +24,8 @@ def started(job: Job) -> str:
         f"MaxMemory: {job.max_memory}",
         _NETWORKS.get(job.network, f"Network: {job.network}"),
     ]
+    if job.replicas > 1:
+        lines.append(f"Replicas: {job.replicas} (ranks 0-{job.replicas - 1}; log --rank I)")
     return "\n".join(lines)
 
 
@@ -50,6 +52,7 @@ def status(job: Job) -> str:
         ("Name", job.name),
         ("CPUCores", job.cpu_cores),
         ("MaxPids", str(job.max_pids) if job.max_pids else ""),
+        ("Replicas", str(job.replicas) if job.replicas > 1 else ""),
         ("Runtime", job.runtime),
         ("Owner", job.owner),
         ("Labels", _pairs(job.labels)),
