@@ -423,6 +423,10 @@ class LocalRuntime:
 
         The first failure seen has the other ranks stopped, unless the job is being
         stopped as a whole already (their ends then are that stop's doing).
+
+        TODO: a watched job holds one pidfd per rank, so many 256-rank jobs need a server
+        RLIMIT_NOFILE above the usual 1024; watch ranks through one fd per job instead
+        (e.g. a per-job reaper process that reports rank ends on a pipe).
         """
         ends: dict[int, ExitInfo] = {}
         watched: dict[int, int] = {}  # rank -> pidfd of its supervisor
