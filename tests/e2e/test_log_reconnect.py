@@ -78,8 +78,13 @@ def test_log_tail_prints_the_last_lines(daemon: Daemon) -> None:
 
 
 def test_log_tail_then_follow_goes_on_live(daemon: Daemon) -> None:
-    job_id = daemon.submit("sh", "-c", "seq 1 5; sleep 1; echo six")
-    time.sleep(0.5)
+    job_id = daemon.submit("sh", "-c", "seq 1 5; sleep 3; echo six")
+    # Ask for the tail once the first lines are out, well before "six" (no fixed sleep).
+    deadline = time.monotonic() + 10
+    with daemon.client() as c:
+        while b"5\n" not in b"".join(c.logs(job_id, follow=False)):
+            assert time.monotonic() < deadline, "the job never printed its first lines"
+            time.sleep(0.02)
     result = daemon.run_bytes("log", "--tail", "2", job_id)
     assert result.returncode == 0, result.stderr
     assert result.stdout == b"4\n5\nsix\n"
