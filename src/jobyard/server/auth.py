@@ -7,6 +7,7 @@ exceptions into gRPC status codes, so servicers only translate messages.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import dataclasses
 import logging
@@ -136,28 +137,32 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         return _wrap(handler, operation, self._insecure)
 
 
-def _wrap(handler: grpc.RpcMethodHandler, operation: str, insecure: bool) -> Any:
-    def admit(context: Any) -> contextvars.Token[Identity]:
+@contextlib.asynccontextmanager
+async def _served(context: Any, operation: str, insecure: bool) -> AsyncIterator[None]:
+    """Authorize the caller, expose it to the servicer, and map errors to status codes."""
+    try:
         identity = identify(context, insecure)
         authorize(identity, operation)
-        return _current.set(identity)
+        token = _current.set(identity)
+        try:
+            yield
+        finally:
+            _current.reset(token)
+    except JobyardError as exc:
+        await _abort(context, exc, operation)
+    except grpc.aio.AbortError:
+        raise
+    except Exception:
+        await _internal(context, operation)
 
+
+def _wrap(handler: grpc.RpcMethodHandler, operation: str, insecure: bool) -> Any:
     if handler.unary_unary is not None:
         inner = handler.unary_unary
 
         async def unary(request: Any, context: Any) -> Any:
-            try:
-                token = admit(context)
-                try:
-                    return await inner(request, context)
-                finally:
-                    _current.reset(token)
-            except JobyardError as exc:
-                await _abort(context, exc, operation)
-            except grpc.aio.AbortError:
-                raise
-            except Exception:
-                await _internal(context, operation)
+            async with _served(context, operation, insecure):
+                return await inner(request, context)
 
         return grpc.unary_unary_rpc_method_handler(
             unary, handler.request_deserializer, handler.response_serializer
@@ -166,19 +171,9 @@ def _wrap(handler: grpc.RpcMethodHandler, operation: str, insecure: bool) -> Any
         inner_stream = handler.unary_stream
 
         async def stream(request: Any, context: Any) -> AsyncIterator[Any]:
-            try:
-                token = admit(context)
-                try:
-                    async for item in inner_stream(request, context):
-                        yield item
-                finally:
-                    _current.reset(token)
-            except JobyardError as exc:
-                await _abort(context, exc, operation)
-            except grpc.aio.AbortError:
-                raise
-            except Exception:
-                await _internal(context, operation)
+            async with _served(context, operation, insecure):
+                async for item in inner_stream(request, context):
+                    yield item
 
         return grpc.unary_stream_rpc_method_handler(
             stream, handler.request_deserializer, handler.response_serializer
