@@ -258,6 +258,9 @@ class JobEngine(JobControl):
 
     # -- the only ways the engine changes a job -----------------------------------------
 
+    # TODO: each store call is a durable SQLite commit on the event loop (4 per job); with
+    # many concurrent submitters they bound throughput (bench/spawn.py, 8 clients). Batch
+    # them through a single writer thread, keeping "answered means durable".
     def _transition(self, job_id: str, new: Status, message: str, **fields: Any) -> Job:
         job = self._store.transition(job_id, new, message, **fields)
         if job.status.active:
