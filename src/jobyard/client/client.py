@@ -8,7 +8,6 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 import grpc
 
@@ -163,12 +162,6 @@ class Client(WorkflowMethods, LogMethods, LifecycleMethods, ControlMethods):
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-    def _unary(self, method: Any, request: Any) -> Any:
-        try:
-            return method(request, timeout=self.timeout)
-        except grpc.RpcError as exc:
-            raise error_from_rpc(exc, self.settings.server) from exc
 
     def _chunks(
         self, id: str, follow: bool, timeout: float | None, rank: int = 0

@@ -6,10 +6,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import grpc
-
 from jobyard.api.gen import jobyard_v1_pb2 as v1
 from jobyard.api.gen import jobyard_v1_pb2_grpc as v1_grpc
+from jobyard.client.base import Connected
 from jobyard.client.jobs import Job
 
 
@@ -67,13 +66,8 @@ class JobDetails:
         }
 
 
-class ControlMethods:
+class ControlMethods(Connected):
     """Client methods for jobyard.v1: details (usage, history), suspend, resume."""
-
-    _channel: grpc.Channel
-
-    def _unary(self, method: Any, request: Any) -> Any:  # provided by Client
-        raise NotImplementedError
 
     @property
     def _control(self) -> v1_grpc.JobyardServiceStub:

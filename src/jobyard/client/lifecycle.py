@@ -20,6 +20,7 @@ import grpc
 
 from jobyard.api.gen import jobyard_v1_pb2 as v1
 from jobyard.api.gen import jobyard_v1_pb2_grpc as v1_grpc
+from jobyard.client.base import Connected
 from jobyard.client.errors import error_from_rpc
 from jobyard.client.jobs import Job, StopResult
 from jobyard.client.logs import Backoff
@@ -71,15 +72,11 @@ class JobFile:
         return dataclasses.asdict(self)
 
 
-class LifecycleMethods:
+class LifecycleMethods(Connected):
     """Client methods for jobyard.v1: extend, delete, list, watch, wait, files, download."""
 
-    _channel: grpc.Channel
     settings: ClientSettings
     timeout: float | None
-
-    def _unary(self, method: Any, request: Any) -> Any:  # provided by Client
-        raise NotImplementedError
 
     @property
     def _v1(self) -> v1_grpc.JobyardServiceStub:

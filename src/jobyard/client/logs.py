@@ -15,6 +15,7 @@ from typing import Any
 import grpc
 
 from jobyard.api.gen import jobyard_v1_pb2, jobyard_v1_pb2_grpc
+from jobyard.client.base import Connected
 from jobyard.client.errors import error_from_rpc
 
 # Codes after which the same read can go on from its offset: the server was unreachable or
@@ -60,10 +61,9 @@ class Backoff:
         return delay
 
 
-class LogMethods:
+class LogMethods(Connected):
     """Client methods for jobyard.v1 ReadLogs."""
 
-    _channel: grpc.Channel
     settings: Any  # provided by Client (ClientSettings)
 
     def read_logs(

@@ -6,9 +6,8 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-import grpc
-
 from jobyard.api.gen import joblet_pb2, joblet_pb2_grpc, jobyard_v1_pb2, jobyard_v1_pb2_grpc
+from jobyard.client.base import Connected
 
 WORKFLOW_TERMINAL = frozenset({"COMPLETED", "FAILED", "STOPPED"})
 
@@ -79,13 +78,8 @@ class WorkflowStatus:
     jobs: tuple[WorkflowJob, ...]
 
 
-class WorkflowMethods:
+class WorkflowMethods(Connected):
     """Client methods for the seed's workflow RPCs (joblet.JobService)."""
-
-    _channel: grpc.Channel
-
-    def _unary(self, method: Any, request: Any) -> Any:  # provided by Client
-        raise NotImplementedError
 
     def run_workflow(self, document: str | Path, name: str = "") -> WorkflowStatus:
         """Submit a workflow: its YAML text, or the path of a YAML file."""
