@@ -4,8 +4,6 @@ suspended job across a kill -9 of the daemon."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -16,14 +14,6 @@ pytestmark = pytest.mark.skipif(root_problem() is not None, reason=root_problem(
 
 COUNTER = "i=0; while :; do i=$((i+1)); echo $i; sleep 0.02; done"
 WAIT_SECONDS = 30.0
-
-
-@pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[Daemon]:
-    d = Daemon(tmp_path)
-    d.start()
-    yield d
-    d.stop()
 
 
 def counted(daemon: Daemon, job_id: str) -> list[int]:

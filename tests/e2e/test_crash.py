@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -12,14 +10,6 @@ from tests.conftest import root_problem
 from tests.e2e.daemon import Daemon
 
 pytestmark = pytest.mark.skipif(root_problem() is not None, reason=root_problem() or "")
-
-
-@pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[Daemon]:
-    d = Daemon(tmp_path)
-    d.start()
-    yield d
-    d.stop()
 
 
 def test_a_running_job_survives_kill9_and_reports_its_true_end(daemon: Daemon) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -20,14 +18,6 @@ pytestmark = [
 
 # About 4 s of numbered lines, long enough to restart the daemon in the middle.
 COUNTER = "for i in $(seq 1 80); do echo line $i; sleep 0.05; done"
-
-
-@pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[Daemon]:
-    d = Daemon(tmp_path)
-    d.start()
-    yield d
-    d.stop()
 
 
 def output_file(daemon: Daemon, job_id: str) -> bytes:
