@@ -82,6 +82,9 @@ def test_each_rank_finds_its_rank_and_the_job_in_files_and_variables(admin: Clie
     assert b"".join(admin.logs(job.id)).decode() == rank_log(admin, job.id, 0)
     chunks = admin.read_logs(job.id, rank=2)
     assert "env rank=2 " in b"".join(c.data for c in chunks).decode()
+    # The job's output size counts every rank.
+    total = sum(len(rank_log(admin, job.id, rank).encode()) for rank in range(3))
+    assert admin.details(job.id).output_bytes == total
 
 
 def test_a_single_replica_job_is_rank_0_of_1(admin: Client) -> None:

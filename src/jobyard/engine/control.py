@@ -24,7 +24,7 @@ from jobyard.domain.errors import (
 )
 from jobyard.domain.jobs import Job, Usage, utcnow
 from jobyard.domain.status import Status
-from jobyard.logs import LogHub
+from jobyard.logs import JobLayout, LogHub
 from jobyard.runtime.base import Handle, Runtime
 from jobyard.store.base import Store
 
@@ -57,6 +57,7 @@ class JobControl:
     _store: Store
     _runtime: Runtime
     _hub: LogHub
+    _layout: JobLayout
 
     def job(self, ref: str) -> Job:
         raise NotImplementedError  # JobEngine's
@@ -115,7 +116,8 @@ class JobControl:
                 usage = await self._runtime.usage(job.id, Handle(job.backend_id))
             except (JobyardError, OSError) as exc:
                 log.warning("usage not readable | jobId=%s error=%s", job.id, exc)
-        return JobDetails(job, usage, self._hub.size(job.id))
+        # Every rank's output counts, as it does against the output limit.
+        return JobDetails(job, usage, sum(self._layout.output_sizes(job.id)))
 
     async def _final_usage(self, job_id: str, handle: Handle) -> Usage | None:
         """Usage as the job ended, read before cleanup releases the counters."""
