@@ -35,7 +35,8 @@ async def test_an_unrecorded_launch_is_lost_and_released(tmp_path: Path) -> None
     )  # fmt: skip
     cgroup = runtime.cgroups.job(job.id)
     deadline = time.monotonic() + 10
-    while not cgroup.pids():
+    # Until the launch chain has exec'ed the command, its setup steps (mount) show too.
+    while [_comm(pid) for pid in cgroup.pids()] != ["sleep"]:
         assert time.monotonic() < deadline, "the orphan did not start"
         await asyncio.sleep(0.01)
     [orphan] = cgroup.pids()
@@ -54,3 +55,10 @@ async def test_an_unrecorded_launch_is_lost_and_released(tmp_path: Path) -> None
     assert (ended.status, ended.reason) == (Status.FAILED, TerminationReason.LOST)
     assert not cgroup.exists()
     assert not Path(f"/proc/{orphan}").exists()
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
