@@ -162,14 +162,14 @@ class WorkflowRunner:
         record = self._store.get(workflow_id)
         if record.ended_at is not None:
             return None
-        spec = parse_workflow(record.document, parse_duration)
-        live = _Live(record.id, record.owner, spec)
+        live = _Live(record.id, record.owner, parse_workflow(record.document, parse_duration))
         for view in self.jobs_of(record):
-            live.outcome[view.name] = _final_status(view)
+            live.settle(view.name, _final_status(view))
             if view.job is not None:
                 live.by_job[view.job.id] = view.name
             elif view.row.status == PENDING:
                 live.pending.add(view.name)
+        live.recount()
         self._live[workflow_id] = live
         return live
 
@@ -180,44 +180,68 @@ class WorkflowRunner:
             if live is None:
                 return
             if ended is None:
-                candidates = [j.name for j in live.spec.jobs]
+                await self._scan(live)
             else:
                 name = live.by_job.get(ended.id)
                 if name is None or live.outcome[name]:
                     return
-                live.outcome[name] = ended.status.value
-                candidates = list(live.dependents[name])
-            await self._advance(live, candidates)
+                await self._propagate(live, name, ended.status.value)
             self._maybe_finish(live)
 
-    async def _advance(self, live: _Live, candidates: list[str]) -> None:
-        """Start the candidates whose requirements hold; cancel those that cannot run."""
-        work = list(candidates)
-        while work:
-            name = work.pop(0)
+    async def _scan(self, live: _Live) -> None:
+        """Evaluate every pending job, dependencies first (a new or reloaded workflow)."""
+        for spec in live.spec.jobs:
+            name = spec.name
             if name not in live.pending:
                 continue
-            wanted = live.spec.job(name).requires
-            if any(live.outcome[r.job] and live.outcome[r.job] != r.status.value for r in wanted):
-                live.pending.discard(name)
-                live.outcome[name] = W_STOPPED
-                self._store.set_job(live.id, name, job_id=None, status=W_STOPPED,
-                                    reason=TerminationReason.DEPENDENCY_FAILED.value)  # fmt: skip
-                work.extend(live.dependents[name])
-            elif all(live.outcome[r.job] == r.status.value for r in wanted):
-                live.pending.discard(name)
-                job = await self._engine.submit(
-                    live.owner, live.spec.job(name).spec, workflow_id=live.id
-                )
-                live.by_job[job.id] = name
-                self._store.set_job(live.id, name, job_id=job.id, status=job.status.value,
-                                    reason=None)  # fmt: skip
+            outcome = live.outcome
+            if any(outcome[r.job] and outcome[r.job] != r.status.value for r in spec.requires):
+                self._cancel(live, name)
+                live.settle(name, W_STOPPED)
+            elif all(outcome[r.job] == r.status.value for r in spec.requires):
+                job = await self._start(live, name)
                 if job.status.terminal:  # e.g. a launch that failed at once
-                    live.outcome[name] = job.status.value
-                    work.extend(live.dependents[name])
+                    live.settle(name, job.status.value)
+        live.recount()
+
+    async def _propagate(self, live: _Live, name: str, status: str) -> None:
+        """A job ended: look at its dependents only, and theirs in turn if they end too.
+
+        Each dependent keeps a count of its unmet requirements, so a fan-in of N jobs costs
+        O(1) per ending dependency instead of a scan of N requirements.
+        """
+        work = [(name, status)]
+        while work:
+            done, done_status = work.pop()
+            live.settle(done, done_status)
+            for dependent in live.dependents[done]:
+                if dependent not in live.pending:
+                    continue
+                if live.required[dependent][done] != done_status:
+                    self._cancel(live, dependent)
+                    work.append((dependent, W_STOPPED))
+                    continue
+                live.unmet[dependent] -= 1
+                if live.unmet[dependent] == 0:
+                    job = await self._start(live, dependent)
+                    if job.status.terminal:
+                        work.append((dependent, job.status.value))
+
+    async def _start(self, live: _Live, name: str) -> Job:
+        live.pending.discard(name)
+        job = await self._engine.submit(live.owner, live.by_name[name].spec, workflow_id=live.id)
+        live.by_job[job.id] = name
+        self._store.set_job(live.id, name, job_id=job.id, status=job.status.value, reason=None)
+        return job
+
+    def _cancel(self, live: _Live, name: str) -> None:
+        """A requirement of ``name`` can no longer hold: it never starts."""
+        live.pending.discard(name)
+        self._store.set_job(live.id, name, job_id=None, status=W_STOPPED,
+                            reason=TerminationReason.DEPENDENCY_FAILED.value)  # fmt: skip
 
     def _maybe_finish(self, live: _Live) -> None:
-        if not all(live.outcome.values()):
+        if live.unfinished:
             return
         done = all(s == W_COMPLETED for s in live.outcome.values())
         status = W_COMPLETED if done else W_FAILED
@@ -234,13 +258,29 @@ class _Live:
         self.id = workflow_id
         self.owner = owner
         self.spec = spec
-        self.outcome: dict[str, str] = {}  # name -> terminal status, "" while it may run
+        self.by_name = {job.name: job for job in spec.jobs}
+        self.outcome: dict[str, str] = dict.fromkeys(self.by_name, "")  # "" while it may run
+        self.unfinished = len(self.outcome)  # names whose outcome is still ""
         self.by_job: dict[str, str] = {}  # job id -> name
         self.pending: set[str] = set()  # names not created and not cancelled
+        self.unmet: dict[str, int] = {}  # pending name -> requirements not met yet
+        # name -> {dependency name -> the status it must end in}
+        self.required = {j.name: {r.job: r.status.value for r in j.requires} for j in spec.jobs}
         self.dependents: dict[str, list[str]] = {j.name: [] for j in spec.jobs}
         for job in spec.jobs:
             for dep in job.dependencies:
                 self.dependents[dep].append(job.name)
+
+    def settle(self, name: str, status: str) -> None:
+        """Record ``name``'s final status ("" leaves it open)."""
+        if status and not self.outcome[name]:
+            self.unfinished -= 1
+        self.outcome[name] = status
+
+    def recount(self) -> None:
+        for name in self.pending:
+            wanted = self.required[name]
+            self.unmet[name] = sum(self.outcome[dep] != st for dep, st in wanted.items())
 
 
 def _final_status(view: WorkflowJobView) -> str:
