@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
 from jobyard.api.gen import joblet_pb2, joblet_pb2_grpc, jobyard_v1_pb2, jobyard_v1_pb2_grpc
 from jobyard.client.base import Connected
+from jobyard.domain.jobs import rfc3339
 
 WORKFLOW_TERMINAL = frozenset({"COMPLETED", "FAILED", "STOPPED"})
 
 
 def _ts(value: Any, present: bool) -> str:
-    if not present:
-        return ""
-    return str(value.ToDatetime().strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z")
+    """A wire Timestamp in the same RFC 3339 form as every other time the SDK shows."""
+    return rfc3339(value.ToDatetime(tzinfo=UTC)) if present else ""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
