@@ -303,3 +303,47 @@ async def test_query_pages_newest_first(rig: Rig) -> None:
     assert [j.id for j in page] == ids[:0:-1]
     rest, end = rig.engine.query(JobQuery(page_size=2, page_token=token))
     assert ([j.id for j in rest], end) == ([ids[0]], "")
+
+
+# -- recorded times follow their causes -----------------------------------------------------
+
+
+async def test_an_end_stamped_by_a_lagging_clock_is_not_recorded_before_its_stop(
+    rig: Rig,
+) -> None:
+    # The local runtime reads the end from the exit file's mtime, which the kernel stamps
+    # from a coarse clock up to a tick behind: the end must still follow the stop it ended.
+    job = await rig.engine.submit("alice", spec())
+    rig.runtime.ignore_stop = True
+    stop = asyncio.create_task(rig.engine.stop(job.id))
+    stopping = await until_status(rig, job.id, Status.STOPPING)
+    lagging = stopping.updates[-1].timestamp - timedelta(milliseconds=3)
+    rig.runtime.finish(job.id, ExitInfo(exit_code=-9, signal=9, ended_at=lagging))
+    done = await stop
+
+    assert done.status is Status.STOPPED
+    assert done.ended_at is not None and done.started_at is not None
+    assert done.ended_at >= stopping.updates[-1].timestamp >= done.started_at
+
+
+async def test_a_quick_job_never_ends_before_it_started(rig: Rig) -> None:
+    job = await rig.engine.submit("alice", spec())
+    assert job.started_at is not None
+    stamped = job.started_at - timedelta(milliseconds=4)
+    rig.runtime.finish(job.id, ExitInfo(exit_code=0, ended_at=stamped))
+    done = await until_status(rig, job.id, Status.COMPLETED)
+    assert done.ended_at is not None and done.ended_at >= job.started_at
+
+
+async def test_a_schedule_is_kept_to_the_millisecond_rounded_up(rig: Rig) -> None:
+    # The API shows times cut to milliseconds: a start at or after a microsecond schedule
+    # must not show as before it.
+    when = utcnow() + timedelta(seconds=SHORT)
+    when = when.replace(microsecond=when.microsecond // 1000 * 1000 + 400)
+    job = await rig.engine.submit("alice", spec(schedule=when))
+    assert job.spec.schedule == when + timedelta(microseconds=600)
+
+    running = await until_status(rig, job.id, Status.RUNNING)
+    assert running.started_at is not None
+    shown = running.started_at.replace(microsecond=running.started_at.microsecond // 1000 * 1000)
+    assert shown >= when

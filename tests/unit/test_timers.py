@@ -92,3 +92,30 @@ def test_a_negative_capacity_bound_is_refused(tmp_path: Path) -> None:
     path.write_text("jobyard:\n  maxTotalMemory: -1\n")
     with pytest.raises(InvalidArgument, match="maxTotalMemory must not be negative"):
         load_config(path, data_dir=tmp_path)
+
+
+async def test_a_timer_never_acts_before_its_wall_clock_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The loop's monotonic clock says "time" while the wall clock is still half a
+    # millisecond short (the two drift): the action waits for the wall clock.
+    start = utcnow()
+    wall = [start]
+    monkeypatch.setattr(timers_module, "utcnow", lambda: wall[0])
+    timers, fired = JobTimers(), asyncio.Event()
+    seen: list[object] = []
+
+    async def action(job_id: str) -> None:
+        seen.append(wall[0])
+        fired.set()
+
+    when = start + timedelta(milliseconds=20)
+    timers.arm("j1", "expiry", when, action)
+    wall[0] = when - timedelta(microseconds=500)
+    await asyncio.sleep(0.08)  # the loop's 20 ms have passed, several times over
+    assert not fired.is_set()
+
+    wall[0] = when
+    await asyncio.wait_for(fired.wait(), 2)
+    assert seen == [when]
+    await timers.close()

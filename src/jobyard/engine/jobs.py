@@ -33,9 +33,11 @@ from jobyard.engine.timing import (
     EXPIRY_TIMER,
     EXTENDABLE,
     START_TIMER,
+    ceil_millis,
     expiry,
     extension,
     initial_status,
+    not_before,
     whole_millis,
 )
 from jobyard.logs import JobLayout, LogHub
@@ -161,6 +163,7 @@ class JobEngine(JobControl):
     async def submit(self, owner: str, spec: JobSpec, *, workflow_id: str = "") -> Job:
         """Validate, persist (durably) and admit a job; returns it as it stands then."""
         spec = self.prepare(spec)
+        spec = dataclasses.replace(spec, schedule=ceil_millis(spec.schedule))
         now = whole_millis(utcnow())
         status, message = initial_status(spec, now)
         job = Job(
@@ -364,7 +367,8 @@ class JobEngine(JobControl):
 
     def _on_exit(self, job_id: str, info: ExitInfo, usage: Usage | None = None) -> None:
         job = self._store.get(job_id)
-        ended_at = info.ended_at or utcnow()
+        last_event = job.updates[-1].timestamp if job.updates else None
+        ended_at = not_before(info.ended_at or utcnow(), job.started_at, last_event)
         # What it used, and an open SUSPENDED period closed (a stop thaws a frozen job).
         final = {"usage": usage, **suspension_closed(job, ended_at)}
         if job.status is Status.STOPPING:

@@ -3,8 +3,9 @@
 No polling: each timer is a ``loop.call_later`` handle whose callback starts the action as a
 task. Times are wall-clock (they come from the store and survive a restart: the engine
 re-arms them on start), while the loop sleeps on a monotonic clock; so a timer never sleeps
-longer than :data:`MAX_SLEEP_SECONDS` at once and, when it wakes early because the wall clock
-moved, sleeps again for the rest.
+longer than :data:`MAX_SLEEP_SECONDS` at once and, when it wakes before its wall-clock time
+(a long sleep, the wall clock moved, or the loop's clock ran ahead of it), sleeps again for the
+rest: a timer never acts early, so what it causes is recorded at or after its time.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from jobyard.domain.jobs import utcnow
 log = logging.getLogger("jobyard.engine.timers")
 
 MAX_SLEEP_SECONDS = 3600.0
-EARLY_TOLERANCE_SECONDS = 0.001
 
 Action = Callable[[str], Awaitable[None]]
 
@@ -59,8 +59,10 @@ class JobTimers:
 
     def _fire(self, job_id: str, kind: str, when: datetime, action: Action) -> None:
         self._handles.pop((job_id, kind), None)
-        if (when - utcnow()).total_seconds() > EARLY_TOLERANCE_SECONDS:
-            self.arm(job_id, kind, when, action)  # a long sleep, or the wall clock moved
+        if utcnow() < when:
+            # Early, even by microseconds: an expiry recorded before ``expires_at`` (or a
+            # start before the schedule) would contradict the times the API shows.
+            self.arm(job_id, kind, when, action)
             return
         task = asyncio.create_task(self._run(job_id, kind, action), name=f"{kind}-{job_id}")
         self._tasks.add(task)

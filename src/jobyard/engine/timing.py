@@ -27,6 +27,24 @@ def whole_millis(ts: datetime) -> datetime:
     return ts.replace(microsecond=ts.microsecond // 1000 * 1000)
 
 
+def ceil_millis(ts: datetime | None) -> datetime | None:
+    """``ts`` rounded up to the wire's precision. A schedule kept with microseconds would let
+    a start at or after it show (cut to milliseconds) as before it."""
+    if ts is None or ts.microsecond % 1000 == 0:
+        return ts
+    return whole_millis(ts) + timedelta(milliseconds=1)
+
+
+def not_before(ts: datetime, *earlier: datetime | None) -> datetime:
+    """``ts``, or the latest of ``earlier`` if ``ts`` precedes it.
+
+    Times measured by other clocks (a file's mtime is stamped from the kernel's coarse clock,
+    up to a tick behind) must not put an effect before the events that caused it: an end
+    before the stop that caused it, or before the start.
+    """
+    return max([ts, *(t for t in earlier if t is not None)])
+
+
 def initial_status(spec: JobSpec, now: datetime) -> tuple[Status, str]:
     """SCHEDULED until a start time in the future, else QUEUED (a past time starts now)."""
     if spec.schedule is not None and spec.schedule > now:
@@ -65,8 +83,10 @@ def extension(job: Job, seconds: float) -> tuple[dict[str, Any], str]:
 
 __all__ = [
     "EXTENDABLE",
+    "ceil_millis",
     "expiry",
     "extension",
     "initial_status",
+    "not_before",
     "whole_millis",
 ]
