@@ -2,8 +2,10 @@
 
 ``init_certs`` makes a private CA, a server certificate and two client certificates
 (``admin`` and ``viewer``); ``issue_client`` adds more clients later. A client's role is the
-``OU`` of its certificate subject (``CN=<name>, OU=<role>, O=jobyard``), as the seed shows;
-the server reads it back with :func:`identity_from_pem`.
+``OU`` of its certificate subject (``CN=<name>, OU=<role>, O=<project>``), as the seed shows;
+``O=jobyard`` (what the seed and earlier versions write) means "no project". The server
+reads it back with :func:`identity_from_pem`, which refuses a subject that does not name
+exactly one owner, one known role and at most one project.
 
 Keys are EC P-256 in unencrypted PKCS#8 PEM, written with mode 0600 (atomically: a file is
 either absent or complete).
@@ -24,9 +26,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from jobyard.domain.access import Identity, Role
 from jobyard.domain.errors import FailedPrecondition, InvalidArgument
 
-ROLES = ("admin", "viewer")
+# Roles a certificate may carry. ``ucloud`` is a token role of the HTTP provider face
+# (SPEC.md §2): UCloud/Core authenticates with a bearer token, never a client certificate.
+ROLES = (Role.ADMIN.value, Role.USER.value, Role.VIEWER.value)
+INIT_ROLES = (Role.ADMIN.value, Role.VIEWER.value)  # the pairs `certs init` writes
+# The organization of certificates without a project (and of the CA and server).
 ORGANIZATION = "jobyard"
 CA_CERT = "ca-cert.pem"
 CA_KEY = "ca-key.pem"
@@ -77,7 +84,7 @@ def init_certs(dir: Path, *, overwrite: bool = False, hosts: Sequence[str] = ())
         ca_cert, ca_key, server_key, _name("jobyard-server", None), server=True, sans=server_sans
     )
     written += _write_pair(dir, SERVER_CERT, SERVER_KEY, server_cert, server_key)
-    for role in ROLES:
+    for role in INIT_ROLES:
         written += issue_client(dir, role, role, overwrite=True)
     admin_cert, admin_key = client_files("admin")
     written += [
@@ -87,16 +94,22 @@ def init_certs(dir: Path, *, overwrite: bool = False, hosts: Sequence[str] = ())
     return written
 
 
-def issue_client(dir: Path, name: str, role: str, *, overwrite: bool = False) -> list[Path]:
-    """Issue ``<name>-client-cert.pem``/``<name>-client-key.pem`` signed by the CA in ``dir``."""
+def issue_client(
+    dir: Path, name: str, role: str, *, project: str = "", overwrite: bool = False
+) -> list[Path]:
+    """Issue ``<name>-client-cert.pem``/``<name>-client-key.pem`` signed by the CA in ``dir``.
+
+    ``project`` ("" = none) becomes the subject's ``O``: users of one project see each
+    other's jobs.
+    """
     dir = Path(dir)
     if not _SAFE_NAME.match(name):
         raise InvalidArgument(
             f"invalid client name {name!r}: use letters, digits and . _ - "
             "(at most 64 characters, starting with a letter or digit)"
         )
-    if role not in ROLES:
-        raise InvalidArgument(f"invalid role {role!r}: expected one of {', '.join(ROLES)}")
+    check_role(role)
+    _check_project(project)
     cert_name, key_name = client_files(name)
     if not overwrite and ((dir / cert_name).exists() or (dir / key_name).exists()):
         raise FailedPrecondition(f"client {name!r} already exists in {dir}; refusing to overwrite")
@@ -105,8 +118,36 @@ def issue_client(dir: Path, name: str, role: str, *, overwrite: bool = False) ->
     # A SAN makes the certificate conform to the Web PKI profile (which requires one); the
     # server identifies a client by its subject, not by this.
     sans: list[x509.GeneralName] = [x509.UniformResourceIdentifier(f"urn:jobyard:client:{name}")]
-    cert = _leaf_certificate(ca_cert, ca_key, key, _name(name, role), server=False, sans=sans)
+    subject = _name(name, role, project)
+    cert = _leaf_certificate(ca_cert, ca_key, key, subject, server=False, sans=sans)
     return _write_pair(dir, cert_name, key_name, cert, key)
+
+
+def check_role(role: str) -> None:
+    """Refuse a role no certificate may carry, saying why."""
+    if role == Role.UCLOUD:
+        raise InvalidArgument(
+            "invalid role 'ucloud' for a certificate: it is the UCloud/Core service "
+            "account's role on the HTTP provider face, given by a token "
+            "(`jobyard tokens create --role ucloud`)"
+        )
+    if role not in ROLES:
+        raise InvalidArgument(f"invalid role {role!r}: expected one of {', '.join(ROLES)}")
+
+
+def _check_project(project: str) -> None:
+    if not project:
+        return
+    if not _SAFE_NAME.match(project):
+        raise InvalidArgument(
+            f"invalid project {project!r}: use letters, digits and . _ - "
+            "(at most 64 characters, starting with a letter or digit)"
+        )
+    if project == ORGANIZATION:
+        raise InvalidArgument(
+            f"invalid project {ORGANIZATION!r}: O={ORGANIZATION} is what certificates "
+            "without a project carry"
+        )
 
 
 def has_ca(dir: Path) -> bool:
@@ -129,35 +170,75 @@ def load_ca(dir: Path) -> tuple[x509.Certificate, Key]:
     return cert, key
 
 
-def identity_from_pem(pem: bytes) -> tuple[str, str]:
-    """The (CN, OU) of a client certificate in PEM form; "" for an absent attribute.
+def identity_from_pem(pem: bytes) -> Identity:
+    """The caller a client certificate in PEM form names: CN = owner, OU = role,
+    O = project (``O=jobyard`` or none: no project).
 
-    Raises ``ValueError`` when ``pem`` is not a certificate.
+    Raises ``ValueError``, saying why, when ``pem`` is not a certificate or its subject
+    lacks a CN or an OU, has several of either (or several O), or names an unknown role.
+    The first of several OUs must never win: ``OU=viewer, OU=admin`` is not an admin.
     """
     try:
         cert = x509.load_pem_x509_certificate(pem)
     except ValueError as exc:
         raise ValueError(f"invalid client certificate: {exc}") from exc
-    return _attribute(cert.subject, NameOID.COMMON_NAME), _attribute(
-        cert.subject, NameOID.ORGANIZATIONAL_UNIT_NAME
-    )
+    subject = cert.subject
+    names = _attributes(subject, NameOID.COMMON_NAME)
+    roles = _attributes(subject, NameOID.ORGANIZATIONAL_UNIT_NAME)
+    projects = _attributes(subject, NameOID.ORGANIZATION_NAME)
+    if len(names) != 1 or not names[0].strip():
+        raise ValueError(
+            "the client certificate has no CN (it names the owner of the jobs)"
+            if not any(n.strip() for n in names)
+            else f"the client certificate has {len(names)} CNs: exactly one owner is allowed"
+        )
+    if not roles:
+        raise ValueError(f"the client certificate has no OU (the role: {', '.join(ROLES)})")
+    if len(roles) > 1:
+        raise ValueError(
+            f"the client certificate has {len(roles)} OUs ({', '.join(roles)}): "
+            "exactly one role is allowed"
+        )
+    if len(projects) > 1:
+        raise ValueError(
+            f"the client certificate has {len(projects)} O values: at most one project is allowed"
+        )
+    return Identity(names[0], _cert_role(roles[0]), _project(projects))
 
 
-def _attribute(name: x509.Name, oid: x509.ObjectIdentifier) -> str:
-    values = name.get_attributes_for_oid(oid)
-    if not values:
-        return ""
-    value = values[0].value
-    return value if isinstance(value, str) else value.decode()
+def _cert_role(value: str) -> Role:
+    if value == Role.UCLOUD:
+        raise ValueError(
+            "role ucloud is not accepted in a client certificate: it is given by a token "
+            "on the HTTP provider face"
+        )
+    if value not in ROLES:
+        raise ValueError(
+            f"unknown role {value[:64]!r} in the client certificate OU: "
+            f"expected one of {', '.join(ROLES)}"
+        )
+    return Role(value)
+
+
+def _project(values: list[str]) -> str:
+    return "" if not values or values[0] == ORGANIZATION else values[0]
+
+
+def _attributes(name: x509.Name, oid: x509.ObjectIdentifier) -> list[str]:
+    out = []
+    for attribute in name.get_attributes_for_oid(oid):
+        value = attribute.value
+        out.append(value if isinstance(value, str) else value.decode())
+    return out
 
 
 def _new_key() -> Key:
     return ec.generate_private_key(ec.SECP256R1())
 
 
-def _name(common_name: str, role: str | None) -> x509.Name:
-    """Most significant first, so the RFC 4514 form reads ``CN=<name>,OU=<role>,O=jobyard``."""
-    attributes = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORGANIZATION)]
+def _name(common_name: str, role: str | None, project: str = "") -> x509.Name:
+    """Most significant first, so the RFC 4514 form reads ``CN=<name>,OU=<role>,O=<org>``."""
+    attributes = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, project or ORGANIZATION)]
     if role is not None:
         attributes.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, role))
     attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))

@@ -14,6 +14,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
 from jobyard import certs
+from jobyard.domain.access import Identity, Role
 from jobyard.domain.errors import FailedPrecondition, InvalidArgument
 
 ALL_FILES = {
@@ -147,9 +148,8 @@ def test_issue_client_signs_with_the_existing_ca(tmp_path: Path) -> None:
 
     assert [p.name for p in written] == ["alice-client-cert.pem", "alice-client-key.pem"]
     cert = load(tmp_path / "alice-client-cert.pem")
-    assert certs.identity_from_pem(cert.public_bytes(serialization.Encoding.PEM)) == (
-        "alice",
-        "viewer",
+    assert certs.identity_from_pem(cert.public_bytes(serialization.Encoding.PEM)) == Identity(
+        "alice", Role.VIEWER
     )
     verifier_store(tmp_path).build_client_verifier().verify(cert, [])
     assert stat.S_IMODE((tmp_path / "alice-client-key.pem").stat().st_mode) == 0o600
@@ -186,9 +186,8 @@ def test_issue_client_refuses_to_replace_a_pair_unless_told(tmp_path: Path) -> N
     assert (tmp_path / "viewer-client-cert.pem").read_bytes() == before
 
     certs.issue_client(tmp_path, "viewer", "admin", overwrite=True)
-    assert certs.identity_from_pem((tmp_path / "viewer-client-cert.pem").read_bytes()) == (
-        "viewer",
-        "admin",
+    assert certs.identity_from_pem((tmp_path / "viewer-client-cert.pem").read_bytes()) == Identity(
+        "viewer", Role.ADMIN
     )
 
 
@@ -220,14 +219,80 @@ def test_init_rejects_a_bad_extra_host(tmp_path: Path) -> None:
 
 
 def test_identity_from_pem(certs_dir: Path) -> None:
-    assert certs.identity_from_pem((certs_dir / "admin-client-cert.pem").read_bytes()) == (
-        "admin",
-        "admin",
+    assert certs.identity_from_pem((certs_dir / "admin-client-cert.pem").read_bytes()) == Identity(
+        "admin", Role.ADMIN, project=""
     )
-    # No OU: the server's certificate carries no role.
-    assert certs.identity_from_pem((certs_dir / "server-cert.pem").read_bytes()) == (
-        "jobyard-server",
-        "",
-    )
+    # No OU: the server's certificate carries no role, and is no client.
+    with pytest.raises(ValueError, match="has no OU"):
+        certs.identity_from_pem((certs_dir / "server-cert.pem").read_bytes())
     with pytest.raises(ValueError, match="invalid client certificate"):
         certs.identity_from_pem(b"not a certificate")
+
+
+def test_a_user_certificate_carries_its_project_as_o(tmp_path: Path) -> None:
+    certs.init_certs(tmp_path)
+
+    certs.issue_client(tmp_path, "alice", "user", project="physics")
+    certs.issue_client(tmp_path, "bob", "user")
+
+    alice = load(tmp_path / "alice-client-cert.pem")
+    assert alice.subject.rfc4514_string() == "CN=alice,OU=user,O=physics"
+    pem = (tmp_path / "alice-client-cert.pem").read_bytes()
+    assert certs.identity_from_pem(pem) == Identity("alice", Role.USER, "physics")
+    # Without --project the subject keeps O=jobyard, which means no project.
+    bob = (tmp_path / "bob-client-cert.pem").read_bytes()
+    assert certs.identity_from_pem(bob) == Identity("bob", Role.USER, "")
+
+
+@pytest.mark.parametrize(
+    ("project", "why"),
+    [("../x", "invalid project"), ("has space", "invalid project"), ("jobyard", "without a")],
+)
+def test_issue_client_rejects_bad_projects(tmp_path: Path, project: str, why: str) -> None:
+    certs.init_certs(tmp_path)
+
+    with pytest.raises(InvalidArgument, match=why):
+        certs.issue_client(tmp_path, "alice", "user", project=project)
+    assert not (tmp_path / "alice-client-cert.pem").exists()
+
+
+def test_issue_client_refuses_the_ucloud_role_and_says_why(tmp_path: Path) -> None:
+    certs.init_certs(tmp_path)
+
+    with pytest.raises(InvalidArgument, match=r"ucloud.*HTTP provider face.*token"):
+        certs.issue_client(tmp_path, "core", "ucloud")
+
+
+def _pem_with_subject(dir: Path, attributes: list[tuple[x509.ObjectIdentifier, str]]) -> bytes:
+    """A client certificate signed by the CA in ``dir`` with exactly this subject."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    ca_cert, ca_key = certs.load_ca(dir)
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(oid, value) for oid, value in attributes])
+    cert = certs._leaf_certificate(ca_cert, ca_key, key, subject, server=False, sans=None)
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+OU, CN, ORG = NameOID.ORGANIZATIONAL_UNIT_NAME, NameOID.COMMON_NAME, NameOID.ORGANIZATION_NAME
+
+
+@pytest.mark.parametrize(
+    ("subject", "why"),
+    [
+        ([(OU, "admin")], "has no CN"),
+        ([(CN, " "), (OU, "admin")], "has no CN"),
+        ([(CN, "a"), (CN, "b"), (OU, "admin")], "2 CNs: exactly one owner"),
+        ([(CN, "mallory")], "has no OU"),
+        ([(CN, "mallory"), (OU, "admin"), (OU, "viewer")], r"2 OUs \(admin, viewer\)"),
+        ([(CN, "mallory"), (OU, "viewer"), (OU, "admin")], "exactly one role"),
+        ([(CN, "mallory"), (OU, "root")], "unknown role 'root'"),
+        ([(CN, "mallory"), (OU, "ucloud")], "ucloud is not accepted.*token"),
+        ([(CN, "mallory"), (OU, "user"), (ORG, "a"), (ORG, "b")], "at most one project"),
+    ],
+)
+def test_identity_from_pem_refuses_subjects_that_do_not_name_one_caller(
+    certs_dir: Path, subject: list[tuple[x509.ObjectIdentifier, str]], why: str
+) -> None:
+    with pytest.raises(ValueError, match=why):
+        certs.identity_from_pem(_pem_with_subject(certs_dir, subject))

@@ -13,11 +13,13 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
+from jobyard.certs import identity_from_pem
 from jobyard.cli import state as state_module
 from jobyard.cli.logs import attach_follow_values
 from jobyard.cli.main import cli
 from jobyard.client import Job, JobDetails, JobUsage, LogChunk, StopResult
 from jobyard.config import ServerConfig
+from jobyard.domain.access import Identity, Role
 from jobyard.domain.errors import NotFound
 
 JOB_ID = "f47ac10b-58cc-4372-a567-0e02b2c3d479"
@@ -489,6 +491,21 @@ def test_certs_client_issues_a_pair(tmp_path: Path) -> None:
         cli, ["certs", "client", "--dir", str(tmp_path), "--name", "bob", "--role", "root"]
     )
     assert bad.exit_code == 2
+
+
+def test_certs_client_issues_a_user_of_a_project(tmp_path: Path) -> None:
+    runner = CliRunner()
+    runner.invoke(cli, ["certs", "init", "--dir", str(tmp_path)])
+
+    args = ["certs", "client", "--dir", str(tmp_path), "--name", "carol"]
+    result = runner.invoke(cli, [*args, "--role", "user", "--project", "physics"])
+
+    assert result.exit_code == 0, result.output
+    pem = (tmp_path / "carol-client-cert.pem").read_bytes()
+    assert identity_from_pem(pem) == Identity("carol", Role.USER, "physics")
+    ucloud = runner.invoke(cli, [*args, "--role", "ucloud", "--force"])
+    assert ucloud.exit_code == 2
+    assert "token" in ucloud.stderr and "HTTP provider face" in ucloud.stderr
 
 
 def test_certs_client_without_a_ca_says_to_init(tmp_path: Path) -> None:

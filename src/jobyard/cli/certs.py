@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from jobyard import certs as certificates
-from jobyard.domain.errors import FailedPrecondition
+from jobyard.domain.errors import FailedPrecondition, InvalidArgument
 
 _DIR = click.option(
     "--dir",
@@ -26,7 +26,7 @@ def certs() -> None:
     \b
     Examples:
       jobyard certs init --dir certs
-      jobyard certs client --dir certs --name alice --role viewer
+      jobyard certs client --dir certs --name alice --role user --project physics
     """
 
 
@@ -60,26 +60,44 @@ def init(directory: Path, force: bool, hosts: tuple[str, ...]) -> None:
         click.echo(str(path))
 
 
+def _role(value: str) -> str:
+    """A usage error (exit 2) saying why, for ucloud too (its role comes from a token)."""
+    try:
+        certificates.check_role(value)
+    except InvalidArgument as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
+
+
 @certs.command()
 @_DIR
 @click.option("--name", required=True, help="Client name: the certificate's CN and file prefix.")
 @click.option(
     "--role",
     required=True,
-    type=click.Choice(certificates.ROLES),
-    help="admin: every operation; viewer: read-only.",
+    metavar="|".join(certificates.ROLES),
+    callback=lambda ctx, param, value: _role(value),
+    help="admin: every operation on every job; viewer: read-only on every job; "
+    "user: runs jobs, sees and acts on its own and its project's. "
+    "(ucloud is a token role of the HTTP provider face, not a certificate role.)",
+)
+@click.option(
+    "--project",
+    default="",
+    metavar="P",
+    help="The client's project (certificate O): users of one project see each other's jobs.",
 )
 @click.option("--force", is_flag=True, help="Replace an existing pair of that name.")
-def client(directory: Path, name: str, role: str, force: bool) -> None:
+def client(directory: Path, name: str, role: str, project: str, force: bool) -> None:
     """Issue one more client certificate, signed by the CA in --dir.
 
     \b
     Example:
-      jobyard certs client --dir certs --name alice --role viewer
+      jobyard certs client --dir certs --name alice --role user --project physics
       jobyard --cert certs/alice-client-cert.pem --key certs/alice-client-key.pem list
     """
     try:
-        written = certificates.issue_client(directory, name, role, overwrite=force)
+        written = certificates.issue_client(directory, name, role, project=project, overwrite=force)
     except FailedPrecondition as exc:
         if not certificates.has_ca(directory):
             raise

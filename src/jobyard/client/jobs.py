@@ -52,6 +52,7 @@ class Job:
     expires_at: str = ""
     replicas: int = 0
     workflow_id: str = ""
+    project: str = ""  # the submitter's project (certificate O); "" = none
     updates: tuple[JobUpdate, ...] = ()  # history, oldest first (jobyard.v1 answers only)
     labels: Mapping[str, str] = dataclasses.field(default_factory=dict, hash=False)
     environment: Mapping[str, str] = dataclasses.field(default_factory=dict, hash=False)
@@ -84,6 +85,7 @@ class Job:
             expires_at=msg.expiresAt,
             replicas=msg.replicas,
             workflow_id=msg.workflowId,
+            project=msg.project,
             labels=dict(msg.labels),
             environment=dict(msg.environment),
             # Mask here too: a secret never reaches a caller's screen, even from an old server.
@@ -145,6 +147,7 @@ PROTO_NAMES: dict[str, str] = {
     "expires_at": "expiresAt",
     "replicas": "replicas",
     "workflow_id": "workflowId",
+    "project": "project",
     "updates": "updates",
     "labels": "labels",
     "environment": "environment",

@@ -240,6 +240,7 @@ class Job:
     suspended_seconds: float = 0.0  # total time spent SUSPENDED (closed periods)
     suspended_at: datetime | None = None  # start of the current SUSPENDED period
     workflow_id: str = ""
+    project: str = ""  # the submitter's project ("" = none): its members see the job
 
     @property
     def name(self) -> str:

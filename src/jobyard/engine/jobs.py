@@ -160,7 +160,9 @@ class JobEngine(JobControl):
         self._check_host(spec.resources)
         return spec
 
-    async def submit(self, owner: str, spec: JobSpec, *, workflow_id: str = "") -> Job:
+    async def submit(
+        self, owner: str, spec: JobSpec, *, workflow_id: str = "", project: str = ""
+    ) -> Job:
         """Validate, persist (durably) and admit a job; returns it as it stands then."""
         spec = self.prepare(spec)
         spec = dataclasses.replace(spec, schedule=ceil_millis(spec.schedule))
@@ -175,6 +177,7 @@ class JobEngine(JobControl):
             runtime=self._runtime.name,
             message=message,
             workflow_id=workflow_id,
+            project=project,
         )
         # The output files exist from the start, so a follower of a queued job waits on them.
         self._layout.create_job_dir(job.id, spec.replicas)

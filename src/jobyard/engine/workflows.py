@@ -82,7 +82,9 @@ class WorkflowRunner:
 
     # -- commands ------------------------------------------------------------------------
 
-    async def submit(self, owner: str, document: str, name: str = "") -> WorkflowRecord:
+    async def submit(
+        self, owner: str, document: str, name: str = "", *, project: str = ""
+    ) -> WorkflowRecord:
         spec = parse_workflow(document, parse_duration)
         for job in spec.jobs:  # host checks too, before anything runs
             try:
@@ -94,6 +96,7 @@ class WorkflowRunner:
             status=W_RUNNING, created_at=utcnow(), ended_at=None,
             jobs=tuple(WorkflowJobRow(j.name, i, None, PENDING, None)
                        for i, j in enumerate(spec.jobs)),
+            project=project,
         )  # fmt: skip
         self._store.create(record)
         log.info("workflow accepted | workflowId=%s jobs=%d owner=%s",
@@ -162,7 +165,8 @@ class WorkflowRunner:
         record = self._store.get(workflow_id)
         if record.ended_at is not None:
             return None
-        live = _Live(record.id, record.owner, parse_workflow(record.document, parse_duration))
+        spec = parse_workflow(record.document, parse_duration)
+        live = _Live(record.id, record.owner, record.project, spec)
         for view in self.jobs_of(record):
             live.settle(view.name, _final_status(view))
             if view.job is not None:
@@ -229,7 +233,9 @@ class WorkflowRunner:
 
     async def _start(self, live: _Live, name: str) -> Job:
         live.pending.discard(name)
-        job = await self._engine.submit(live.owner, live.by_name[name].spec, workflow_id=live.id)
+        job = await self._engine.submit(
+            live.owner, live.by_name[name].spec, workflow_id=live.id, project=live.project
+        )
         live.by_job[job.id] = name
         self._store.set_job(live.id, name, job_id=job.id, status=job.status.value, reason=None)
         return job
@@ -254,9 +260,10 @@ class WorkflowRunner:
 class _Live:
     """What the runner keeps in memory for an unfinished workflow."""
 
-    def __init__(self, workflow_id: str, owner: str, spec: WorkflowSpec) -> None:
+    def __init__(self, workflow_id: str, owner: str, project: str, spec: WorkflowSpec) -> None:
         self.id = workflow_id
         self.owner = owner
+        self.project = project
         self.spec = spec
         self.by_name = {job.name: job for job in spec.jobs}
         self.outcome: dict[str, str] = dict.fromkeys(self.by_name, "")  # "" while it may run

@@ -1,15 +1,16 @@
-"""Authentication and authorization: one interceptor, one role table.
+"""The gRPC face's authentication: one interceptor.
 
 The client certificate (verified by TLS against the CA) gives the caller's identity: its CN
-is the owner of the jobs it submits, its OU the role. The interceptor also turns jobyard's
-exceptions into gRPC status codes, so servicers only translate messages.
+is the owner of the jobs it submits, its OU the role, its O the project. Whether the role
+may perform the RPC's operation is decided by :mod:`jobyard.domain.access` (the one role
+table, shared by every face); which jobs it reaches, by the engine. The interceptor also
+turns jobyard's exceptions into gRPC status codes, so servicers only translate messages.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
-import dataclasses
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -18,35 +19,10 @@ import grpc
 
 from jobyard.api.errors import code_for
 from jobyard.certs import identity_from_pem
-from jobyard.domain.errors import JobyardError, PermissionDenied, Unauthenticated
+from jobyard.domain.access import Identity, Role, authorize
+from jobyard.domain.errors import JobyardError, Unauthenticated
 
 log = logging.getLogger("jobyard.auth")
-
-ADMIN, VIEWER = "admin", "viewer"
-
-# operation -> roles allowed to perform it. The one place authorization is decided.
-ROLE_TABLE: dict[str, frozenset[str]] = {
-    "run_job": frozenset({ADMIN}),
-    "get_job_status": frozenset({ADMIN, VIEWER}),
-    "stop_job": frozenset({ADMIN}),
-    "list_jobs": frozenset({ADMIN, VIEWER}),
-    "get_job_logs": frozenset({ADMIN, VIEWER}),
-    "run_workflow": frozenset({ADMIN}),
-    "get_workflow_status": frozenset({ADMIN, VIEWER}),
-    "list_workflows": frozenset({ADMIN, VIEWER}),
-    "get_workflow_jobs": frozenset({ADMIN, VIEWER}),
-    # jobyard.v1
-    "get_job": frozenset({ADMIN, VIEWER}),
-    "delete_job": frozenset({ADMIN}),
-    "suspend_job": frozenset({ADMIN}),
-    "resume_job": frozenset({ADMIN}),
-    "extend_job": frozenset({ADMIN}),
-    "watch_jobs": frozenset({ADMIN, VIEWER}),
-    "read_logs": frozenset({ADMIN, VIEWER}),
-    "list_files": frozenset({ADMIN, VIEWER}),
-    "download_file": frozenset({ADMIN, VIEWER}),
-    "stop_workflow": frozenset({ADMIN}),
-}
 
 # RPC method -> operation; both seed services share the job operations.
 METHOD_OPERATIONS: dict[str, str] = {
@@ -83,13 +59,7 @@ METHOD_OPERATIONS.update(
 PUBLIC_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Identity:
-    name: str  # certificate CN: the owner of submitted jobs
-    role: str  # certificate OU
-
-
-DEV_IDENTITY = Identity(name="dev", role=ADMIN)
+DEV_IDENTITY = Identity(name="dev", role=Role.ADMIN)
 _current: contextvars.ContextVar[Identity] = contextvars.ContextVar("jobyard_identity")
 
 
@@ -105,17 +75,9 @@ def identify(context: grpc.aio.ServicerContext[Any, Any], insecure: bool) -> Ide
     if not pems:
         raise Unauthenticated("failed to extract client role: no TLS information found")
     try:
-        name, role = identity_from_pem(pems[0])
+        return identity_from_pem(pems[0])
     except ValueError as exc:
-        raise Unauthenticated(f"failed to extract client role: {exc}") from exc
-    return Identity(name=name, role=role)
-
-
-def authorize(identity: Identity, operation: str) -> None:
-    if identity.role not in ROLE_TABLE[operation]:
-        raise PermissionDenied(
-            f"role {identity.role} is not allowed to perform operation {operation}"
-        )
+        raise Unauthenticated(f"client certificate refused: {exc}") from exc
 
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]

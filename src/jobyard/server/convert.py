@@ -85,6 +85,7 @@ def job_to_proto(job: Job) -> pb.Job:
         labels=dict(spec.labels),
         replicas=spec.replicas,
         workflowId=job.workflow_id,
+        project=job.project,
     )
 
 

@@ -23,7 +23,9 @@ class JobletServicer(pb_grpc.JobletServiceServicer):
         self._engine = engine
 
     async def RunJob(self, request: pb.RunJobReq, context: Any) -> pb.RunJobRes:
-        job = await self._engine.submit(current_identity().name, spec_from_request(request))
+        caller = current_identity()
+        spec = spec_from_request(request)
+        job = await self._engine.submit(caller.name, spec, project=caller.project)
         return pb.RunJobRes(job=job_to_proto(job))
 
     async def GetJobStatus(self, request: pb.GetJobStatusReq, context: Any) -> pb.GetJobStatusRes:

@@ -69,8 +69,9 @@ class WorkflowRpcs:
     async def RunWorkflow(
         self, request: pb.RunWorkflowRequest, context: Any
     ) -> pb.RunWorkflowResponse:
+        caller = current_identity()
         record = await self._workflows.submit(
-            current_identity().name, request.workflow, request.name
+            caller.name, request.workflow, request.name, project=caller.project
         )
         status = self._status(record.id)
         return pb.RunWorkflowResponse(workflowId=record.id, workflow=status.workflow)

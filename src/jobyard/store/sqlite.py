@@ -140,7 +140,7 @@ class SQLiteStore:
             "labels": json.dumps(dict(spec.labels)), "replicas": spec.replicas,
             "expires_at": _ts(job.expires_at), "usage": _usage_json(job.usage),
             "suspended_seconds": job.suspended_seconds, "suspended_at": _ts(job.suspended_at),
-            "workflow_id": job.workflow_id,
+            "workflow_id": job.workflow_id, "project": job.project,
         }  # fmt: skip
 
     def _add_update(self, job_id: str, at: datetime, status: Status, message: str) -> None:
@@ -332,6 +332,7 @@ class SQLiteStore:
             suspended_seconds=row["suspended_seconds"],
             suspended_at=_dt(row["suspended_at"]),
             workflow_id=row["workflow_id"],
+            project=row["project"],
         )
 
     def close(self) -> None:

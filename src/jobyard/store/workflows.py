@@ -32,6 +32,7 @@ class WorkflowRecord:
     created_at: datetime
     ended_at: datetime | None
     jobs: tuple[WorkflowJobRow, ...]
+    project: str = ""  # the submitter's project ("" = none): its members see the workflow
 
 
 class SQLiteWorkflowStore:
@@ -41,10 +42,10 @@ class SQLiteWorkflowStore:
     def create(self, record: WorkflowRecord) -> None:
         with transaction(self._db):
             self._db.execute(
-                "INSERT INTO workflows (id, name, owner, document, status, created_at)"
-                " VALUES (?,?,?,?,?,?)",
-                (record.id, record.name, record.owner, record.document, record.status,
-                 record.created_at.isoformat()),
+                "INSERT INTO workflows (id, name, owner, project, document, status, created_at)"
+                " VALUES (?,?,?,?,?,?,?)",
+                (record.id, record.name, record.owner, record.project, record.document,
+                 record.status, record.created_at.isoformat()),
             )  # fmt: skip
             self._db.executemany(
                 "INSERT INTO workflow_jobs (workflow_id, name, position, status) VALUES (?,?,?,?)",
@@ -102,4 +103,5 @@ class SQLiteWorkflowStore:
             created_at=datetime.fromisoformat(row["created_at"]),
             ended_at=datetime.fromisoformat(row["ended_at"]) if row["ended_at"] else None,
             jobs=jobs,
+            project=row["project"],
         )

@@ -112,6 +112,7 @@ class Job(_message.Message):
     LABELS_FIELD_NUMBER: _builtins.int
     REPLICAS_FIELD_NUMBER: _builtins.int
     WORKFLOWID_FIELD_NUMBER: _builtins.int
+    PROJECT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Unique job UUID identifier"""
     name: _builtins.str
@@ -159,6 +160,10 @@ class Job(_message.Message):
     replicas: _builtins.int
     """ranks 0..replicas-1 (default 1)"""
     workflowId: _builtins.str
+    project: _builtins.str
+    """28 is taken by another addition
+    Certificate O of the submitter ("" = none)
+    """
     @_builtins.property
     def args(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Command arguments"""
@@ -203,10 +208,11 @@ class Job(_message.Message):
         labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         replicas: _builtins.int = ...,
         workflowId: _builtins.str = ...,
+        project: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "cpuCores", b"cpuCores", "createdTime", b"createdTime", "endTime", b"endTime", "environment", b"environment", "exitCode", b"exitCode", "expiresAt", b"expiresAt", "id", b"id", "labels", b"labels", "maxCPU", b"maxCPU", "maxIOBPS", b"maxIOBPS", "maxMemory", b"maxMemory", "maxPids", b"maxPids", "message", b"message", "name", b"name", "network", b"network", "owner", b"owner", "replicas", b"replicas", "runtime", b"runtime", "scheduledTime", b"scheduledTime", "secret_environment", b"secret_environment", "startTime", b"startTime", "status", b"status", "terminationReason", b"terminationReason", "timeLimitSeconds", b"timeLimitSeconds", "workflowId", b"workflowId"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "cpuCores", b"cpuCores", "createdTime", b"createdTime", "endTime", b"endTime", "environment", b"environment", "exitCode", b"exitCode", "expiresAt", b"expiresAt", "id", b"id", "labels", b"labels", "maxCPU", b"maxCPU", "maxIOBPS", b"maxIOBPS", "maxMemory", b"maxMemory", "maxPids", b"maxPids", "message", b"message", "name", b"name", "network", b"network", "owner", b"owner", "project", b"project", "replicas", b"replicas", "runtime", b"runtime", "scheduledTime", b"scheduledTime", "secret_environment", b"secret_environment", "startTime", b"startTime", "status", b"status", "terminationReason", b"terminationReason", "timeLimitSeconds", b"timeLimitSeconds", "workflowId", b"workflowId"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

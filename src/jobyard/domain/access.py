@@ -1,0 +1,139 @@
+"""Who may do what, and who sees which jobs: the one role table and owner scoping.
+
+Every face (gRPC today, HTTP next) turns its credentials into an :class:`Identity` and then
+asks this module; none decides access itself. Pure: no gRPC, no I/O.
+
+Roles (SPEC.md §2):
+
+- ``admin``: every operation on every job;
+- ``viewer``: read-only operations on every job;
+- ``user``: runs jobs and workflows, and sees and acts only on its own (owner = its name)
+  and on its project's (when it has a project);
+- ``ucloud``: the UCloud/Core service account, on the provider face only: no operation of
+  this table is open to it; scoped like a user where a face lets it see jobs.
+
+A job or workflow the caller may not see is answered exactly as an absent one (NotFound),
+so that its existence does not leak.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from typing import Protocol
+
+from jobyard.domain.errors import PermissionDenied
+
+
+class Role(enum.StrEnum):
+    ADMIN = "admin"
+    USER = "user"
+    VIEWER = "viewer"
+    UCLOUD = "ucloud"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Identity:
+    """An authenticated caller: ``name`` owns what it submits, ``project`` ("" = none) is
+    shared with the other members of the project."""
+
+    name: str
+    role: Role
+    project: str = ""
+
+
+class Owned(Protocol):
+    """Anything with an owner and a project: jobs, workflows."""
+
+    @property
+    def owner(self) -> str: ...
+
+    @property
+    def project(self) -> str: ...
+
+
+_ANYONE = frozenset({Role.ADMIN, Role.USER, Role.VIEWER})  # reads, scoped by `visible`
+_ACTORS = frozenset({Role.ADMIN, Role.USER})  # changes, scoped by `visible`
+
+# operation -> roles allowed to perform it. The one place authorization is decided; which
+# jobs an allowed caller reaches is `visible`'s.
+ROLE_TABLE: dict[str, frozenset[Role]] = {
+    "run_job": _ACTORS,
+    "get_job_status": _ANYONE,
+    "stop_job": _ACTORS,
+    "list_jobs": _ANYONE,
+    "get_job_logs": _ANYONE,
+    "run_workflow": _ACTORS,
+    "get_workflow_status": _ANYONE,
+    "list_workflows": _ANYONE,
+    "get_workflow_jobs": _ANYONE,
+    # jobyard.v1
+    "get_job": _ANYONE,
+    "delete_job": _ACTORS,
+    "suspend_job": _ACTORS,
+    "resume_job": _ACTORS,
+    "extend_job": _ACTORS,
+    "watch_jobs": _ANYONE,
+    "read_logs": _ANYONE,
+    "list_files": _ANYONE,
+    "download_file": _ANYONE,
+    "stop_workflow": _ACTORS,
+}
+
+# Roles that see every job; the others see only what `Scope` admits.
+_SEE_ALL = frozenset({Role.ADMIN, Role.VIEWER})
+
+
+def authorize(identity: Identity, operation: str) -> None:
+    """Raise PermissionDenied unless ``identity``'s role may perform ``operation``.
+
+    An operation missing from the table is refused: new operations are closed by default.
+    """
+    if identity.role not in ROLE_TABLE.get(operation, frozenset()):
+        raise PermissionDenied(
+            f"role {identity.role} is not allowed to perform operation {operation}"
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Scope:
+    """What a scoped caller sees: its own jobs, and its project's when it has one.
+
+    Stores use it as a query filter (``owner = ? OR project = ?``), so that lists and
+    pages never hold what the caller may not see.
+    """
+
+    owner: str
+    project: str = ""
+
+    def admits(self, item: Owned) -> bool:
+        return item.owner == self.owner or (bool(self.project) and item.project == self.project)
+
+
+def scope(identity: Identity) -> Scope | None:
+    """The caller's scope, or None when it sees everything (admin, viewer)."""
+    if identity.role in _SEE_ALL:
+        return None
+    return Scope(owner=identity.name, project=identity.project)
+
+
+def visible(identity: Identity, item: Owned) -> bool:
+    """Whether ``identity`` may see ``item`` (a job or a workflow) at all."""
+    limits = scope(identity)
+    return limits is None or limits.admits(item)
+
+
+# The engine's own actions (a workflow stopping its jobs) act with this identity.
+SYSTEM = Identity(name="jobyard", role=Role.ADMIN)
+
+__all__ = [
+    "ROLE_TABLE",
+    "SYSTEM",
+    "Identity",
+    "Owned",
+    "Role",
+    "Scope",
+    "authorize",
+    "scope",
+    "visible",
+]

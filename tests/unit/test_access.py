@@ -1,0 +1,103 @@
+"""The role table and owner scoping (domain/access.py): who may do what, who sees which job."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from jobyard.domain.access import (
+    ROLE_TABLE,
+    Identity,
+    Role,
+    Scope,
+    authorize,
+    scope,
+    visible,
+)
+from jobyard.domain.errors import PermissionDenied
+
+READS = {
+    "get_job_status", "list_jobs", "get_job_logs", "get_workflow_status", "list_workflows",
+    "get_workflow_jobs", "get_job", "watch_jobs", "read_logs", "list_files", "download_file",
+}  # fmt: skip
+CHANGES = {
+    "run_job", "stop_job", "run_workflow", "delete_job", "suspend_job", "resume_job",
+    "extend_job", "stop_workflow",
+}  # fmt: skip
+
+ADMIN = Identity("root-of-all", Role.ADMIN)
+VIEWER = Identity("auditor", Role.VIEWER)
+ALICE = Identity("alice", Role.USER, "physics")
+BOB = Identity("bob", Role.USER, "physics")
+CAROL = Identity("carol", Role.USER, "chemistry")
+DAVE = Identity("dave", Role.USER)  # no project
+CORE = Identity("core", Role.UCLOUD)
+
+
+@dataclasses.dataclass(frozen=True)
+class Item:
+    owner: str
+    project: str = ""
+
+
+def test_the_table_names_every_operation_once() -> None:
+    assert set(ROLE_TABLE) == READS | CHANGES
+
+
+@pytest.mark.parametrize("operation", sorted(READS | CHANGES))
+def test_admin_and_user_may_do_everything(operation: str) -> None:
+    authorize(ADMIN, operation)
+    authorize(ALICE, operation)
+
+
+@pytest.mark.parametrize("operation", sorted(READS))
+def test_a_viewer_reads(operation: str) -> None:
+    authorize(VIEWER, operation)
+
+
+@pytest.mark.parametrize("operation", sorted(CHANGES))
+def test_a_viewer_changes_nothing_with_the_seeds_message(operation: str) -> None:
+    with pytest.raises(PermissionDenied) as info:
+        authorize(VIEWER, operation)
+    assert str(info.value) == f"role viewer is not allowed to perform operation {operation}"
+
+
+@pytest.mark.parametrize("operation", sorted(READS | CHANGES))
+def test_ucloud_has_no_operation_of_the_grpc_face(operation: str) -> None:
+    with pytest.raises(PermissionDenied, match="role ucloud is not allowed"):
+        authorize(CORE, operation)
+
+
+def test_an_operation_missing_from_the_table_is_refused_to_everyone() -> None:
+    for who in (ADMIN, VIEWER, ALICE, CORE):
+        with pytest.raises(PermissionDenied, match="operation launch_missiles"):
+            authorize(who, "launch_missiles")
+
+
+def test_admin_and_viewer_see_every_job() -> None:
+    for who in (ADMIN, VIEWER):
+        assert scope(who) is None
+        assert visible(who, Item("anyone", "any-project"))
+        assert visible(who, Item("", ""))
+
+
+def test_a_user_sees_its_own_and_its_projects_jobs_only() -> None:
+    assert visible(ALICE, Item("alice"))
+    assert visible(ALICE, Item("alice", "chemistry"))  # its own, wherever filed
+    assert visible(ALICE, Item("bob", "physics"))  # a project member's
+    assert visible(BOB, Item("alice", "physics"))
+    assert not visible(ALICE, Item("carol", "chemistry"))
+    assert not visible(CAROL, Item("alice", "physics"))
+    assert not visible(ALICE, Item("dave"))
+
+
+def test_users_without_a_project_do_not_share_the_empty_project() -> None:
+    assert not visible(DAVE, Item("erin"))
+    assert not visible(DAVE, Item("alice", "physics"))
+    assert scope(DAVE) == Scope(owner="dave", project="")
+
+
+def test_ucloud_is_scoped_like_a_user() -> None:
+    assert visible(CORE, Item("core"))
+    assert not visible(CORE, Item("alice", "physics"))
