@@ -167,5 +167,5 @@ def _every_answer_about(
             *[("v1.WatchJobs", e.SerializeToString())
               for e in jobyard.WatchJobs(v1.WatchJobsRequest(ids=[job_id]))],
             ("v1.ListFiles", jobyard.ListFiles(ref).SerializeToString()),
-            ("joblet.StopJob", joblet.StopJob(pb.StopJobReq(id=run.job.id)).SerializeToString()),
+            ("joblet.StopJob", joblet.StopJob(pb.StopJobReq(id=run.id)).SerializeToString()),
         ]  # fmt: skip

@@ -39,9 +39,9 @@ def stub(server: ServerThread, certs_dir: Path) -> Iterator[pb_grpc.JobServiceSt
 
 
 def _run(stub: pb_grpc.JobServiceStub, yaml: str) -> str:
-    return stub.RunWorkflow(
-        pb.RunWorkflowRequest(workflow=yaml, name="t.yaml"), timeout=10
-    ).workflowId
+    res = stub.RunWorkflow(pb.RunWorkflowRequest(workflow="t.yaml", yamlContent=yaml), timeout=10)
+    assert res.status == "RUNNING"
+    return res.workflowUuid
 
 
 def _wait_done(
@@ -49,7 +49,7 @@ def _wait_done(
 ) -> pb.GetWorkflowStatusResponse:
     deadline = time.monotonic() + timeout
     while True:
-        res = stub.GetWorkflowStatus(pb.GetWorkflowStatusRequest(workflowId=wf), timeout=10)
+        res = stub.GetWorkflowStatus(pb.GetWorkflowStatusRequest(workflowUuid=wf), timeout=10)
         if res.workflow.status != "RUNNING":
             return res
         assert time.monotonic() < deadline, f"workflow still running: {res}"
@@ -67,11 +67,18 @@ def test_the_seed_example_runs_in_dependency_order(stub: pb_grpc.JobServiceStub)
     assert all(j.status == "COMPLETED" and j.exitCode == 0 for j in res.jobs)
     setup, process = jobs["setup-data"], jobs["process-data"]
     assert process.startTime.ToDatetime() >= setup.endTime.ToDatetime()
-    job = stub.GetJobStatus(pb.GetJobStatusReq(id=process.jobId), timeout=10).job
-    assert (job.name, job.maxMemory, job.workflowId) == ("process-data", 128, wf)
-    listed = stub.ListWorkflows(pb.ListWorkflowsRequest(), timeout=10).workflows
-    assert wf in {w.id for w in listed}
-    same = stub.GetWorkflowJobs(pb.GetWorkflowJobsRequest(workflowId=wf), timeout=10).jobs
+    job = stub.GetJobStatus(pb.GetJobStatusReq(id=process.jobId), timeout=10)
+    assert (job.id, job.status, job.maxMemory) == (process.jobId, "COMPLETED", 128)
+    info = res.workflow
+    assert (info.uuid, info.workflow, info.owner, info.canceledJobs) == (wf, "t.yaml", "admin", 0)
+    assert info.yamlContent == SEED_EXAMPLE
+    assert info.createdAt.ToDatetime() <= info.startedAt.ToDatetime()
+    assert info.startedAt.ToDatetime() <= info.completedAt.ToDatetime()
+    listed = stub.ListWorkflows(pb.ListWorkflowsRequest(includeCompleted=True), timeout=10)
+    assert wf in {w.uuid for w in listed.workflows}
+    unfinished = stub.ListWorkflows(pb.ListWorkflowsRequest(), timeout=10).workflows
+    assert wf not in {w.uuid for w in unfinished}
+    same = stub.GetWorkflowJobs(pb.GetWorkflowJobsRequest(workflowUuid=wf), timeout=10).jobs
     assert [j.jobId for j in same] == [j.jobId for j in res.jobs]
 
 
@@ -117,6 +124,8 @@ jobs:
         assert (jobs[name].status, jobs[name].terminationReason) == ("STOPPED", "DEPENDENCY_FAILED")
         assert jobs[name].jobId == "0"
     assert jobs["report"].status == "COMPLETED"
+    counts = (res.workflow.completedJobs, res.workflow.failedJobs, res.workflow.canceledJobs)
+    assert counts == (1, 1, 2)
 
 
 def test_jobs_not_started_show_id_zero(stub: pb_grpc.JobServiceStub) -> None:
@@ -125,7 +134,7 @@ jobs:
   first: {command: sleep, args: ["0.5"]}
   second: {command: "true", requires: [first: COMPLETED]}
 """)  # fmt: skip
-    res = stub.GetWorkflowStatus(pb.GetWorkflowStatusRequest(workflowId=wf), timeout=10)
+    res = stub.GetWorkflowStatus(pb.GetWorkflowStatusRequest(workflowUuid=wf), timeout=10)
     second = next(j for j in res.jobs if j.jobName == "second")
     assert (second.jobId, second.status) == ("0", "PENDING")
     assert _wait_done(stub, wf).workflow.status == "COMPLETED"
@@ -155,7 +164,7 @@ jobs:
 def test_unknown_workflow_is_not_found(stub: pb_grpc.JobServiceStub) -> None:
     with pytest.raises(grpc.RpcError) as exc:
         stub.GetWorkflowStatus(
-            pb.GetWorkflowStatusRequest(workflowId="00000000-0000-4000-8000-000000000000"),
+            pb.GetWorkflowStatusRequest(workflowUuid="00000000-0000-4000-8000-000000000000"),
             timeout=10,
         )
     assert exc.value.code() == grpc.StatusCode.NOT_FOUND

@@ -10,7 +10,7 @@ import grpc
 import pytest
 
 from jobyard import certs
-from jobyard.api.gen import joblet_pb2
+from jobyard.api.gen import joblet_pb2, jobyard_v1_pb2
 from jobyard.client import (
     Client,
     ClientSettings,
@@ -292,22 +292,20 @@ class FakeStub:
     def _record(self, name: str, request: Any, timeout: float | None) -> None:
         self.requests.append((name, request, timeout))
 
+    # jobyard.v1 RunJob and GetJob (the SDK needs every field; the seed's answers are flat).
     def RunJob(self, request: joblet_pb2.RunJobReq, timeout: float | None = None) -> Any:
         self._record("RunJob", request, timeout)
         job = joblet_pb2.Job(
             id="j1", command=request.command, args=request.args, status="INITIALIZING"
         )
-        return joblet_pb2.RunJobRes(job=job)
+        return jobyard_v1_pb2.JobDetails(job=job)
 
-    def GetJobStatus(
-        self, request: joblet_pb2.GetJobStatusReq, timeout: float | None = None
-    ) -> Any:
-        self._record("GetJobStatus", request, timeout)
+    def GetJob(self, request: jobyard_v1_pb2.JobRef, timeout: float | None = None) -> Any:
+        self._record("GetJob", request, timeout)
         if request.id not in self.jobs:
             raise FakeRpcError(grpc.StatusCode.NOT_FOUND, f"job not found: {request.id}")
         status = self.statuses.pop(0) if self.statuses else "COMPLETED"
-        job = joblet_pb2.Job(id=request.id, status=status)
-        return joblet_pb2.GetJobStatusRes(job=job)
+        return jobyard_v1_pb2.JobDetails(job=joblet_pb2.Job(id=request.id, status=status))
 
     def ListJobs(self, request: joblet_pb2.EmptyRequest, timeout: float | None = None) -> Any:
         self._record("ListJobs", request, timeout)
@@ -328,7 +326,8 @@ def stub() -> FakeStub:
 
 
 @pytest.fixture
-def client(stub: FakeStub) -> Iterator[Client]:
+def client(stub: FakeStub, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
+    monkeypatch.setattr(Client, "_v1", property(lambda self: stub))
     with Client("127.0.0.1:1", insecure=True) as c:
         c._stub = stub  # type: ignore[assignment]
         yield c

@@ -21,7 +21,7 @@ def table(status: WorkflowStatus) -> str:
     lines = [
         f"Workflow: {wf.id} ({wf.name})",
         f"Status: {wf.status}  Jobs: {wf.completed_jobs}/{wf.total_jobs} completed, "
-        f"{wf.failed_jobs} failed or stopped",
+        f"{wf.failed_jobs} failed or stopped, {wf.canceled_jobs} never started",
         "",
         _JOB_ROW.format("JOB ID", "JOB NAME", "STATUS", "EXIT CODE", "DEPENDENCIES"),
         "-" * 117,

@@ -11,7 +11,7 @@ from types import TracebackType
 
 import grpc
 
-from jobyard.api.gen import joblet_pb2, joblet_pb2_grpc
+from jobyard.api.gen import joblet_pb2, joblet_pb2_grpc, jobyard_v1_pb2
 from jobyard.client.control import ControlMethods
 from jobyard.client.errors import CredentialsError, error_from_rpc
 from jobyard.client.jobs import Job, StopResult
@@ -109,12 +109,12 @@ class Client(WorkflowMethods, LogMethods, LifecycleMethods, ControlMethods):
             network=network,
             replicas=replicas,
         )
-        return Job.from_proto(self._unary(self._stub.RunJob, request).job)
+        # jobyard.v1: the seed's flat RunJobRes carries only ten of the job's fields.
+        return Job.from_details(self._unary(self._v1.RunJob, request))
 
     def job(self, id: str) -> Job:
-        """The job with this id (or unique id prefix)."""
-        res = self._unary(self._stub.GetJobStatus, joblet_pb2.GetJobStatusReq(id=id))
-        return Job.from_proto(res.job)
+        """The job with this id (or unique id prefix), with its history."""
+        return Job.from_details(self._unary(self._v1.GetJob, jobyard_v1_pb2.JobRef(id=id)))
 
     def jobs(
         self,

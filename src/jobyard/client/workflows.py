@@ -56,16 +56,22 @@ class WorkflowInfo:
     total_jobs: int
     completed_jobs: int
     failed_jobs: int
+    canceled_jobs: int
     created_time: str
+    started_time: str
     end_time: str
     owner: str
 
     @classmethod
     def from_proto(cls, msg: joblet_pb2.WorkflowInfo) -> WorkflowInfo:
         return cls(
-            id=msg.id, name=msg.name, status=msg.status, total_jobs=msg.totalJobs,
+            id=msg.uuid, name=msg.workflow, status=msg.status, total_jobs=msg.totalJobs,
             completed_jobs=msg.completedJobs, failed_jobs=msg.failedJobs,
-            created_time=msg.createdTime, end_time=msg.endTime, owner=msg.owner,
+            canceled_jobs=msg.canceledJobs,
+            created_time=_ts(msg.createdAt, msg.HasField("createdAt")),
+            started_time=_ts(msg.startedAt, msg.HasField("startedAt")),
+            end_time=_ts(msg.completedAt, msg.HasField("completedAt")),
+            owner=msg.owner,
         )  # fmt: skip
 
     @property
@@ -88,24 +94,25 @@ class WorkflowMethods(Connected):
             name = name or document.name
             document = document.read_text()
         stub = joblet_pb2_grpc.JobServiceStub(self._channel)
-        res = self._unary(
-            stub.RunWorkflow, joblet_pb2.RunWorkflowRequest(workflow=document, name=name)
-        )
-        return self.workflow(res.workflowId)
+        request = joblet_pb2.RunWorkflowRequest(workflow=name, yamlContent=document)
+        res = self._unary(stub.RunWorkflow, request)
+        return self.workflow(res.workflowUuid)
 
     def workflow(self, id: str) -> WorkflowStatus:
         stub = joblet_pb2_grpc.JobServiceStub(self._channel)
         res = self._unary(
-            stub.GetWorkflowStatus, joblet_pb2.GetWorkflowStatusRequest(workflowId=id)
+            stub.GetWorkflowStatus, joblet_pb2.GetWorkflowStatusRequest(workflowUuid=id)
         )
         return WorkflowStatus(
             workflow=WorkflowInfo.from_proto(res.workflow),
             jobs=tuple(WorkflowJob.from_proto(j) for j in res.jobs),
         )
 
-    def workflows(self) -> list[WorkflowInfo]:
+    def workflows(self, include_completed: bool = True) -> list[WorkflowInfo]:
+        """Workflows, oldest first; ``include_completed=False``: only the unfinished ones."""
         stub = joblet_pb2_grpc.JobServiceStub(self._channel)
-        res = self._unary(stub.ListWorkflows, joblet_pb2.ListWorkflowsRequest())
+        request = joblet_pb2.ListWorkflowsRequest(includeCompleted=include_completed)
+        res = self._unary(stub.ListWorkflows, request)
         return [WorkflowInfo.from_proto(w) for w in res.workflows]
 
     def stop_workflow(self, id: str) -> WorkflowStatus:

@@ -23,6 +23,7 @@ from jobyard.logs import JobLayout, LogConfig, LogHub
 from jobyard.runtime.base import Runtime
 from jobyard.server.auth import AuthInterceptor
 from jobyard.server.joblet import JobletServicer, JobServicer
+from jobyard.server.strict import StrictRequestInterceptor
 from jobyard.server.v1 import JobyardServicer
 from jobyard.store import SQLiteStore
 from jobyard.store.workflows import SQLiteWorkflowStore
@@ -131,7 +132,11 @@ async def start_server(config: ServerConfig, runtime: Runtime | None = None) -> 
     g = config.grpc
     workflows = WorkflowRunner(engine, SQLiteWorkflowStore(store.connection))
     server = grpc.aio.server(
-        interceptors=[AuthInterceptor(insecure=config.certs_dir is None)],
+        # Auth first (outermost): an unauthorized caller learns nothing about parsing.
+        interceptors=[
+            AuthInterceptor(insecure=config.certs_dir is None),
+            StrictRequestInterceptor(),
+        ],
         options=[
             ("grpc.max_receive_message_length", g.max_recv_msg_size),
             ("grpc.max_send_message_length", g.max_send_msg_size),

@@ -42,6 +42,7 @@ METHOD_OPERATIONS.update(
         "/joblet.JobService/GetWorkflowStatus": "get_workflow_status",
         "/joblet.JobService/ListWorkflows": "list_workflows",
         "/joblet.JobService/GetWorkflowJobs": "get_workflow_jobs",
+        "/jobyard.v1.JobyardService/RunJob": "run_job",
         "/jobyard.v1.JobyardService/GetJob": "get_job",
         "/jobyard.v1.JobyardService/ListJobs": "list_jobs",
         "/jobyard.v1.JobyardService/DeleteJob": "delete_job",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from jobyard.api.gen import joblet_pb2 as pb
 from jobyard.api.gen import jobyard_v1_pb2 as v1
@@ -52,6 +53,23 @@ def parse_time(what: str, value: str) -> datetime | None:
     except ValueError:
         raise InvalidArgument(f"invalid {what} {value!r}: expected an RFC 3339 time") from None
     return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+def flat_fields(job: Job) -> dict[str, Any]:
+    """The ten fields of the seed era's flat RunJobRes / GetJobStatusRes (7e244ec)."""
+    spec, res = job.spec, job.spec.resources
+    return {
+        "id": job.id,
+        "command": spec.command,
+        "args": list(spec.args),
+        "maxCPU": res.max_cpu,
+        "maxMemory": res.max_memory,
+        "maxIOBPS": res.max_iobps,
+        "status": job.status.value,
+        "startTime": rfc3339(job.started_at),
+        "endTime": rfc3339(job.ended_at),
+        "exitCode": NO_EXIT_CODE if job.exit_code is None else job.exit_code,
+    }
 
 
 def job_to_proto(job: Job) -> pb.Job:

@@ -11,7 +11,7 @@ from jobyard.domain.jobs import rfc3339
 from jobyard.engine import JobEngine
 from jobyard.engine.workflows import WorkflowRunner
 from jobyard.server.auth import current_identity
-from jobyard.server.convert import NO_EXIT_CODE, job_to_proto, spec_from_request
+from jobyard.server.convert import NO_EXIT_CODE, flat_fields, job_to_proto, spec_from_request
 from jobyard.server.v1.logs import send_output
 from jobyard.server.workflows import WorkflowRpcs
 
@@ -26,10 +26,10 @@ class JobletServicer(pb_grpc.JobletServiceServicer):
         caller = current_identity()
         spec = spec_from_request(request)
         job = await self._engine.submit(caller.name, spec, project=caller.project)
-        return pb.RunJobRes(job=job_to_proto(job))
+        return pb.RunJobRes(**flat_fields(job))
 
     async def GetJobStatus(self, request: pb.GetJobStatusReq, context: Any) -> pb.GetJobStatusRes:
-        return pb.GetJobStatusRes(job=job_to_proto(self._engine.job(request.id)))
+        return pb.GetJobStatusRes(**flat_fields(self._engine.job(request.id)))
 
     async def StopJob(self, request: pb.StopJobReq, context: Any) -> pb.StopJobRes:
         job = await self._engine.stop(request.id)

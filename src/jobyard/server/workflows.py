@@ -9,7 +9,6 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from jobyard.api.gen import joblet_pb2 as pb
 from jobyard.api.gen import jobyard_v1_pb2 as v1
-from jobyard.domain.jobs import rfc3339
 from jobyard.engine.workflows import WorkflowJobView, WorkflowRunner
 from jobyard.server.auth import current_identity
 from jobyard.server.convert import NO_EXIT_CODE
@@ -42,17 +41,24 @@ def workflow_job_to_proto(view: WorkflowJobView) -> pb.WorkflowJob:
 
 
 def workflow_info(record: WorkflowRecord, views: list[WorkflowJobView]) -> pb.WorkflowInfo:
-    return pb.WorkflowInfo(
-        id=record.id,
-        name=record.name,
+    started = [v.job.started_at for v in views if v.job and v.job.started_at]
+    msg = pb.WorkflowInfo(
+        uuid=record.id,
+        workflow=record.name,
         status=record.status,
         totalJobs=len(views),
         completedJobs=sum(v.status == "COMPLETED" for v in views),
-        failedJobs=sum(v.status in ("FAILED", "STOPPED") for v in views),
-        createdTime=rfc3339(record.created_at),
-        endTime=rfc3339(record.ended_at),
+        failedJobs=sum(v.job is not None and v.status in ("FAILED", "STOPPED") for v in views),
+        canceledJobs=sum(v.job is None and v.status == "STOPPED" for v in views),
+        yamlContent=record.document,
         owner=record.owner,
     )
+    msg.createdAt.CopyFrom(_timestamp(record.created_at))
+    if started:
+        msg.startedAt.CopyFrom(_timestamp(min(started)))
+    if record.ended_at is not None:
+        msg.completedAt.CopyFrom(_timestamp(record.ended_at))
+    return msg
 
 
 class WorkflowRpcs:
@@ -71,26 +77,28 @@ class WorkflowRpcs:
     ) -> pb.RunWorkflowResponse:
         caller = current_identity()
         record = await self._workflows.submit(
-            caller.name, request.workflow, request.name, project=caller.project
+            caller.name, request.yamlContent, request.workflow, project=caller.project
         )
-        status = self._status(record.id)
-        return pb.RunWorkflowResponse(workflowId=record.id, workflow=status.workflow)
+        return pb.RunWorkflowResponse(workflowUuid=record.id, status=record.status)
 
     async def GetWorkflowStatus(
         self, request: pb.GetWorkflowStatusRequest, context: Any
     ) -> pb.GetWorkflowStatusResponse:
-        return self._status(request.workflowId)
+        return self._status(request.workflowUuid)
 
     async def ListWorkflows(
         self, request: pb.ListWorkflowsRequest, context: Any
     ) -> pb.ListWorkflowsResponse:
-        infos = [workflow_info(r, self._workflows.jobs_of(r)) for r in self._workflows.workflows()]
+        records = self._workflows.workflows()
+        if not request.includeCompleted:
+            records = [r for r in records if r.ended_at is None]
+        infos = [workflow_info(r, self._workflows.jobs_of(r)) for r in records]
         return pb.ListWorkflowsResponse(workflows=infos)
 
     async def GetWorkflowJobs(
         self, request: pb.GetWorkflowJobsRequest, context: Any
     ) -> pb.GetWorkflowJobsResponse:
-        return pb.GetWorkflowJobsResponse(jobs=self._status(request.workflowId).jobs)
+        return pb.GetWorkflowJobsResponse(jobs=self._status(request.workflowUuid).jobs)
 
 
 class WorkflowControlRpcs:

@@ -297,6 +297,9 @@ class RunJobReq(_message.Message):
     SCHEDULE_FIELD_NUMBER: _builtins.int
     LABELS_FIELD_NUMBER: _builtins.int
     REPLICAS_FIELD_NUMBER: _builtins.int
+    UPLOADS_FIELD_NUMBER: _builtins.int
+    VOLUMES_FIELD_NUMBER: _builtins.int
+    RUNTIME_FIELD_NUMBER: _builtins.int
     command: _builtins.str
     """Required: command to execute"""
     maxCPU: _builtins.int
@@ -317,6 +320,8 @@ class RunJobReq(_message.Message):
     """start time, RFC3339 ("" = now)"""
     replicas: _builtins.int
     """0 = 1"""
+    runtime: _builtins.str
+    """runtime name (RuntimeService); its bin/ first on PATH"""
     @_builtins.property
     def args(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Optional: command arguments"""
@@ -327,6 +332,16 @@ class RunJobReq(_message.Message):
     def secret_environment(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    @_builtins.property
+    def uploads(self) -> _containers.RepeatedCompositeFieldContainer[Global___FileUpload]:
+        """16 (maxDisk) and 17 (backend) are taken by other jobyard additions.
+        placed in the job's work directory before it starts
+        """
+
+    @_builtins.property
+    def volumes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """volume names, mounted at /volumes/NAME"""
+
     def __init__(
         self,
         *,
@@ -345,30 +360,94 @@ class RunJobReq(_message.Message):
         schedule: _builtins.str = ...,
         labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         replicas: _builtins.int = ...,
+        uploads: _abc.Iterable[Global___FileUpload] | None = ...,
+        volumes: _abc.Iterable[_builtins.str] | None = ...,
+        runtime: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "cpuCores", b"cpuCores", "environment", b"environment", "labels", b"labels", "maxCPU", b"maxCPU", "maxIOBPS", b"maxIOBPS", "maxMemory", b"maxMemory", "maxPids", b"maxPids", "name", b"name", "network", b"network", "replicas", b"replicas", "schedule", b"schedule", "secret_environment", b"secret_environment", "timeLimitSeconds", b"timeLimitSeconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "cpuCores", b"cpuCores", "environment", b"environment", "labels", b"labels", "maxCPU", b"maxCPU", "maxIOBPS", b"maxIOBPS", "maxMemory", b"maxMemory", "maxPids", b"maxPids", "name", b"name", "network", b"network", "replicas", b"replicas", "runtime", b"runtime", "schedule", b"schedule", "secret_environment", b"secret_environment", "timeLimitSeconds", b"timeLimitSeconds", "uploads", b"uploads", "volumes", b"volumes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RunJobReq: _TypeAlias = RunJobReq  # noqa: Y015
 
 @_typing.final
-class RunJobRes(_message.Message):
+class FileUpload(_message.Message):
+    """A file or directory sent with a job or workflow (50b8d0a)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
-    JOB_FIELD_NUMBER: _builtins.int
-    @_builtins.property
-    def job(self) -> Global___Job: ...
+    PATH_FIELD_NUMBER: _builtins.int
+    CONTENT_FIELD_NUMBER: _builtins.int
+    MODE_FIELD_NUMBER: _builtins.int
+    ISDIRECTORY_FIELD_NUMBER: _builtins.int
+    path: _builtins.str
+    """relative to the work directory"""
+    content: _builtins.bytes
+    mode: _builtins.int
+    """permission bits (0 = 0644 / 0755 for directories)"""
+    isDirectory: _builtins.bool
     def __init__(
         self,
         *,
-        job: Global___Job | None = ...,
+        path: _builtins.str = ...,
+        content: _builtins.bytes = ...,
+        mode: _builtins.int = ...,
+        isDirectory: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["job", b"job"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["job", b"job"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "isDirectory", b"isDirectory", "mode", b"mode", "path", b"path"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FileUpload: _TypeAlias = FileUpload  # noqa: Y015
+
+@_typing.final
+class RunJobRes(_message.Message):
+    """Flat, as the JobletService era (7e244ec) lays it out: what its clients decode."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    COMMAND_FIELD_NUMBER: _builtins.int
+    ARGS_FIELD_NUMBER: _builtins.int
+    MAXCPU_FIELD_NUMBER: _builtins.int
+    MAXMEMORY_FIELD_NUMBER: _builtins.int
+    MAXIOBPS_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    STARTTIME_FIELD_NUMBER: _builtins.int
+    ENDTIME_FIELD_NUMBER: _builtins.int
+    EXITCODE_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    command: _builtins.str
+    maxCPU: _builtins.int
+    maxMemory: _builtins.int
+    maxIOBPS: _builtins.int
+    status: _builtins.str
+    startTime: _builtins.str
+    endTime: _builtins.str
+    exitCode: _builtins.int
+    @_builtins.property
+    def args(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        command: _builtins.str = ...,
+        args: _abc.Iterable[_builtins.str] | None = ...,
+        maxCPU: _builtins.int = ...,
+        maxMemory: _builtins.int = ...,
+        maxIOBPS: _builtins.int = ...,
+        status: _builtins.str = ...,
+        startTime: _builtins.str = ...,
+        endTime: _builtins.str = ...,
+        exitCode: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "endTime", b"endTime", "exitCode", b"exitCode", "id", b"id", "maxCPU", b"maxCPU", "maxIOBPS", b"maxIOBPS", "maxMemory", b"maxMemory", "startTime", b"startTime", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -395,19 +474,48 @@ Global___GetJobStatusReq: _TypeAlias = GetJobStatusReq  # noqa: Y015
 
 @_typing.final
 class GetJobStatusRes(_message.Message):
+    """Flat, as RunJobRes (7e244ec)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
-    JOB_FIELD_NUMBER: _builtins.int
+    ID_FIELD_NUMBER: _builtins.int
+    COMMAND_FIELD_NUMBER: _builtins.int
+    ARGS_FIELD_NUMBER: _builtins.int
+    MAXCPU_FIELD_NUMBER: _builtins.int
+    MAXMEMORY_FIELD_NUMBER: _builtins.int
+    MAXIOBPS_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    STARTTIME_FIELD_NUMBER: _builtins.int
+    ENDTIME_FIELD_NUMBER: _builtins.int
+    EXITCODE_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    command: _builtins.str
+    maxCPU: _builtins.int
+    maxMemory: _builtins.int
+    maxIOBPS: _builtins.int
+    status: _builtins.str
+    startTime: _builtins.str
+    endTime: _builtins.str
+    exitCode: _builtins.int
     @_builtins.property
-    def job(self) -> Global___Job: ...
+    def args(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
         self,
         *,
-        job: Global___Job | None = ...,
+        id: _builtins.str = ...,
+        command: _builtins.str = ...,
+        args: _abc.Iterable[_builtins.str] | None = ...,
+        maxCPU: _builtins.int = ...,
+        maxMemory: _builtins.int = ...,
+        maxIOBPS: _builtins.int = ...,
+        status: _builtins.str = ...,
+        startTime: _builtins.str = ...,
+        endTime: _builtins.str = ...,
+        exitCode: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["job", b"job"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["job", b"job"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "endTime", b"endTime", "exitCode", b"exitCode", "id", b"id", "maxCPU", b"maxCPU", "maxIOBPS", b"maxIOBPS", "maxMemory", b"maxMemory", "startTime", b"startTime", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -597,45 +705,60 @@ Global___WorkflowJob: _TypeAlias = WorkflowJob  # noqa: Y015
 
 @_typing.final
 class WorkflowInfo(_message.Message):
+    """The workflow messages of the seed's commit (50b8d0a); jobyard additions take new numbers."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
-    ID_FIELD_NUMBER: _builtins.int
-    NAME_FIELD_NUMBER: _builtins.int
+    UUID_FIELD_NUMBER: _builtins.int
+    WORKFLOW_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
     TOTALJOBS_FIELD_NUMBER: _builtins.int
     COMPLETEDJOBS_FIELD_NUMBER: _builtins.int
     FAILEDJOBS_FIELD_NUMBER: _builtins.int
-    CREATEDTIME_FIELD_NUMBER: _builtins.int
-    ENDTIME_FIELD_NUMBER: _builtins.int
+    CANCELEDJOBS_FIELD_NUMBER: _builtins.int
+    CREATEDAT_FIELD_NUMBER: _builtins.int
+    STARTEDAT_FIELD_NUMBER: _builtins.int
+    COMPLETEDAT_FIELD_NUMBER: _builtins.int
+    YAMLCONTENT_FIELD_NUMBER: _builtins.int
     OWNER_FIELD_NUMBER: _builtins.int
-    id: _builtins.str
-    name: _builtins.str
+    uuid: _builtins.str
+    workflow: _builtins.str
+    """its name (e.g. the YAML file name)"""
     status: _builtins.str
     """RUNNING, COMPLETED, FAILED, STOPPED"""
     totalJobs: _builtins.int
     completedJobs: _builtins.int
     failedJobs: _builtins.int
-    createdTime: _builtins.str
-    """RFC3339"""
-    endTime: _builtins.str
-    """RFC3339, "" while running"""
+    canceledJobs: _builtins.int
+    """never started (stopped workflow, failed dependency)"""
+    yamlContent: _builtins.str
     owner: _builtins.str
+    """jobyard additions"""
+    @_builtins.property
+    def createdAt(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def startedAt(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def completedAt(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
-        id: _builtins.str = ...,
-        name: _builtins.str = ...,
+        uuid: _builtins.str = ...,
+        workflow: _builtins.str = ...,
         status: _builtins.str = ...,
         totalJobs: _builtins.int = ...,
         completedJobs: _builtins.int = ...,
         failedJobs: _builtins.int = ...,
-        createdTime: _builtins.str = ...,
-        endTime: _builtins.str = ...,
+        canceledJobs: _builtins.int = ...,
+        createdAt: _timestamp_pb2.Timestamp | None = ...,
+        startedAt: _timestamp_pb2.Timestamp | None = ...,
+        completedAt: _timestamp_pb2.Timestamp | None = ...,
+        yamlContent: _builtins.str = ...,
         owner: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["completedAt", b"completedAt", "createdAt", b"createdAt", "startedAt", b"startedAt"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["completedJobs", b"completedJobs", "createdTime", b"createdTime", "endTime", b"endTime", "failedJobs", b"failedJobs", "id", b"id", "name", b"name", "owner", b"owner", "status", b"status", "totalJobs", b"totalJobs"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["canceledJobs", b"canceledJobs", "completedAt", b"completedAt", "completedJobs", b"completedJobs", "createdAt", b"createdAt", "failedJobs", b"failedJobs", "owner", b"owner", "startedAt", b"startedAt", "status", b"status", "totalJobs", b"totalJobs", "uuid", b"uuid", "workflow", b"workflow", "yamlContent", b"yamlContent"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -646,20 +769,36 @@ class RunWorkflowRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     WORKFLOW_FIELD_NUMBER: _builtins.int
-    NAME_FIELD_NUMBER: _builtins.int
+    TOTALJOBS_FIELD_NUMBER: _builtins.int
+    JOBORDER_FIELD_NUMBER: _builtins.int
+    YAMLCONTENT_FIELD_NUMBER: _builtins.int
+    WORKFLOWFILES_FIELD_NUMBER: _builtins.int
     workflow: _builtins.str
+    """the YAML file's name"""
+    totalJobs: _builtins.int
+    """informational; the YAML decides"""
+    yamlContent: _builtins.str
     """the YAML document"""
-    name: _builtins.str
-    """e.g. the file name"""
+    @_builtins.property
+    def jobOrder(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """informational; the YAML decides"""
+
+    @_builtins.property
+    def workflowFiles(self) -> _containers.RepeatedCompositeFieldContainer[Global___FileUpload]:
+        """files named by jobs' uploads: {files: [...]}"""
+
     def __init__(
         self,
         *,
         workflow: _builtins.str = ...,
-        name: _builtins.str = ...,
+        totalJobs: _builtins.int = ...,
+        jobOrder: _abc.Iterable[_builtins.str] | None = ...,
+        yamlContent: _builtins.str = ...,
+        workflowFiles: _abc.Iterable[Global___FileUpload] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "workflow", b"workflow"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["jobOrder", b"jobOrder", "totalJobs", b"totalJobs", "workflow", b"workflow", "workflowFiles", b"workflowFiles", "yamlContent", b"yamlContent"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -669,20 +808,19 @@ Global___RunWorkflowRequest: _TypeAlias = RunWorkflowRequest  # noqa: Y015
 class RunWorkflowResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
-    WORKFLOWID_FIELD_NUMBER: _builtins.int
-    WORKFLOW_FIELD_NUMBER: _builtins.int
-    workflowId: _builtins.str
-    @_builtins.property
-    def workflow(self) -> Global___WorkflowInfo: ...
+    WORKFLOWUUID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    workflowUuid: _builtins.str
+    status: _builtins.str
     def __init__(
         self,
         *,
-        workflowId: _builtins.str = ...,
-        workflow: Global___WorkflowInfo | None = ...,
+        workflowUuid: _builtins.str = ...,
+        status: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow", "workflowId", b"workflowId"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["status", b"status", "workflowUuid", b"workflowUuid"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -692,16 +830,16 @@ Global___RunWorkflowResponse: _TypeAlias = RunWorkflowResponse  # noqa: Y015
 class GetWorkflowStatusRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
-    WORKFLOWID_FIELD_NUMBER: _builtins.int
-    workflowId: _builtins.str
+    WORKFLOWUUID_FIELD_NUMBER: _builtins.int
+    workflowUuid: _builtins.str
     def __init__(
         self,
         *,
-        workflowId: _builtins.str = ...,
+        workflowUuid: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["workflowId", b"workflowId"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["workflowUuid", b"workflowUuid"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -739,12 +877,17 @@ Global___GetWorkflowStatusResponse: _TypeAlias = GetWorkflowStatusResponse  # no
 class ListWorkflowsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    INCLUDECOMPLETED_FIELD_NUMBER: _builtins.int
+    includeCompleted: _builtins.bool
+    """false: only the unfinished ones"""
     def __init__(
         self,
+        *,
+        includeCompleted: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["includeCompleted", b"includeCompleted"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -774,16 +917,16 @@ Global___ListWorkflowsResponse: _TypeAlias = ListWorkflowsResponse  # noqa: Y015
 class GetWorkflowJobsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
-    WORKFLOWID_FIELD_NUMBER: _builtins.int
-    workflowId: _builtins.str
+    WORKFLOWUUID_FIELD_NUMBER: _builtins.int
+    workflowUuid: _builtins.str
     def __init__(
         self,
         *,
-        workflowId: _builtins.str = ...,
+        workflowUuid: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["workflowId", b"workflowId"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["workflowUuid", b"workflowUuid"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from . import joblet_pb2 as joblet__pb2
 from . import jobyard_v1_pb2 as jobyard__v1__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -34,6 +35,11 @@ class JobyardServiceStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.RunJob = channel.unary_unary(
+                '/jobyard.v1.JobyardService/RunJob',
+                request_serializer=joblet__pb2.RunJobReq.SerializeToString,
+                response_deserializer=jobyard__v1__pb2.JobDetails.FromString,
+                _registered_method=True)
         self.GetJob = channel.unary_unary(
                 '/jobyard.v1.JobyardService/GetJob',
                 request_serializer=jobyard__v1__pb2.JobRef.SerializeToString,
@@ -93,6 +99,13 @@ class JobyardServiceStub:
 
 class JobyardServiceServicer:
     """Missing associated documentation comment in .proto file."""
+
+    def RunJob(self, request, context):
+        """Run a job with every jobyard field (the seed's RunJobRes carries only ten of them).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
 
     def GetJob(self, request, context):
         """A job with its history, usage and time limit.
@@ -173,6 +186,11 @@ class JobyardServiceServicer:
 
 def add_JobyardServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'RunJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.RunJob,
+                    request_deserializer=joblet__pb2.RunJobReq.FromString,
+                    response_serializer=jobyard__v1__pb2.JobDetails.SerializeToString,
+            ),
             'GetJob': grpc.unary_unary_rpc_method_handler(
                     servicer.GetJob,
                     request_deserializer=jobyard__v1__pb2.JobRef.FromString,
@@ -238,6 +256,33 @@ def add_JobyardServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class JobyardService:
     """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def RunJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobyard.v1.JobyardService/RunJob',
+            joblet__pb2.RunJobReq.SerializeToString,
+            jobyard__v1__pb2.JobDetails.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
 
     @staticmethod
     def GetJob(request,

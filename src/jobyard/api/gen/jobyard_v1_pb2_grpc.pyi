@@ -7,6 +7,7 @@ from collections import abc as _abc
 from grpc import aio as _aio
 import abc as _abc_1
 import grpc as _grpc
+from . import joblet_pb2 as _joblet_pb2
 from . import jobyard_v1_pb2 as _jobyard_v1_pb2
 import sys
 import typing as _typing
@@ -31,6 +32,8 @@ class JobyardServiceStub:
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> JobyardServiceAsyncStub: ...
+    RunJob: _grpc.UnaryUnaryMultiCallable[_joblet_pb2.RunJobReq, _jobyard_v1_pb2.JobDetails]
+    """Run a job with every jobyard field (the seed's RunJobRes carries only ten of them)."""
     GetJob: _grpc.UnaryUnaryMultiCallable[_jobyard_v1_pb2.JobRef, _jobyard_v1_pb2.JobDetails]
     """A job with its history, usage and time limit."""
     ListJobs: _grpc.UnaryUnaryMultiCallable[_jobyard_v1_pb2.ListJobsRequest, _jobyard_v1_pb2.ListJobsResponse]
@@ -56,6 +59,8 @@ class JobyardServiceStub:
 @_typing.type_check_only
 class JobyardServiceAsyncStub(JobyardServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
+    RunJob: _aio.UnaryUnaryMultiCallable[_joblet_pb2.RunJobReq, _jobyard_v1_pb2.JobDetails]  # type: ignore[assignment]
+    """Run a job with every jobyard field (the seed's RunJobRes carries only ten of them)."""
     GetJob: _aio.UnaryUnaryMultiCallable[_jobyard_v1_pb2.JobRef, _jobyard_v1_pb2.JobDetails]  # type: ignore[assignment]
     """A job with its history, usage and time limit."""
     ListJobs: _aio.UnaryUnaryMultiCallable[_jobyard_v1_pb2.ListJobsRequest, _jobyard_v1_pb2.ListJobsResponse]  # type: ignore[assignment]
@@ -79,6 +84,14 @@ class JobyardServiceAsyncStub(JobyardServiceStub):
     """Stop a workflow: its running jobs are stopped, the ones not started are cancelled."""
 
 class JobyardServiceServicer(metaclass=_abc_1.ABCMeta):
+    @_abc_1.abstractmethod
+    def RunJob(
+        self,
+        request: _joblet_pb2.RunJobReq,
+        context: _ServicerContext,
+    ) -> _typing.Union[_jobyard_v1_pb2.JobDetails, _abc.Awaitable[_jobyard_v1_pb2.JobDetails]]:
+        """Run a job with every jobyard field (the seed's RunJobRes carries only ten of them)."""
+
     @_abc_1.abstractmethod
     def GetJob(
         self,

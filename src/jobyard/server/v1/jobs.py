@@ -8,13 +8,15 @@ from typing import Any
 
 import grpc
 
+from jobyard.api.gen import joblet_pb2 as pb
 from jobyard.api.gen import jobyard_v1_pb2 as v1
 from jobyard.domain.errors import InvalidArgument
 from jobyard.domain.jobs import Job
 from jobyard.domain.status import Status
 from jobyard.engine import JobEngine
 from jobyard.engine.events import WatcherTooSlow
-from jobyard.server.convert import details_to_proto, parse_time
+from jobyard.server.auth import current_identity
+from jobyard.server.convert import details_to_proto, parse_time, spec_from_request
 from jobyard.store.base import JobQuery
 
 DEFAULT_PAGE_SIZE = 100
@@ -23,6 +25,12 @@ MAX_PAGE_SIZE = 1000
 
 class JobRpcs:
     _engine: JobEngine
+
+    async def RunJob(self, request: pb.RunJobReq, context: Any) -> v1.JobDetails:
+        caller = current_identity()
+        spec = spec_from_request(request)
+        job = await self._engine.submit(caller.name, spec, project=caller.project)
+        return await self._details(job)
 
     async def ListJobs(self, request: v1.ListJobsRequest, context: Any) -> v1.ListJobsResponse:
         jobs, token = self._engine.query(query_from_request(request))
