@@ -24,6 +24,11 @@ Example::
       diskReserveBytes: 16777216  # data disk space kept for the server's records
       maxTotalCpu: 0              # percent; running jobs' maxCPU may not add up beyond; 0 = any
       maxTotalMemory: 0           # MB; the same for maxMemory; 0 = any
+    ucloud:                       # products, applications, accounting: see jobyard.ucloud.catalog
+      providerId: example
+      products: [...]             # Product.Compute, as the seed's resolvedProduct
+      applications: [...]         # Application (metadata + invocation), as resolvedApplication
+      accountingIntervalSeconds: 60
 """
 
 from __future__ import annotations
@@ -32,11 +37,14 @@ import dataclasses
 import math
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from jobyard.domain.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from jobyard.ucloud.catalog import UcloudConfig
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -107,6 +115,7 @@ class ServerConfig:
     joblet: JobletConfig = JobletConfig()
     grpc: GrpcConfig = GrpcConfig()
     jobyard: JobyardConfig = JobyardConfig()
+    ucloud: UcloudConfig | None = None  # no products, applications or charging without it
 
 
 _JOBLET_KEYS = {
@@ -167,7 +176,7 @@ def load_config(path: Path | None, **overrides: Any) -> ServerConfig:
         if loaded is not None and not isinstance(loaded, dict):
             raise InvalidArgument(f"config: {path} must hold a mapping")
         raw = loaded or {}
-    unknown = set(raw) - {"joblet", "grpc", "jobyard"}
+    unknown = set(raw) - {"joblet", "grpc", "jobyard", "ucloud"}
     if unknown:
         raise InvalidArgument(f"config: unknown section(s) {', '.join(sorted(unknown))}")
     joblet = JobletConfig(**_section(raw.get("joblet"), "joblet", _JOBLET_KEYS))
@@ -178,4 +187,15 @@ def load_config(path: Path | None, **overrides: Any) -> ServerConfig:
     values = {k: v for k, v in overrides.items() if v is not None}
     if "data_dir" not in values:
         raise InvalidArgument("config: a data directory is required")
-    return ServerConfig(joblet=joblet, grpc=grpc, jobyard=jobyard, **values)
+    return ServerConfig(
+        joblet=joblet, grpc=grpc, jobyard=jobyard, ucloud=_ucloud(raw.get("ucloud")), **values
+    )
+
+
+def _ucloud(raw: Any) -> UcloudConfig | None:
+    if raw is None:
+        return None
+    # Imported here: pydantic and the UCloud models are the server's, not the client's.
+    from jobyard.ucloud.catalog import parse_ucloud_config
+
+    return parse_ucloud_config(raw)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from jobyard.domain.errors import InvalidArgument, JobyardError, NotFound, StaleTransition
-from jobyard.domain.jobs import Job, JobSpec, Resources
+from jobyard.domain.jobs import Job, JobSpec, ProductRef, Resources
 from jobyard.domain.status import Status, TerminationReason
 from jobyard.store import MemoryStore, SQLiteStore, Store, resolve_id
 from jobyard.store.sqlite import _migrations
@@ -31,6 +31,7 @@ def make_job(job_id: str, *, status: Status = Status.QUEUED, **changes: object) 
         ),
         environment={"MODE": "fast", "EMPTY": ""},
         secret_environment={"TOKEN": "s3cr=t"},
+        product=ProductRef("example-compute-1", "example-compute", "example"),
     )
     fields: dict[str, object] = {
         "id": job_id,
@@ -83,6 +84,7 @@ def test_create_get_round_trips_every_field(store: Store) -> None:
     assert dict(got.spec.environment) == {"MODE": "fast", "EMPTY": ""}
     assert dict(got.spec.secret_environment) == {"TOKEN": "s3cr=t"}
     assert got.spec.resources == Resources(150, "0-1", 1024, 4096, 77)
+    assert got.spec.product == ProductRef("example-compute-1", "example-compute", "example")
     for field in (
         "id",
         "owner",
@@ -118,6 +120,8 @@ def test_optional_fields_round_trip_as_none(store: Store) -> None:
     got = store.get(ID_A)
     assert (got.reason, got.exit_code, got.started_at, got.ended_at) == (None, None, None, None)
     assert got.backend_id == ""
+    store.create(make_job(ID_B, spec=JobSpec(command="true")))
+    assert store.get(ID_B).spec.product is None
 
 
 def test_create_of_an_existing_id_is_refused_and_keeps_the_original(store: Store) -> None:

@@ -18,6 +18,7 @@ from jobyard.domain.jobs import (
     MAX_NAME_CHARS,
     MAX_PIDS_BOUND,
     JobSpec,
+    ProductRef,
     Resources,
 )
 
@@ -211,3 +212,10 @@ def test_trailing_newline_is_refused(spec: JobSpec) -> None:
     # "$" in a Python regex also matches before a final newline; the name of an
     # environment variable with a newline in it would reach the job's environ.
     refused(spec)
+
+
+def test_a_product_reference_is_checked() -> None:
+    JobSpec(command="true", product=ProductRef("example-compute-1", "example-compute")).validate()
+    for bad in (ProductRef("", "c"), ProductRef("p", "a b"), ProductRef("p", "c", "x\x00")):
+        with pytest.raises(InvalidArgument, match="invalid product"):
+            JobSpec(command="true", product=bad).validate()

@@ -98,6 +98,32 @@ def _bounded(name: str, value: int, upper: int, unit: str) -> None:
         raise InvalidArgument(f"invalid {name}: {value} {unit} exceeds the maximum of {upper}")
 
 
+_PRODUCT_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ProductRef:
+    """The machine type a job runs on (UCloud's ProductReference): its product ``id`` (the
+    product's name), ``category`` and ``provider``. Its price and limits are the catalog's."""
+
+    id: str
+    category: str
+    provider: str = ""
+
+    def validate(self) -> None:
+        for what, value in (("id", self.id), ("category", self.category)):
+            if not _PRODUCT_PART.fullmatch(value):
+                raise InvalidArgument(
+                    f"invalid product {what} {value!r}: use letters, digits and . _ : - "
+                    "(at most 128 characters)"
+                )
+        if self.provider and not _PRODUCT_PART.fullmatch(self.provider):
+            raise InvalidArgument(f"invalid product provider {self.provider!r}")
+
+    def __str__(self) -> str:
+        return f"{self.id} ({self.category})"
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class JobSpec:
     """What a user asked to run. :meth:`validate` refuses anything unsafe or absurd."""
@@ -113,6 +139,7 @@ class JobSpec:
     schedule: datetime | None = None  # do not start before this time
     labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
     replicas: int = 1
+    product: ProductRef | None = None  # charged per its price; None = not charged
 
     def validate(self) -> None:
         if not self.command or not self.command.strip():
@@ -148,6 +175,8 @@ class JobSpec:
                 f"invalid replicas {self.replicas}: must be between 1 and {MAX_REPLICAS}"
             )
         _validate_labels(self.labels)
+        if self.product is not None:
+            self.product.validate()
         _validate_env("environment", self.environment)
         _validate_env("secret_environment", self.secret_environment)
         both = set(self.environment) & set(self.secret_environment)

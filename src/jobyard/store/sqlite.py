@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from jobyard.domain.errors import InvalidArgument, StaleTransition, job_not_found
-from jobyard.domain.jobs import Job, JobSpec, Resources, StatusUpdate, Usage, utcnow
+from jobyard.domain.jobs import Job, JobSpec, ProductRef, Resources, StatusUpdate, Usage, utcnow
 from jobyard.domain.status import Status, TerminationReason, can_transition, predecessors
 from jobyard.store.base import JobQuery, check_fields
 
@@ -48,6 +48,14 @@ def _statements(sql: str) -> list[str]:
 
 def _usage_json(usage: Usage | None) -> str | None:
     return None if usage is None else json.dumps(dataclasses.asdict(usage))
+
+
+def _product_json(product: ProductRef | None) -> str | None:
+    return None if product is None else json.dumps(dataclasses.asdict(product))
+
+
+def _product(value: str | None) -> ProductRef | None:
+    return None if value is None else ProductRef(**json.loads(value))
 
 
 def _ts(value: datetime | None) -> str | None:
@@ -141,6 +149,7 @@ class SQLiteStore:
             "expires_at": _ts(job.expires_at), "usage": _usage_json(job.usage),
             "suspended_seconds": job.suspended_seconds, "suspended_at": _ts(job.suspended_at),
             "workflow_id": job.workflow_id, "project": job.project,
+            "product": _product_json(spec.product),
         }  # fmt: skip
 
     def _add_update(self, job_id: str, at: datetime, status: Status, message: str) -> None:
@@ -312,6 +321,7 @@ class SQLiteStore:
             schedule=_dt(row["scheduled_at"]),
             labels=json.loads(row["labels"]),
             replicas=row["replicas"],
+            product=_product(row["product"]),
         )
         return Job(
             id=row["id"],
