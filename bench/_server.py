@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import socket
 import subprocess
@@ -22,8 +23,31 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@dataclasses.dataclass
+class BenchServer:
+    """A running server subprocess: its pid (for RSS and profilers) and how to reach it."""
+
+    client: Client
+    process: subprocess.Popen[bytes]
+    address: str
+    certs: Path
+
+    def new_client(self) -> Client:
+        """Another client with its own channel (one per benchmark thread)."""
+        return admin_client(self.address, self.certs)
+
+
+def admin_client(address: str, certs: Path) -> Client:
+    return Client(
+        server=address,
+        cert=str(certs / "admin-client-cert.pem"),
+        key=str(certs / "admin-client-key.pem"),
+        ca=str(certs / "ca-cert.pem"),
+    )
+
+
 @contextlib.contextmanager
-def running_server(config: str = "") -> Iterator[Client]:
+def bench_server(config: str = "") -> Iterator[BenchServer]:
     with tempfile.TemporaryDirectory(prefix="jobyard-bench-") as tmp:
         base = Path(tmp)
         init_certs(base / "certs")
@@ -35,12 +59,9 @@ def running_server(config: str = "") -> Iterator[Client]:
             args += ["--config", str(base / "config.yml")]
         log = open(base / "server.log", "wb")  # noqa: SIM115
         proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
-        client = Client(
-            server=f"localhost:{port}",
-            cert=str(base / "certs/admin-client-cert.pem"),
-            key=str(base / "certs/admin-client-key.pem"),
-            ca=str(base / "certs/ca-cert.pem"),
-        )
+        address, certs = f"localhost:{port}", base / "certs"
+        server = BenchServer(admin_client(address, certs), proc, address, certs)
+        client = server.client
         try:
             deadline = time.monotonic() + 30
             while True:
@@ -51,10 +72,16 @@ def running_server(config: str = "") -> Iterator[Client]:
                     if proc.poll() is not None or time.monotonic() > deadline:
                         raise RuntimeError((base / "server.log").read_text()) from None
                     time.sleep(0.1)
-            yield client
+            yield server
         finally:
             client.close()
             proc.terminate()
             proc.wait(10)
             log.close()
             os.environ.pop("JOBYARD_BENCH", None)
+
+
+@contextlib.contextmanager
+def running_server(config: str = "") -> Iterator[Client]:
+    with bench_server(config) as server:
+        yield server.client
