@@ -168,3 +168,23 @@ def test_unknown_workflow_is_not_found(stub: pb_grpc.JobServiceStub) -> None:
             timeout=10,
         )
     assert exc.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+@pytest.mark.parametrize(
+    ("attach", "missing"),
+    [("volumes: [scratch]", "volume not found: scratch"),
+     ("runtime: python-3.11-ml", "runtime not found: python-3.11-ml")],
+)  # fmt: skip
+def test_a_workflow_naming_what_does_not_exist_is_refused_whole(
+    stub: pb_grpc.JobServiceStub, attach: str, missing: str
+) -> None:
+    before = len(stub.ListJobs(pb.EmptyRequest(), timeout=10).jobs)
+    with pytest.raises(grpc.RpcError) as exc:
+        _run(
+            stub, f"jobs:\n  first: {{command: 'true'}}\n  second: {{command: 'true', {attach}}}\n"
+        )
+    assert exc.value.code() == grpc.StatusCode.NOT_FOUND
+    assert exc.value.details() == f"invalid workflow: job 'second': {missing}"
+    assert len(stub.ListJobs(pb.EmptyRequest(), timeout=10).jobs) == before
+    listed = stub.ListWorkflows(pb.ListWorkflowsRequest(includeCompleted=True), timeout=10)
+    assert list(listed.workflows) == []

@@ -76,3 +76,50 @@ def test_invalid_workflows_are_refused_naming_the_problem(text: str, message: st
     with pytest.raises(InvalidArgument) as exc:
         parse_workflow(text, parse_duration)
     assert message in str(exc.value)
+
+
+JOBLET_EXAMPLE = """
+version: "3.0"
+description: "an example in Joblet's own format"
+jobs:
+  train:
+    description: "fit the model"
+    command: python3
+    args: [train.py]
+    runtime: python-3.11-ml
+    network: none
+    volumes: [datasets, models]
+    uploads:
+      files: [train.py, config/params.json]
+    resources: {max_cpu: 50, max_memory: 1024, max_io_bps: 1000}
+"""
+
+
+def test_jobs_in_joblets_example_format_are_accepted() -> None:
+    spec = parse_workflow(JOBLET_EXAMPLE).job("train").spec
+    assert spec.runtime_env == "python-3.11-ml" and spec.network == "none"
+    assert spec.volumes == ("datasets", "models")
+    assert spec.uploads == ("train.py", "config/params.json")
+    limits = spec.resources
+    assert (limits.max_cpu, limits.max_memory, limits.max_iobps) == (50, 1024, 1000)
+
+
+@pytest.mark.parametrize(
+    ("job", "message"),
+    [
+        ("{command: x, environment: {1ABC: v}}",
+         "bad variable name '1ABC' (letters, digits and _, not starting with a digit)"),
+        ("{command: x, environment: {A-B: v}}", "bad variable name 'A-B'"),
+        ("{command: x, secret_environment: {'A B': v}}", "bad variable name 'A B'"),
+        ("{command: x, environment: {TOKEN: a}, secret_environment: {TOKEN: b}}",
+         "environment and secret_environment both set: TOKEN"),
+        ("{command: x, volumes: [../etc]}", "invalid volume name '../etc'"),
+        ("{command: x, volumes: [a, a]}", "a volume is named twice"),
+        ("{command: x, runtime: a/b}", "invalid runtime name 'a/b'"),
+        ("{command: x, uploads: [a.txt]}", "uploads must be a mapping with 'files: [paths]'"),
+    ],
+)  # fmt: skip
+def test_joblets_job_rules_refuse_the_workflow(job: str, message: str) -> None:
+    with pytest.raises(InvalidArgument) as exc:
+        parse_workflow(f"jobs: {{a: {job}}}")
+    assert message in str(exc.value)

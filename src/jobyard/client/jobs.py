@@ -53,6 +53,8 @@ class Job:
     replicas: int = 0
     workflow_id: str = ""
     project: str = ""  # the submitter's project (certificate O); "" = none
+    volumes: tuple[str, ...] = ()
+    uploads: tuple[str, ...] = ()
     updates: tuple[JobUpdate, ...] = ()  # history, oldest first (jobyard.v1 answers only)
     labels: Mapping[str, str] = dataclasses.field(default_factory=dict, hash=False)
     environment: Mapping[str, str] = dataclasses.field(default_factory=dict, hash=False)
@@ -148,6 +150,8 @@ PROTO_NAMES: dict[str, str] = {
     "replicas": "replicas",
     "workflow_id": "workflowId",
     "project": "project",
+    "volumes": "volumes",
+    "uploads": "uploads",
     "updates": "updates",
     "labels": "labels",
     "environment": "environment",

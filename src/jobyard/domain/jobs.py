@@ -30,6 +30,8 @@ MAX_PIDS_BOUND = 4 * 1024 * 1024
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CPUSET = re.compile(r"\d+(-\d+)?(,\d+(-\d+)?)*")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]*")
+RESOURCE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+MAX_VOLUMES = 16
 _LABEL_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./-]{0,62}")
 SECRET_MASK = "********"
 NETWORK_HOST, NETWORK_NONE = "host", "none"
@@ -140,6 +142,9 @@ class JobSpec:
     labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
     replicas: int = 1
     product: ProductRef | None = None  # charged per its price; None = not charged
+    volumes: tuple[str, ...] = ()  # volume names, mounted at /volumes/NAME
+    runtime_env: str = ""  # a runtime name (RuntimeService): its tree, bin/ first on PATH
+    uploads: tuple[str, ...] = ()  # paths placed in the work directory before the start
 
     def validate(self) -> None:
         if not self.command or not self.command.strip():
@@ -177,6 +182,9 @@ class JobSpec:
         _validate_labels(self.labels)
         if self.product is not None:
             self.product.validate()
+        _validate_names("volume", self.volumes, MAX_VOLUMES)
+        if self.runtime_env:
+            _validate_names("runtime", (self.runtime_env,), 1)
         _validate_env("environment", self.environment)
         _validate_env("secret_environment", self.secret_environment)
         both = set(self.environment) & set(self.secret_environment)
@@ -208,6 +216,20 @@ def _validate_labels(labels: Mapping[str, str]) -> None:
             raise InvalidArgument(f"invalid label {key}: value too long or contains NUL")
 
 
+def _validate_names(what: str, names: Sequence[str], most: int) -> None:
+    """Volume and runtime names: they become path components, so no separators or dots."""
+    if len(names) > most:
+        raise InvalidArgument(f"invalid {what}s: more than {most}")
+    if len(set(names)) != len(names):
+        raise InvalidArgument(f"invalid {what}s: a {what} is named twice")
+    for name in names:
+        if not RESOURCE_NAME.fullmatch(name):
+            raise InvalidArgument(
+                f"invalid {what} name {name!r}: letters, digits, '.', '_' and '-', "
+                "starting with a letter or digit (at most 64)"
+            )
+
+
 def _no_nul(what: str, value: str) -> None:
     if "\x00" in value:
         raise InvalidArgument(f"invalid {what}: contains a NUL byte")
@@ -219,7 +241,10 @@ def _validate_env(what: str, env: Mapping[str, str]) -> None:
     total = 0
     for key, value in env.items():
         if not _ENV_NAME.fullmatch(key):
-            raise InvalidArgument(f"invalid {what}: bad variable name {key!r}")
+            raise InvalidArgument(
+                f"invalid {what}: bad variable name {key!r} (letters, digits and _, "
+                "not starting with a digit)"
+            )
         # Never echo the value: it may be a secret.
         if "\x00" in value:
             raise InvalidArgument(f"invalid {what}: value of {key} contains a NUL byte")

@@ -38,7 +38,7 @@ _JOB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _LIMIT_KEYS = {
     "maxCPU": "max_cpu", "max_cpu": "max_cpu",
     "maxMemory": "max_memory", "max_memory": "max_memory",
-    "maxIOBPS": "max_iobps", "max_iobps": "max_iobps",
+    "maxIOBPS": "max_iobps", "max_iobps": "max_iobps", "max_io_bps": "max_iobps",
     "maxPids": "max_pids", "max_pids": "max_pids",
     "cpuCores": "cpu_cores", "cpu_cores": "cpu_cores",
 }  # fmt: skip
@@ -46,7 +46,10 @@ _UNSET_LIMITS = Resources(max_cpu=0, cpu_cores="", max_memory=0, max_iobps=0, ma
 _JOB_KEYS = {
     "command", "args", "environment", "secret_environment", "resources", "requires",
     "timeLimit", "time_limit", "network", "labels", *_LIMIT_KEYS,
+    # Joblet's own examples (50b8d0a)
+    "description", "uploads", "volumes", "runtime",
 }  # fmt: skip
+_TOP_KEYS = {"jobs", "name", "version", "description"}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -107,7 +110,7 @@ def parse_workflow(text: str, parse_duration: Any = None) -> WorkflowSpec:
         raise InvalidArgument(f"invalid workflow: not valid YAML: {exc}") from exc
     if not isinstance(doc, dict) or not isinstance(doc.get("jobs"), dict) or not doc["jobs"]:
         raise InvalidArgument("invalid workflow: expected a non-empty 'jobs:' mapping")
-    unknown = set(doc) - {"jobs", "name", "version"}
+    unknown = set(doc) - _TOP_KEYS
     if unknown:
         raise InvalidArgument(f"invalid workflow: unknown key(s) {', '.join(sorted(unknown))}")
     if len(doc["jobs"]) > MAX_WORKFLOW_JOBS:
@@ -169,6 +172,9 @@ def _job_spec(name: str, body: Mapping[str, Any], parse_duration: Any) -> JobSpe
         network=str(body.get("network") or "host"),
         time_limit_seconds=float(seconds),
         labels=_str_map("labels", body.get("labels")),
+        volumes=tuple(_str_list("volumes", body.get("volumes"))),
+        runtime_env=str(body.get("runtime") or ""),
+        uploads=tuple(_upload_files(body.get("uploads"))),
     )
 
 
@@ -176,6 +182,23 @@ def _int(key: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidArgument(f"{key} must be a whole number, not {value!r}")
     return value
+
+
+def _str_list(what: str, value: Any) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidArgument(f"{what} must be a list of names")
+    return list(value)
+
+
+def _upload_files(value: Any) -> list[str]:
+    """``uploads: {files: [paths relative to the YAML file]}`` (Joblet's form)."""
+    if value is None:
+        return []
+    if not isinstance(value, dict) or set(value) - {"files"}:
+        raise InvalidArgument("uploads must be a mapping with 'files: [paths]'")
+    return _str_list("uploads.files", value.get("files"))
 
 
 def _str_map(what: str, value: Any) -> dict[str, str]:

@@ -15,6 +15,7 @@ import os
 from collections.abc import AsyncGenerator
 from typing import Any
 
+from jobyard.domain.access import Identity
 from jobyard.domain.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -25,6 +26,7 @@ from jobyard.domain.errors import (
 from jobyard.domain.jobs import Job, JobSpec, Resources, Usage, new_job_id, utcnow
 from jobyard.domain.status import ACTIVE, Status, TerminationReason
 from jobyard.engine.admission import Capacity
+from jobyard.engine.attachments import Attachments, NoAttachments
 from jobyard.engine.control import JobControl, suspension_closed
 from jobyard.engine.events import JobEvents
 from jobyard.engine.files import JobFiles
@@ -77,8 +79,10 @@ class JobEngine(JobControl):
         layout: JobLayout,
         hub: LogHub,
         config: EngineConfig,
+        attachments: Attachments | None = None,
     ) -> None:
         self._store = store
+        self.attachments: Attachments = attachments or NoAttachments()
         self._runtime = runtime
         self._layout = layout
         self._hub = hub
@@ -153,18 +157,26 @@ class JobEngine(JobControl):
             )
         self._capacity.check(res)
 
-    def prepare(self, spec: JobSpec) -> JobSpec:
-        """The spec with server defaults filled in, validated against the host."""
+    def prepare(self, spec: JobSpec, caller: Identity | None = None) -> JobSpec:
+        """The spec with server defaults filled in, validated against the host and against
+        the volumes and runtimes ``caller`` may use (None: not scoped)."""
         spec = self.with_defaults(spec)
         spec.validate()
         self._check_host(spec.resources)
+        self.attachments.check(spec, caller)
         return spec
 
     async def submit(
-        self, owner: str, spec: JobSpec, *, workflow_id: str = "", project: str = ""
+        self,
+        owner: str,
+        spec: JobSpec,
+        *,
+        workflow_id: str = "",
+        project: str = "",
+        caller: Identity | None = None,
     ) -> Job:
         """Validate, persist (durably) and admit a job; returns it as it stands then."""
-        spec = self.prepare(spec)
+        spec = self.prepare(spec, caller)
         spec = dataclasses.replace(spec, schedule=ceil_millis(spec.schedule))
         now = whole_millis(utcnow())
         status, message = initial_status(spec, now)

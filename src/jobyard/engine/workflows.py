@@ -14,6 +14,7 @@ import logging
 import uuid
 
 from jobyard.config import parse_duration
+from jobyard.domain.access import Identity
 from jobyard.domain.errors import FailedPrecondition, InvalidArgument, JobyardError, NotFound
 from jobyard.domain.jobs import Job, utcnow
 from jobyard.domain.status import TerminationReason
@@ -83,14 +84,20 @@ class WorkflowRunner:
     # -- commands ------------------------------------------------------------------------
 
     async def submit(
-        self, owner: str, document: str, name: str = "", *, project: str = ""
+        self,
+        owner: str,
+        document: str,
+        name: str = "",
+        *,
+        project: str = "",
+        caller: Identity | None = None,
     ) -> WorkflowRecord:
         spec = parse_workflow(document, parse_duration)
-        for job in spec.jobs:  # host checks too, before anything runs
+        for job in spec.jobs:  # host, volume and runtime checks too, before anything runs
             try:
-                self._engine.prepare(job.spec)
-            except InvalidArgument as exc:
-                raise InvalidArgument(f"invalid workflow: job {job.name!r}: {exc}") from None
+                self._engine.prepare(job.spec, caller)
+            except (InvalidArgument, NotFound) as exc:
+                raise type(exc)(f"invalid workflow: job {job.name!r}: {exc}") from None
         record = WorkflowRecord(
             id=str(uuid.uuid4()), name=name or "workflow", owner=owner, document=document,
             status=W_RUNNING, created_at=utcnow(), ended_at=None,

@@ -41,6 +41,9 @@ def spec_from_request(req: pb.RunJobReq) -> JobSpec:
         schedule=parse_time("schedule", req.schedule),
         labels=dict(req.labels),
         replicas=req.replicas or 1,
+        volumes=tuple(req.volumes),
+        runtime_env=req.runtime,
+        uploads=tuple(u.path for u in req.uploads),
     )
 
 
@@ -88,7 +91,7 @@ def job_to_proto(job: Job) -> pb.Job:
         endTime=rfc3339(job.ended_at),
         exitCode=NO_EXIT_CODE if job.exit_code is None else job.exit_code,
         scheduledTime=rfc3339(spec.schedule),
-        runtime=job.runtime,
+        runtime=spec.runtime_env,
         environment=dict(spec.environment),
         # Secrets never leave the server: names only, values masked.
         secret_environment=dict.fromkeys(spec.secret_environment, SECRET_MASK),
@@ -103,6 +106,8 @@ def job_to_proto(job: Job) -> pb.Job:
         labels=dict(spec.labels),
         replicas=spec.replicas,
         workflowId=job.workflow_id,
+        volumes=list(spec.volumes),
+        uploads=list(spec.uploads),
         project=job.project,
     )
 

@@ -25,7 +25,7 @@ class JobletServicer(pb_grpc.JobletServiceServicer):
     async def RunJob(self, request: pb.RunJobReq, context: Any) -> pb.RunJobRes:
         caller = current_identity()
         spec = spec_from_request(request)
-        job = await self._engine.submit(caller.name, spec, project=caller.project)
+        job = await self._engine.submit(caller.name, spec, project=caller.project, caller=caller)
         return pb.RunJobRes(**flat_fields(job))
 
     async def GetJobStatus(self, request: pb.GetJobStatusReq, context: Any) -> pb.GetJobStatusRes:

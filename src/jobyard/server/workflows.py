@@ -77,7 +77,11 @@ class WorkflowRpcs:
     ) -> pb.RunWorkflowResponse:
         caller = current_identity()
         record = await self._workflows.submit(
-            caller.name, request.yamlContent, request.workflow, project=caller.project
+            caller.name,
+            request.yamlContent,
+            request.workflow,
+            project=caller.project,
+            caller=caller,
         )
         return pb.RunWorkflowResponse(workflowUuid=record.id, status=record.status)
 

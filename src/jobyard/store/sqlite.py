@@ -150,6 +150,8 @@ class SQLiteStore:
             "suspended_seconds": job.suspended_seconds, "suspended_at": _ts(job.suspended_at),
             "workflow_id": job.workflow_id, "project": job.project,
             "product": _product_json(spec.product),
+            "volumes": json.dumps(list(spec.volumes)), "runtime_env": spec.runtime_env,
+            "uploads": json.dumps(list(spec.uploads)),
         }  # fmt: skip
 
     def _add_update(self, job_id: str, at: datetime, status: Status, message: str) -> None:
@@ -322,6 +324,9 @@ class SQLiteStore:
             labels=json.loads(row["labels"]),
             replicas=row["replicas"],
             product=_product(row["product"]),
+            volumes=tuple(json.loads(row["volumes"])),
+            runtime_env=row["runtime_env"],
+            uploads=tuple(json.loads(row["uploads"])),
         )
         return Job(
             id=row["id"],

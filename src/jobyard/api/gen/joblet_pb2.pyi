@@ -113,6 +113,8 @@ class Job(_message.Message):
     REPLICAS_FIELD_NUMBER: _builtins.int
     WORKFLOWID_FIELD_NUMBER: _builtins.int
     PROJECT_FIELD_NUMBER: _builtins.int
+    VOLUMES_FIELD_NUMBER: _builtins.int
+    UPLOADS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Unique job UUID identifier"""
     name: _builtins.str
@@ -138,7 +140,7 @@ class Job(_message.Message):
     scheduledTime: _builtins.str
     """Scheduled execution time (RFC3339 format)"""
     runtime: _builtins.str
-    """Runtime specification used"""
+    """Runtime environment used (RuntimeService name)"""
     owner: _builtins.str
     """jobyard additions
     Certificate CN of the submitter
@@ -178,6 +180,16 @@ class Job(_message.Message):
 
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    @_builtins.property
+    def volumes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """30 is taken by another addition
+        volume names, mounted at /volumes/NAME
+        """
+
+    @_builtins.property
+    def uploads(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """paths uploaded into the work directory"""
+
     def __init__(
         self,
         *,
@@ -209,10 +221,12 @@ class Job(_message.Message):
         replicas: _builtins.int = ...,
         workflowId: _builtins.str = ...,
         project: _builtins.str = ...,
+        volumes: _abc.Iterable[_builtins.str] | None = ...,
+        uploads: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "cpuCores", b"cpuCores", "createdTime", b"createdTime", "endTime", b"endTime", "environment", b"environment", "exitCode", b"exitCode", "expiresAt", b"expiresAt", "id", b"id", "labels", b"labels", "maxCPU", b"maxCPU", "maxIOBPS", b"maxIOBPS", "maxMemory", b"maxMemory", "maxPids", b"maxPids", "message", b"message", "name", b"name", "network", b"network", "owner", b"owner", "project", b"project", "replicas", b"replicas", "runtime", b"runtime", "scheduledTime", b"scheduledTime", "secret_environment", b"secret_environment", "startTime", b"startTime", "status", b"status", "terminationReason", b"terminationReason", "timeLimitSeconds", b"timeLimitSeconds", "workflowId", b"workflowId"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "cpuCores", b"cpuCores", "createdTime", b"createdTime", "endTime", b"endTime", "environment", b"environment", "exitCode", b"exitCode", "expiresAt", b"expiresAt", "id", b"id", "labels", b"labels", "maxCPU", b"maxCPU", "maxIOBPS", b"maxIOBPS", "maxMemory", b"maxMemory", "maxPids", b"maxPids", "message", b"message", "name", b"name", "network", b"network", "owner", b"owner", "project", b"project", "replicas", b"replicas", "runtime", b"runtime", "scheduledTime", b"scheduledTime", "secret_environment", b"secret_environment", "startTime", b"startTime", "status", b"status", "terminationReason", b"terminationReason", "timeLimitSeconds", b"timeLimitSeconds", "uploads", b"uploads", "volumes", b"volumes", "workflowId", b"workflowId"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -29,7 +29,7 @@ class JobRpcs:
     async def RunJob(self, request: pb.RunJobReq, context: Any) -> v1.JobDetails:
         caller = current_identity()
         spec = spec_from_request(request)
-        job = await self._engine.submit(caller.name, spec, project=caller.project)
+        job = await self._engine.submit(caller.name, spec, project=caller.project, caller=caller)
         return await self._details(job)
 
     async def ListJobs(self, request: v1.ListJobsRequest, context: Any) -> v1.ListJobsResponse:
