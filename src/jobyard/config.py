@@ -14,7 +14,8 @@ Example::
       maxSendMsgSize: 4194304
       keepAliveTime: "30s"
     jobyard:
-      runtime: local
+      backend: local              # where jobs that name no backend run: local or slurm
+      backends: [local, slurm]    # the backends this server offers (default: just that one)
       jobUser: nobody             # user (name or uid) jobs run as; never root
       jobGroup: nogroup
       cgroupRoot: jobyard         # cgroup directory name under each hierarchy
@@ -29,6 +30,17 @@ Example::
       products: [...]             # Product.Compute, as the seed's resolvedProduct
       applications: [...]         # Application (metadata + invocation), as resolvedApplication
       accountingIntervalSeconds: 60
+    slurm:                        # the slurm backend (jobyard server --backend slurm)
+      partition: debug            # sbatch --partition ("" = the cluster's default)
+      account: ""                 # sbatch --account
+      qos: ""                     # sbatch --qos
+      sharedDir: /shared/jobyard  # on every node: jobs' output, work and state dirs
+      python: /usr/bin/python3    # jobyard's interpreter on the nodes (default: the server's)
+      toolsDir: /usr/bin          # where sbatch, squeue, scontrol, scancel are
+      defaultTimeLimit: "24h"     # --time of jobs that ask for none (Slurm always gets one)
+      maxJobs: 1000               # jobs handed to Slurm at once (queued or running)
+      maxMemory: 0                # MB one job may ask for (0 = not checked here)
+      maxCpus: 0                  # CPUs one job may ask for (0 = not checked here)
 """
 
 from __future__ import annotations
@@ -93,8 +105,25 @@ class GrpcConfig:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class SlurmConfig:
+    """The slurm backend: where and how jobs are handed to a Slurm cluster."""
+
+    partition: str = ""
+    account: str = ""
+    qos: str = ""
+    shared_dir: Path | None = None  # None: the server's data directory (one-node clusters)
+    python: str = ""  # "" = the server's own interpreter
+    tools_dir: str = ""  # "" = found on PATH
+    default_time_limit_seconds: float = 86400.0
+    max_jobs: int = 1000
+    max_memory: int = 0
+    max_cpus: int = 0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class JobyardConfig:
-    runtime: str = "local"
+    backend: str = "local"
+    backends: tuple[str, ...] = ()  # () = just ``backend``
     job_user: str = "nobody"
     job_group: str = "nogroup"
     cgroup_root: str = "jobyard"
@@ -116,6 +145,7 @@ class ServerConfig:
     grpc: GrpcConfig = GrpcConfig()
     jobyard: JobyardConfig = JobyardConfig()
     ucloud: UcloudConfig | None = None  # no products, applications or charging without it
+    slurm: SlurmConfig = SlurmConfig()
 
 
 _JOBLET_KEYS = {
@@ -131,8 +161,17 @@ _GRPC_KEYS = {
     "maxSendMsgSize": ("max_send_msg_size", int),
     "keepAliveTime": ("keep_alive_time_seconds", parse_duration),
 }
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidArgument("expected a list of names, e.g. [local, slurm]")
+    return tuple(value)
+
+
 _JOBYARD_KEYS = {
-    "runtime": ("runtime", str),
+    "backend": ("backend", str),
+    "backends": ("backends", _names),
     "jobUser": ("job_user", str),
     "jobGroup": ("job_group", str),
     "cgroupRoot": ("cgroup_root", str),
@@ -143,6 +182,19 @@ _JOBYARD_KEYS = {
     "maxTotalCpu": ("max_total_cpu", int),
     "maxTotalMemory": ("max_total_memory", int),
 }
+_SLURM_KEYS = {
+    "partition": ("partition", str),
+    "account": ("account", str),
+    "qos": ("qos", str),
+    "sharedDir": ("shared_dir", Path),
+    "python": ("python", str),
+    "toolsDir": ("tools_dir", str),
+    "defaultTimeLimit": ("default_time_limit_seconds", parse_duration),
+    "maxJobs": ("max_jobs", int),
+    "maxMemory": ("max_memory", int),
+    "maxCpus": ("max_cpus", int),
+}
+BACKENDS = ("local", "slurm")
 
 
 def _section(raw: Any, name: str, keys: dict[str, tuple[str, Any]]) -> dict[str, Any]:
@@ -176,20 +228,43 @@ def load_config(path: Path | None, **overrides: Any) -> ServerConfig:
         if loaded is not None and not isinstance(loaded, dict):
             raise InvalidArgument(f"config: {path} must hold a mapping")
         raw = loaded or {}
-    unknown = set(raw) - {"joblet", "grpc", "jobyard", "ucloud"}
+    unknown = set(raw) - {"joblet", "grpc", "jobyard", "ucloud", "slurm"}
     if unknown:
         raise InvalidArgument(f"config: unknown section(s) {', '.join(sorted(unknown))}")
     joblet = JobletConfig(**_section(raw.get("joblet"), "joblet", _JOBLET_KEYS))
     grpc = GrpcConfig(**_section(raw.get("grpc"), "grpc", _GRPC_KEYS))
     jobyard = JobyardConfig(**_section(raw.get("jobyard"), "jobyard", _JOBYARD_KEYS))
+    slurm = SlurmConfig(**_section(raw.get("slurm"), "slurm", _SLURM_KEYS))
     if joblet.max_concurrent_jobs < 1:
         raise InvalidArgument("config: joblet.maxConcurrentJobs must be at least 1")
     values = {k: v for k, v in overrides.items() if v is not None}
     if "data_dir" not in values:
         raise InvalidArgument("config: a data directory is required")
+    backend = values.pop("backend", None)
+    if backend is not None:  # --backend: the default, offered even if not listed
+        jobyard = dataclasses.replace(jobyard, backend=backend)
+    _check_backends(jobyard)
     return ServerConfig(
-        joblet=joblet, grpc=grpc, jobyard=jobyard, ucloud=_ucloud(raw.get("ucloud")), **values
+        joblet=joblet,
+        grpc=grpc,
+        jobyard=jobyard,
+        ucloud=_ucloud(raw.get("ucloud")),
+        slurm=slurm,
+        **values,
     )
+
+
+def backend_names(config: JobyardConfig) -> tuple[str, ...]:
+    """The backends a server offers: the default first, then the others listed."""
+    return tuple(dict.fromkeys((config.backend, *config.backends)))
+
+
+def _check_backends(config: JobyardConfig) -> None:
+    for name in backend_names(config):
+        if name not in BACKENDS:
+            raise InvalidArgument(
+                f"config: unknown backend {name!r} (known: {', '.join(BACKENDS)})"
+            )
 
 
 def _ucloud(raw: Any) -> UcloudConfig | None:

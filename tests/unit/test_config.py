@@ -12,6 +12,7 @@ from jobyard.config import (
     JobletConfig,
     JobyardConfig,
     ServerConfig,
+    backend_names,
     load_config,
     parse_duration,
 )
@@ -98,7 +99,7 @@ def test_values_other_than_the_defaults_are_taken(tmp_path: Path) -> None:
         grpc:
           keepAliveTime: 2m
         jobyard:
-          runtime: slurm
+          backend: slurm
           jobUser: jobs
           jobGroup: jobs
           cgroupRoot: yard
@@ -116,7 +117,9 @@ def test_values_other_than_the_defaults_are_taken(tmp_path: Path) -> None:
     assert j.cleanup_timeout_seconds == pytest.approx(0.25)
     assert config.grpc.keep_alive_time_seconds == 120
     assert config.grpc.max_recv_msg_size == 524288  # untouched keys keep their default
-    assert config.jobyard == JobyardConfig("slurm", "jobs", "jobs", "yard", 64)
+    assert config.jobyard == JobyardConfig(
+        backend="slurm", job_user="jobs", job_group="jobs", cgroup_root="yard", default_max_pids=64
+    )
 
 
 def test_bare_numbers_are_seconds(tmp_path: Path) -> None:
@@ -259,3 +262,28 @@ def test_negative_default_limit_is_refused_by_name(tmp_path: Path, key: str) -> 
 
 def test_non_finite_yaml_duration_is_refused(tmp_path: Path) -> None:
     assert "jobTimeout" in refused(tmp_path, "joblet:\n  jobTimeout: .nan\n")
+
+
+def test_backends_default_first_then_those_listed(tmp_path: Path) -> None:
+    text = """\
+        jobyard:
+          backend: slurm
+          backends: [local, slurm]
+        slurm:
+          partition: debug
+          sharedDir: /shared/jobyard
+          defaultTimeLimit: 2h
+    """
+    config = load_config(write(tmp_path, text), data_dir=tmp_path)
+    assert backend_names(config.jobyard) == ("slurm", "local")
+    assert config.slurm.partition == "debug"
+    assert config.slurm.shared_dir == Path("/shared/jobyard")
+    assert config.slurm.default_time_limit_seconds == 7200
+    # --backend overrides the config's default.
+    local = load_config(write(tmp_path, text), data_dir=tmp_path, backend="local")
+    assert backend_names(local.jobyard) == ("local", "slurm")
+
+
+def test_an_unknown_backend_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(InvalidArgument, match=r"unknown backend 'pbs' \(known: local, slurm\)"):
+        load_config(write(tmp_path, "jobyard:\n  backends: [local, pbs]\n"), data_dir=tmp_path)

@@ -17,11 +17,18 @@ from jobyard.domain.status import Status, TerminationReason
 from jobyard.engine import EngineConfig, JobEngine
 from jobyard.logs import JobLayout, LogHub
 from jobyard.runtime import ExitInfo, Handle, LaunchRequest
+from jobyard.runtime.capacity import Capacity
 from jobyard.runtime.fake import FakeRuntime
 from jobyard.store import MemoryStore
 
 WAIT_SECONDS = 2.0
-HOST = EngineConfig(host_cpus=2, host_memory_mb=2048, max_concurrent_jobs=100)
+HOST = EngineConfig()
+HOST_CAPACITY = Capacity(max_jobs=100, cpus=2, memory_mb=2048)
+
+
+def bounded(**bounds: int) -> Capacity:
+    """The fake host's capacity with ``bounds`` (max_jobs, max_cpu, max_memory) changed."""
+    return dataclasses.replace(HOST_CAPACITY, **bounds)  # type: ignore[arg-type]
 
 
 @dataclasses.dataclass
@@ -38,13 +45,17 @@ class Rig:
 
 @contextlib.asynccontextmanager
 async def rig_for(
-    tmp_path: Path, config: EngineConfig = HOST, runtime: FakeRuntime | None = None
+    tmp_path: Path,
+    config: EngineConfig = HOST,
+    runtime: FakeRuntime | None = None,
+    *,
+    capacity: Capacity = HOST_CAPACITY,
 ) -> AsyncIterator[Rig]:
     layout = JobLayout(tmp_path)
     layout.prepare()
     hub = LogHub(layout)
     hub.start()
-    store, runtime = MemoryStore(), runtime or FakeRuntime()
+    store, runtime = MemoryStore(), runtime or FakeRuntime(capacity=capacity)
     engine = JobEngine(store, runtime, layout, hub, config)
     await engine.start()
     try:
@@ -92,7 +103,7 @@ async def test_submit_runs_the_job(rig: Rig) -> None:
     assert job.status is Status.RUNNING
     assert job.owner == "alice"
     assert job.name == "nap"
-    assert job.runtime == "fake"
+    assert job.backend == "fake"
     assert job.started_at is not None and job.started_at >= before
     assert job.ended_at is None
     assert job.backend_id == f"fake-{job.id}"
@@ -274,7 +285,7 @@ async def test_stop_while_a_launch_fails_ends_stopped(tmp_path: Path) -> None:
 
 
 async def test_launch_error_fails_the_job_and_frees_its_slot(tmp_path: Path) -> None:
-    async with rig_for(tmp_path, dataclasses.replace(HOST, max_concurrent_jobs=1)) as r:
+    async with rig_for(tmp_path, capacity=bounded(max_jobs=1)) as r:
         r.runtime.fail_launch = "cpu limit: cannot write cpu.max"
         job = await r.engine.submit("alice", spec())
         assert job.status is Status.FAILED
@@ -335,7 +346,7 @@ async def test_limits_at_the_host_capacity_are_accepted(rig: Rig) -> None:
 
 
 async def test_jobs_beyond_capacity_wait_in_the_queue(tmp_path: Path) -> None:
-    async with rig_for(tmp_path, dataclasses.replace(HOST, max_concurrent_jobs=1)) as r:
+    async with rig_for(tmp_path, capacity=bounded(max_jobs=1)) as r:
         first = await r.engine.submit("alice", spec())
         second = await r.engine.submit("alice", spec())
         third = await r.engine.submit("alice", spec())
@@ -354,7 +365,7 @@ async def test_jobs_beyond_capacity_wait_in_the_queue(tmp_path: Path) -> None:
 
 
 async def test_stop_of_a_queued_job_never_starts_it(tmp_path: Path) -> None:
-    async with rig_for(tmp_path, dataclasses.replace(HOST, max_concurrent_jobs=1)) as r:
+    async with rig_for(tmp_path, capacity=bounded(max_jobs=1)) as r:
         first = await r.engine.submit("alice", spec())
         queued = await r.engine.submit("alice", spec())
         stopped = await r.engine.stop(queued.id)
@@ -389,7 +400,7 @@ async def test_following_output_ends_when_the_job_ends(rig: Rig) -> None:
 
 
 async def test_following_a_queued_job_waits_for_its_output(tmp_path: Path) -> None:
-    async with rig_for(tmp_path, dataclasses.replace(HOST, max_concurrent_jobs=1)) as r:
+    async with rig_for(tmp_path, capacity=bounded(max_jobs=1)) as r:
         first = await r.engine.submit("alice", spec())
         queued = await r.engine.submit("alice", spec())
         received = bytearray()
@@ -465,7 +476,7 @@ async def test_job_left_initializing_without_backend_id_ends_lost(rig: Rig) -> N
             spec=spec(),
             status=Status.QUEUED,
             created_at=utcnow(),
-            runtime="fake",
+            backend="fake",
         )
     )
     rig.store.transition(job_id, Status.INITIALIZING, "setting up isolation and resources")
@@ -487,7 +498,7 @@ async def test_start_admits_jobs_queued_by_an_earlier_server(rig: Rig) -> None:
             spec=spec(),
             status=Status.QUEUED,
             created_at=utcnow(),
-            runtime="fake",
+            backend="fake",
         )
     )
     again = rig.new_engine()

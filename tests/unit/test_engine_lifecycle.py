@@ -17,7 +17,7 @@ from jobyard.domain.status import Status, TerminationReason
 from jobyard.engine.timing import EXPIRY_TIMER, START_TIMER
 from jobyard.runtime import ExitInfo
 from jobyard.store.base import JobQuery
-from tests.unit.test_engine import HOST, Rig, rig_for, spec, until_status
+from tests.unit.test_engine import HOST, Rig, bounded, rig_for, spec, until_status
 
 SHORT = 0.2  # seconds: a time limit or a start delay that passes during a test
 
@@ -94,7 +94,7 @@ async def test_extend_moves_the_expiry_and_records_it(rig: Rig) -> None:
 
 
 async def test_extend_of_a_queued_job_grows_its_limit(tmp_path: Path) -> None:
-    async with rig_for(tmp_path, dataclasses.replace(HOST, max_concurrent_jobs=1)) as r:
+    async with rig_for(tmp_path, capacity=bounded(max_jobs=1)) as r:
         await r.engine.submit("alice", spec())
         queued = await r.engine.submit("alice", spec(time_limit_seconds=60))
         extended = await r.engine.extend(queued.id, 60)
@@ -220,8 +220,7 @@ def cpu(percent: int, memory: int = 64) -> Resources:
 
 
 async def test_total_cpu_bounds_admission_in_submission_order(tmp_path: Path) -> None:
-    config = dataclasses.replace(HOST, max_total_cpu=200)
-    async with rig_for(tmp_path, config) as r:
+    async with rig_for(tmp_path, capacity=bounded(max_cpu=200)) as r:
         first = await r.engine.submit("alice", spec(resources=cpu(100)))
         big = await r.engine.submit("alice", spec(resources=cpu(150)))
         small = await r.engine.submit("alice", spec(resources=cpu(50)))
@@ -235,8 +234,7 @@ async def test_total_cpu_bounds_admission_in_submission_order(tmp_path: Path) ->
 
 
 async def test_total_memory_bounds_admission(tmp_path: Path) -> None:
-    config = dataclasses.replace(HOST, max_total_memory=100)
-    async with rig_for(tmp_path, config) as r:
+    async with rig_for(tmp_path, capacity=bounded(max_memory=100)) as r:
         first = await r.engine.submit("alice", spec(resources=cpu(10, memory=60)))
         second = await r.engine.submit("alice", spec(resources=cpu(10, memory=60)))
         assert second.status is Status.QUEUED
@@ -245,8 +243,8 @@ async def test_total_memory_bounds_admission(tmp_path: Path) -> None:
 
 
 async def test_an_unlimited_job_counts_as_the_whole_bound(tmp_path: Path) -> None:
-    config = dataclasses.replace(HOST, max_total_cpu=200, default_max_cpu=0)
-    async with rig_for(tmp_path, config) as r:
+    config = dataclasses.replace(HOST, default_max_cpu=0)
+    async with rig_for(tmp_path, config, capacity=bounded(max_cpu=200)) as r:
         small = await r.engine.submit("alice", spec(resources=cpu(10)))
         unlimited = await r.engine.submit("alice", spec(resources=cpu(0)))
         assert unlimited.spec.resources.max_cpu == 0
@@ -258,14 +256,14 @@ async def test_an_unlimited_job_counts_as_the_whole_bound(tmp_path: Path) -> Non
 @pytest.mark.parametrize(
     ("bounds", "resources", "match"),
     [
-        ({"max_total_cpu": 150}, cpu(200), r"maxCPU 200% exceeds .* \(150%, jobyard.maxTotalCpu\)"),
-        ({"max_total_memory": 100}, cpu(10, 200), r"maxMemory 200 MB exceeds .*maxTotalMemory"),
+        ({"max_cpu": 150}, cpu(200), r"maxCPU 200% exceeds .* \(150%, jobyard.maxTotalCpu\)"),
+        ({"max_memory": 100}, cpu(10, 200), r"maxMemory 200 MB exceeds .*maxTotalMemory"),
     ],
 )
 async def test_a_job_bigger_than_the_bound_is_refused_at_submit(
     tmp_path: Path, bounds: dict[str, int], resources: Resources, match: str
 ) -> None:
-    async with rig_for(tmp_path, dataclasses.replace(HOST, **bounds)) as r:  # type: ignore[arg-type]
+    async with rig_for(tmp_path, capacity=bounded(**bounds)) as r:
         with pytest.raises(InvalidArgument, match=match):
             await r.engine.submit("alice", spec(resources=resources))
         assert r.engine.jobs() == []

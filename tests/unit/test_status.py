@@ -62,6 +62,9 @@ def test_predecessors_is_the_inverse_of_the_table(target: Status) -> None:
         (S.RUNNING, S.FAILED),
         (S.INITIALIZING, S.FAILED),  # launch error
         (S.QUEUED, S.STOPPED),  # stopped before it started
+        (S.QUEUED, S.RUNNING),  # a batch system's queue: its job runs once started there
+        (S.QUEUED, S.STOPPING),  # cancelled in a batch system's queue
+        (S.QUEUED, S.FAILED),  # failed in a batch system's queue without ever running
     ],
 )
 def test_allowed_moves_from_the_diagram(current: Status, new: Status) -> None:
@@ -75,7 +78,6 @@ def test_allowed_moves_from_the_diagram(current: Status, new: Status) -> None:
         (S.COMPLETED, S.FAILED),
         (S.FAILED, S.COMPLETED),
         (S.STOPPED, S.RUNNING),
-        (S.QUEUED, S.RUNNING),  # must pass through INITIALIZING
         (S.QUEUED, S.COMPLETED),
         (S.SCHEDULED, S.RUNNING),
         (S.RUNNING, S.QUEUED),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import stat
 from collections.abc import Iterator
@@ -39,10 +40,12 @@ def make_job(job_id: str, *, status: Status = Status.QUEUED, **changes: object) 
         "spec": spec,
         "status": status,
         "created_at": T0,
-        "runtime": "local",
+        "backend": "local",
         "message": "waiting in the queue",
     }
     fields.update(changes)
+    # As the engine makes them: the spec names the backend the job was given.
+    fields["spec"] = dataclasses.replace(spec, backend=str(fields["backend"]))
     return Job(**fields)  # type: ignore[arg-type]
 
 
@@ -74,7 +77,7 @@ def test_create_get_round_trips_every_field(store: Store) -> None:
         started_at=T0 + timedelta(seconds=1),
         ended_at=T0 + timedelta(seconds=2),
         backend_id="pid-42",
-        runtime="slurm",
+        backend="slurm",
         status=Status.COMPLETED,
     )
     store.create(job)
@@ -89,7 +92,7 @@ def test_create_get_round_trips_every_field(store: Store) -> None:
         "id",
         "owner",
         "status",
-        "runtime",
+        "backend",
         "reason",
         "exit_code",
         "backend_id",
@@ -186,7 +189,7 @@ def test_only_mutable_fields_may_change(store: Store) -> None:
 @pytest.mark.parametrize(
     ("path", "refused"),
     [
-        ([], Status.RUNNING),  # QUEUED -> RUNNING skips INITIALIZING
+        ([Status.INITIALIZING], Status.QUEUED),
         ([], Status.COMPLETED),
         ([Status.INITIALIZING, Status.RUNNING, Status.COMPLETED], Status.RUNNING),
         ([Status.INITIALIZING, Status.RUNNING, Status.COMPLETED], Status.FAILED),

@@ -58,6 +58,12 @@ _LIMIT = click.IntRange(min=0)
     "(each reads its rank in /run/jobyard and $JOBYARD_RANK; `log --rank I`).",
 )
 @click.option(
+    "--backend",
+    default="",
+    metavar="NAME",
+    help="Where the job runs: local or slurm (default: the server's).",
+)
+@click.option(
     "--env", "env", multiple=True, metavar="K=V", help="Environment variable (repeatable)."
 )
 @click.option(
@@ -96,6 +102,7 @@ def run(
     network: str,
     name: str,
     replicas: int,
+    backend: str,
     env: tuple[str, ...],
     secret_env: tuple[str, ...],
     time_limit: float,
@@ -115,6 +122,7 @@ def run(
       jobyard run --network=none --max-pids=64 python3 untrusted.py
       jobyard run bash -c "sleep 10 && echo done"
       jobyard run --time 2h --schedule +10m --label team=red make test
+      jobyard run --backend slurm --time 1h --replicas 2 hostname
       jobyard run --replicas 4 sh -c 'echo rank $JOBYARD_RANK of $JOBYARD_NUMBER_OF_NODES'
       jobyard run --workflow=pipeline.yaml
     """
@@ -136,6 +144,7 @@ def run(
         cpu_cores=cpu_cores,
         network=network,
         replicas=replicas,
+        backend=backend,
         env=_key_values(env, "--env"),
         secret_env=_key_values(secret_env, "--secret-env"),
         time_limit=time_limit,

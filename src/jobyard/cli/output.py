@@ -54,6 +54,7 @@ def status(job: Job) -> str:
         ("MaxPids", str(job.max_pids) if job.max_pids else ""),
         ("Replicas", str(job.replicas) if job.replicas > 1 else ""),
         ("Runtime", job.runtime),
+        ("Backend", job.backend),
         ("Owner", job.owner),
         ("Labels", _pairs(job.labels)),
         ("ScheduledTime", job.scheduled_time),

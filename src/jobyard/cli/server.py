@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from jobyard import certs as certificates
-from jobyard.config import load_config
+from jobyard.config import BACKENDS, load_config
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
 SERVER_FILES = (certificates.CA_CERT, certificates.SERVER_CERT, certificates.SERVER_KEY)
@@ -41,6 +41,11 @@ SERVER_FILES = (certificates.CA_CERT, certificates.SERVER_CERT, certificates.SER
     help="YAML config (the seed's joblet-config.yml keys).",
 )
 @click.option(
+    "--backend",
+    type=click.Choice(BACKENDS),
+    help="Where jobs that name no backend run (config jobyard.backend; default local).",
+)
+@click.option(
     "--insecure-dev",
     is_flag=True,
     help="Serve without TLS when no --certs is given. Development only: anyone can connect.",
@@ -50,6 +55,7 @@ def server(
     certs_dir: Path | None,
     data_dir: Path,
     config_file: Path | None,
+    backend: str | None,
     insecure_dev: bool,
 ) -> None:
     """Run the jobyard server in the foreground until interrupted.
@@ -58,6 +64,7 @@ def server(
     Example:
       jobyard certs init --dir certs
       jobyard server --listen 127.0.0.1:50051 --certs certs --data-dir ./data
+      jobyard server --certs certs --backend slurm --config slurm.yml
     """
     _check_listen(listen)
     if certs_dir is None and not insecure_dev:
@@ -75,6 +82,7 @@ def server(
         listen=listen,
         certs_dir=None if certs_dir is None else certs_dir.resolve(),
         insecure_dev=insecure_dev,
+        backend=backend,
     )
     # Imported here: the server pulls in the runtime, store and engine, which the client
     # side of this binary never needs.

@@ -78,6 +78,7 @@ class Client(WorkflowMethods, LogMethods, LifecycleMethods, ControlMethods):
         labels: Mapping[str, str] | None = None,
         network: str = "",
         replicas: int = 1,
+        backend: str = "",
     ) -> Job:
         """Run ``command args...`` as a new job. A limit of 0 means the server's default.
 
@@ -85,7 +86,8 @@ class Client(WorkflowMethods, LogMethods, LifecycleMethods, ControlMethods):
         ``schedule`` a start time (datetime or RFC 3339) before which the job waits;
         ``network`` "host" (the default) or "none" (a network namespace with only loopback);
         ``replicas`` runs the command that many times, as ranks 0..replicas-1 of one job
-        (limits are the job's, shared by its ranks; ``logs(id, rank=r)`` reads one rank).
+        (limits are the job's, shared by its ranks; ``logs(id, rank=r)`` reads one rank);
+        ``backend`` where it runs, "local" or "slurm" ("": the server's default).
         """
         if isinstance(args, str):
             raise TypeError("args must be a sequence of strings, not one string")
@@ -108,6 +110,7 @@ class Client(WorkflowMethods, LogMethods, LifecycleMethods, ControlMethods):
             labels=dict(labels or {}),
             network=network,
             replicas=replicas,
+            backend=backend,
         )
         # jobyard.v1: the seed's flat RunJobRes carries only ten of the job's fields.
         return Job.from_details(self._unary(self._v1.RunJob, request))

@@ -43,7 +43,8 @@ class Job:
     max_memory: int = 0
     max_iobps: int = 0
     max_pids: int = 0
-    runtime: str = ""
+    runtime: str = ""  # Joblet's runtime environment (e.g. python-3.11-ml)
+    backend: str = ""  # where the job runs: local, slurm
     owner: str = ""
     termination_reason: str = ""
     message: str = ""
@@ -79,6 +80,7 @@ class Job:
             max_iobps=msg.maxIOBPS,
             max_pids=msg.maxPids,
             runtime=msg.runtime,
+            backend=msg.backend,
             owner=msg.owner,
             termination_reason=msg.terminationReason,
             message=msg.message,
@@ -141,6 +143,7 @@ PROTO_NAMES: dict[str, str] = {
     "max_iobps": "maxIOBPS",
     "max_pids": "maxPids",
     "runtime": "runtime",
+    "backend": "backend",
     "owner": "owner",
     "termination_reason": "terminationReason",
     "message": "message",

@@ -32,6 +32,7 @@ _CPUSET = re.compile(r"\d+(-\d+)?(,\d+(-\d+)?)*")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]*")
 RESOURCE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 MAX_VOLUMES = 16
+_BACKEND = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 _LABEL_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./-]{0,62}")
 SECRET_MASK = "********"
 NETWORK_HOST, NETWORK_NONE = "host", "none"
@@ -145,6 +146,7 @@ class JobSpec:
     volumes: tuple[str, ...] = ()  # volume names, mounted at /volumes/NAME
     runtime_env: str = ""  # a runtime name (RuntimeService): its tree, bin/ first on PATH
     uploads: tuple[str, ...] = ()  # paths placed in the work directory before the start
+    backend: str = ""  # where it runs ("local", "slurm"); "" = the server's default
 
     def validate(self) -> None:
         if not self.command or not self.command.strip():
@@ -178,6 +180,10 @@ class JobSpec:
         if not 1 <= self.replicas <= MAX_REPLICAS:
             raise InvalidArgument(
                 f"invalid replicas {self.replicas}: must be between 1 and {MAX_REPLICAS}"
+            )
+        if self.backend and not _BACKEND.fullmatch(self.backend):
+            raise InvalidArgument(
+                f"invalid backend {self.backend!r}: use a name such as local or slurm"
             )
         _validate_labels(self.labels)
         if self.product is not None:
@@ -281,7 +287,7 @@ class Job:
     spec: JobSpec
     status: Status
     created_at: datetime
-    runtime: str = "local"
+    backend: str = "local"  # the backend that runs it (a key of the engine's registry)
     reason: TerminationReason | None = None
     exit_code: int | None = None
     started_at: datetime | None = None

@@ -7,8 +7,11 @@
        SCHEDULED--+--> QUEUED --> INITIALIZING --> RUNNING <--> SUSPENDED
        (start time     (capacity,    (cgroup, ns,     |  \\
         in future)      deps)         workdir)        |   STOPPING (stop requested, signals sent)
-                                                      v         |
-                             COMPLETED (exit 0) | FAILED | STOPPED
+                         |                            v         |
+                         |   COMPLETED (exit 0) | FAILED | STOPPED
+                         |                            ^
+                         `-- in a batch system's queue (Slurm PENDING): straight to RUNNING
+                             once it runs; STOPPING when cancelled; FAILED if it never ran
 
 Terminal: COMPLETED, FAILED, STOPPED. A terminal job never changes status again.
 Every status change in the system goes through :data:`TRANSITIONS`; the store applies
@@ -63,7 +66,9 @@ ACTIVE = frozenset({Status.INITIALIZING, Status.RUNNING, Status.SUSPENDED, Statu
 _S = Status
 TRANSITIONS: dict[Status, frozenset[Status]] = {
     _S.SCHEDULED: frozenset({_S.QUEUED, _S.STOPPED}),
-    _S.QUEUED: frozenset({_S.INITIALIZING, _S.STOPPED}),
+    # A backend that queues (Slurm) holds the job QUEUED until it runs: it goes straight to
+    # RUNNING, or is stopped (STOPPING: cancelled in the backend) or fails there.
+    _S.QUEUED: frozenset({_S.INITIALIZING, _S.RUNNING, _S.STOPPING, _S.FAILED, _S.STOPPED}),
     _S.INITIALIZING: frozenset({_S.RUNNING, _S.STOPPING, _S.FAILED, _S.STOPPED}),
     _S.RUNNING: frozenset({_S.SUSPENDED, _S.STOPPING, _S.COMPLETED, _S.FAILED, _S.STOPPED}),
     _S.SUSPENDED: frozenset({_S.RUNNING, _S.STOPPING, _S.STOPPED, _S.FAILED}),

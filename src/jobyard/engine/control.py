@@ -55,12 +55,14 @@ class JobControl:
     """Suspend/resume through the runtime's freezer, and usage from the runtime."""
 
     _store: Store
-    _runtime: Runtime
     _hub: LogHub
     _layout: JobLayout
 
     def job(self, ref: str) -> Job:
         raise NotImplementedError  # JobEngine's
+
+    def _runtime(self, job: Job) -> Runtime:
+        raise NotImplementedError  # JobEngine's: the backend the job runs on
 
     def _transition(self, job_id: str, new: Status, message: str, **fields: Any) -> Job:
         raise NotImplementedError  # JobEngine's
@@ -71,7 +73,7 @@ class JobControl:
         if job.status is not Status.RUNNING:
             raise job_not_running(job.id, job.status.value)
         handle = Handle(job.backend_id)
-        await self._runtime.suspend(job.id, handle)
+        await self._runtime(job).suspend(job.id, handle)
         try:
             job = self._transition(job.id, Status.SUSPENDED, "suspended", suspended_at=utcnow())
         except StaleTransition:
@@ -88,14 +90,14 @@ class JobControl:
         if job.status.terminal:
             return
         with contextlib.suppress(JobyardError, OSError):
-            await self._runtime.resume(job.id, handle)
+            await self._runtime(job).resume(job.id, handle)
 
     async def resume(self, ref: str) -> Job:
         """Thaw a SUSPENDED job; it continues where it was."""
         job = self.job(ref)
         if job.status is not Status.SUSPENDED:
             raise job_not_suspended(job.id, job.status.value)
-        await self._runtime.resume(job.id, Handle(job.backend_id))
+        await self._runtime(job).resume(job.id, Handle(job.backend_id))
         closed = suspension_closed(job, utcnow())
         try:
             job = self._transition(job.id, Status.RUNNING, "resumed", **closed)
@@ -113,16 +115,16 @@ class JobControl:
         usage = job.usage
         if job.status.active and job.backend_id:
             try:
-                usage = await self._runtime.usage(job.id, Handle(job.backend_id))
+                usage = await self._runtime(job).usage(job.id, Handle(job.backend_id))
             except (JobyardError, OSError) as exc:
                 log.warning("usage not readable | jobId=%s error=%s", job.id, exc)
         # Every rank's output counts, as it does against the output limit.
         return JobDetails(job, usage, sum(self._layout.output_sizes(job.id)))
 
-    async def _final_usage(self, job_id: str, handle: Handle) -> Usage | None:
+    async def _final_usage(self, runtime: Runtime, job_id: str, handle: Handle) -> Usage | None:
         """Usage as the job ended, read before cleanup releases the counters."""
         try:
-            usage = await self._runtime.usage(job_id, handle)
+            usage = await runtime.usage(job_id, handle)
         except Exception:  # never let accounting stand in the way of recording the end
             log.exception("final usage not readable | jobId=%s", job_id)
             return None

@@ -3,6 +3,10 @@
 The engine is event driven: each started job has one watcher task blocked in
 ``Runtime.wait``; its end finalizes the job and admits the next queued one. All status
 changes go through ``Store.transition`` (the one table in :mod:`jobyard.domain.status`).
+
+Jobs run on backends (:mod:`jobyard.engine.backends`), each with its own capacity and
+admission order. A backend that queues (a batch system) holds a started job as QUEUED, with
+its handle recorded, until it reports that the job's processes run; only then is it RUNNING.
 """
 
 from __future__ import annotations
@@ -11,7 +15,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import os
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -25,8 +28,8 @@ from jobyard.domain.errors import (
 )
 from jobyard.domain.jobs import Job, JobSpec, Resources, Usage, new_job_id, utcnow
 from jobyard.domain.status import ACTIVE, Status, TerminationReason
-from jobyard.engine.admission import Capacity
 from jobyard.engine.attachments import Attachments, NoAttachments
+from jobyard.engine.backends import Backends
 from jobyard.engine.control import JobControl, suspension_closed
 from jobyard.engine.events import JobEvents
 from jobyard.engine.files import JobFiles
@@ -58,24 +61,15 @@ class EngineConfig:
     default_max_memory: int = 512
     default_max_iobps: int = 0
     default_max_pids: int = 1024
-    max_concurrent_jobs: int = 100
     stop_grace_seconds: float = 0.1
-    host_cpus: int = os.cpu_count() or 1
-    host_memory_mb: int = 0  # 0 = not checked
     default_time_limit_seconds: float = 0.0  # for jobs that ask for none; 0 = none
-    max_total_cpu: int = 0  # percent, summed over active jobs; 0 = unbounded
-    max_total_memory: int = 0  # MB, summed over active jobs; 0 = unbounded
-
-
-def host_memory_mb() -> int:
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1024 * 1024)
 
 
 class JobEngine(JobControl):
     def __init__(
         self,
         store: Store,
-        runtime: Runtime,
+        runtime: Runtime | Backends,
         layout: JobLayout,
         hub: LogHub,
         config: EngineConfig,
@@ -83,7 +77,7 @@ class JobEngine(JobControl):
     ) -> None:
         self._store = store
         self.attachments: Attachments = attachments or NoAttachments()
-        self._runtime = runtime
+        self._backends = Backends.of(runtime)
         self._layout = layout
         self._hub = hub
         self._config = config
@@ -92,19 +86,20 @@ class JobEngine(JobControl):
         self._background: set[asyncio.Task[None]] = set()
         self._admitting = False
         self._timers = JobTimers()
-        self._capacity = Capacity(
-            config.max_concurrent_jobs, config.max_total_cpu, config.max_total_memory
-        )
         self.events = JobEvents()
         self.files = JobFiles(layout)
-        # Jobs holding capacity, kept current by _transition so admission reads no rows.
+        # Jobs holding capacity (active, or QUEUED in a backend's own queue), kept current
+        # by _transition and _update so admission reads no rows.
         self._active: dict[str, Job] = {}
 
     # -- lifecycle of the engine -------------------------------------------------------
 
     async def start(self) -> None:
         """Adopt what an earlier server left behind, then admit queued jobs."""
-        for job in self._store.list(ACTIVE):
+        held = self._store.list(ACTIVE) + [
+            job for job in self._store.list([Status.QUEUED]) if job.backend_id
+        ]
+        for job in held:
             self._active[job.id] = job
             await self._reconcile(job)
         for job in self._store.list([Status.SCHEDULED]):
@@ -139,32 +134,19 @@ class JobEngine(JobControl):
         time_limit = spec.time_limit_seconds or cfg.default_time_limit_seconds
         return dataclasses.replace(spec, resources=filled, time_limit_seconds=time_limit)
 
-    def _check_host(self, res: Resources) -> None:
-        cfg = self._config
-        if res.max_cpu > cfg.host_cpus * 100:
-            raise InvalidArgument(
-                f"job creation failed: maxCPU {res.max_cpu}% exceeds system limits "
-                f"({cfg.host_cpus} cores = {cfg.host_cpus * 100}%)"
-            )
-        if cfg.host_memory_mb and res.max_memory > cfg.host_memory_mb:
-            raise InvalidArgument(
-                f"job creation failed: maxMemory {res.max_memory} MB exceeds system limits "
-                f"({cfg.host_memory_mb} MB)"
-            )
-        if res.highest_cpu >= cfg.host_cpus:
-            raise InvalidArgument(
-                f"invalid cpuCores {res.cpu_cores!r}: this host has CPUs 0-{cfg.host_cpus - 1}"
-            )
-        self._capacity.check(res)
-
     def prepare(self, spec: JobSpec, caller: Identity | None = None) -> JobSpec:
-        """The spec with server defaults filled in, validated against the host and against
-        the volumes and runtimes ``caller`` may use (None: not scoped)."""
+        """The spec with server defaults filled in (its backend too), validated against
+        what that backend can run and against the volumes and runtimes ``caller`` may use
+        (None: not scoped)."""
         spec = self.with_defaults(spec)
         spec.validate()
-        self._check_host(spec.resources)
+        spec = dataclasses.replace(spec, backend=self._backends.resolve(spec.backend))
+        self._backends[spec.backend].capacity.check(spec.resources)
         self.attachments.check(spec, caller)
         return spec
+
+    def _runtime(self, job: Job) -> Runtime:
+        return self._backends[job.backend]
 
     async def submit(
         self,
@@ -186,7 +168,7 @@ class JobEngine(JobControl):
             spec=spec,
             status=status,
             created_at=now,
-            runtime=self._runtime.name,
+            backend=spec.backend,
             message=message,
             workflow_id=workflow_id,
             project=project,
@@ -210,7 +192,7 @@ class JobEngine(JobControl):
     async def stop(self, ref: str) -> Job:
         """Stop a job: SIGTERM, grace, SIGKILL; returns once it is STOPPED (or timed out)."""
         job = self.job(ref)
-        if job.status in (Status.QUEUED, Status.SCHEDULED):
+        if job.status in (Status.QUEUED, Status.SCHEDULED) and not job.backend_id:
             return self._finish(job.id, Status.STOPPED, "stopped before it started",
                                 reason=TerminationReason.USER_STOP,
                                 exit_code=STOPPED_EXIT_CODE)  # fmt: skip
@@ -229,7 +211,7 @@ class JobEngine(JobControl):
 
     async def _signal_stop(self, job: Job) -> None:
         if job.backend_id:
-            await self._runtime.stop(
+            await self._runtime(job).stop(
                 job.id, Handle(job.backend_id), self._config.stop_grace_seconds
             )
 
@@ -281,17 +263,22 @@ class JobEngine(JobControl):
     # them through a single writer thread, keeping "answered means durable".
     def _transition(self, job_id: str, new: Status, message: str, **fields: Any) -> Job:
         job = self._store.transition(job_id, new, message, **fields)
-        if job.status.active:
-            self._active[job.id] = job
-        else:
-            self._active.pop(job.id, None)
+        self._hold(job)
         self.events.publish(job)
         return job
 
     def _update(self, job_id: str, **fields: Any) -> Job:
         job = self._store.update(job_id, **fields)
+        self._hold(job)
         self.events.publish(job)
         return job
+
+    def _hold(self, job: Job) -> None:
+        """Keep ``_active`` current: the jobs a backend holds."""
+        if job.status.active or (job.status is Status.QUEUED and job.backend_id):
+            self._active[job.id] = job
+        else:
+            self._active.pop(job.id, None)
 
     # -- admission and launch --------------------------------------------------------
 
@@ -301,18 +288,85 @@ class JobEngine(JobControl):
             return  # the running admission loop will see the new job
         self._admitting = True
         try:
-            while True:
-                queued = self._store.list([Status.QUEUED], limit=1)
-                if not queued or not self._capacity.fits(list(self._active.values()), queued[0]):
-                    return
-                await self._launch(queued[0])
+            while (job := self._next_admissible()) is not None:
+                await self._launch(job)
                 # Launching is mostly synchronous work; let RPCs and exits in between.
                 await asyncio.sleep(0)
         finally:
             self._admitting = False
 
+    def _next_admissible(self) -> Job | None:
+        """The oldest waiting job whose backend has room for it; per backend, nothing
+        overtakes that backend's oldest waiting job."""
+        in_queues = sum(1 for j in self._active.values() if j.status is Status.QUEUED)
+        # One backend: its oldest waiting job decides (past those in the backend's queue).
+        limit = in_queues + 1 if len(self._backends) == 1 else None
+        blocked: set[str] = set()
+        for job in self._store.list([Status.QUEUED], limit=limit):
+            if job.backend_id or job.backend in blocked:
+                continue
+            held = [j for j in self._active.values() if j.backend == job.backend]
+            if job.backend not in self._backend_names or self._runtime(job).capacity.fits(
+                held, job
+            ):
+                return job
+            blocked.add(job.backend)
+            if len(blocked) == len(self._backends):
+                return None
+        return None
+
+    @property
+    def _backend_names(self) -> set[str]:
+        return {runtime.name for runtime in self._backends}
+
     async def _launch(self, job: Job) -> None:
+        try:
+            runtime = self._runtime(job)
+        except InvalidArgument as exc:  # a job of a backend this server no longer has
+            self._finish(job.id, Status.FAILED, f"launch failed: {exc}",
+                         reason=TerminationReason.LAUNCH_ERROR)  # fmt: skip
+            return
+        if runtime.queues:
+            await self._hand_over(runtime, job)
+            return
         job = self._transition(job.id, Status.INITIALIZING, "setting up isolation and resources")
+        handle = await self._start(runtime, job)
+        if handle is None:
+            return
+        try:
+            # The handle and RUNNING in one durable commit (each commit is an fsync).
+            job = self._to_running(job.id, backend_id=handle.backend_id)
+            log.info("job started | jobId=%s backendId=%s command=%r",
+                     job.id, handle.backend_id, job.command_line)  # fmt: skip
+        except StaleTransition:  # a stop arrived while launching
+            job = self._update(job.id, backend_id=handle.backend_id)
+            if job.status is Status.STOPPING:
+                await self._signal_stop(job)
+        self._watch(job.id, runtime, handle)
+
+    async def _hand_over(self, runtime: Runtime, job: Job) -> None:
+        """Give the job to a backend that queues it: it stays QUEUED, with its handle, until
+        the backend reports it running (the watcher's :meth:`Runtime.running`)."""
+        handle = await self._start(runtime, job)
+        if handle is None:
+            return
+        message = f"waiting in the {runtime.name} queue (backend id {handle.backend_id})"
+        try:
+            job = self._store.annotate(job.id, message, only_in=[Status.QUEUED],
+                                       backend_id=handle.backend_id)  # fmt: skip
+        except StaleTransition:  # stopped while it was being handed over
+            job = self._update(job.id, backend_id=handle.backend_id)
+            await runtime.stop(job.id, handle, self._config.stop_grace_seconds)
+            await runtime.cleanup(job.id, handle)
+            return
+        self._hold(job)
+        self.events.publish(job)
+        log.info("job handed over | jobId=%s backend=%s backendId=%s",
+                 job.id, runtime.name, handle.backend_id)  # fmt: skip
+        self._watch(job.id, runtime, handle)
+
+    async def _start(self, runtime: Runtime, job: Job) -> Handle | None:
+        """``runtime.start`` for ``job``; None when it failed (the job has ended then)."""
         self._layout.create_job_dir(job.id, job.spec.replicas)
         request = LaunchRequest(
             job_id=job.id,
@@ -325,28 +379,20 @@ class JobEngine(JobControl):
             ),
         )
         try:
-            handle = await self._runtime.start(request)
+            return await runtime.start(request)
         except LaunchError as exc:
             self._launch_failed(job.id, f"launch failed: {exc}", TerminationReason.LAUNCH_ERROR)
-            return
         except Exception as exc:  # a bug or an unexpected OS error: never leave it hanging
             log.exception("job launch crashed | jobId=%s", job.id)
             message = f"internal error while launching: {exc}"
             self._launch_failed(job.id, message, TerminationReason.INTERNAL_ERROR)
-            return
-        try:
-            # The handle and RUNNING in one durable commit (each commit is an fsync).
-            job = self._to_running(job.id, backend_id=handle.backend_id)
-            log.info("job started | jobId=%s backendId=%s command=%r",
-                     job.id, handle.backend_id, job.command_line)  # fmt: skip
-        except StaleTransition:  # a stop arrived while launching
-            job = self._update(job.id, backend_id=handle.backend_id)
-            if job.status is Status.STOPPING:
-                await self._signal_stop(job)
-        self._watch(job.id, handle)
+        return None
 
     def _launch_failed(self, job_id: str, message: str, reason: TerminationReason) -> None:
-        if self._store.get(job_id).status is Status.STOPPING:
+        status = self._store.get(job_id).status
+        if status.terminal:
+            return  # stopped while it was being handed to a queue
+        if status is Status.STOPPING:
             # A stop arrived while launching: the user's stop wins; the launch error is kept
             # in the history message.
             self._finish(job_id, Status.STOPPED, f"stopped by user request ({message})",
@@ -354,24 +400,37 @@ class JobEngine(JobControl):
             return
         self._finish(job_id, Status.FAILED, message, reason=reason)
 
-    def _watch(self, job_id: str, handle: Handle) -> None:
-        task = asyncio.create_task(self._watch_exit(job_id, handle), name=f"watch-{job_id}")
+    def _watch(self, job_id: str, runtime: Runtime, handle: Handle) -> None:
+        watcher = self._watch_exit(job_id, runtime, handle)
+        task = asyncio.create_task(watcher, name=f"watch-{job_id}")
         self._watchers[job_id] = task
         self._hub.guard(job_id, self._on_output_limit)
 
-    async def _watch_exit(self, job_id: str, handle: Handle) -> None:
+    async def _watch_start(self, job_id: str, runtime: Runtime, handle: Handle) -> None:
+        """A job not yet seen running: mark it RUNNING once its backend reports it so."""
+        started_at = await runtime.running(job_id, handle)
+        if started_at is None:
+            return  # it ended first; wait() tells how
+        with contextlib.suppress(StaleTransition):  # being stopped, or ended meanwhile
+            job = self._to_running(job_id, started_at=started_at)
+            log.info("job started | jobId=%s backendId=%s command=%r",
+                     job_id, handle.backend_id, job.command_line)  # fmt: skip
+
+    async def _watch_exit(self, job_id: str, runtime: Runtime, handle: Handle) -> None:
         try:
-            info = await self._runtime.wait(job_id, handle)
+            if self._store.get(job_id).status in (Status.QUEUED, Status.INITIALIZING):
+                await self._watch_start(job_id, runtime, handle)
+            info = await runtime.wait(job_id, handle)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             log.exception("waiting for job failed | jobId=%s", job_id)
             info = ExitInfo(exit_code=None, lost=True, message=f"runtime error: {exc}")
-        usage = await self._final_usage(job_id, handle)
+        usage = await self._final_usage(runtime, job_id, handle)
         try:
             # Release first, so that a terminal status means the job's resources are gone.
             try:
-                await self._runtime.cleanup(job_id, handle)
+                await runtime.cleanup(job_id, handle)
             except Exception:
                 log.exception("cleanup failed | jobId=%s", job_id)
             self._hub.settle(job_id)
@@ -407,10 +466,17 @@ class JobEngine(JobControl):
 
     async def _reconcile(self, job: Job) -> None:
         """Bring a job an earlier server left active back under watch, or end it truthfully."""
+        try:
+            runtime = self._runtime(job)
+        except InvalidArgument as exc:
+            self._finish(job.id, Status.FAILED if job.status is not Status.STOPPING
+                         else Status.STOPPED, f"cannot adopt the job: {exc}",
+                         reason=TerminationReason.LOST)  # fmt: skip
+            return
         if not job.backend_id:
             # The server died between launching and recording the launch: what the runtime
             # may have started has no handle, and would run on unwatched and never be cleaned.
-            await self._release_unrecorded(job.id)
+            await self._release_unrecorded(runtime, job.id)
             self._finish(job.id, Status.FAILED if job.status is not Status.STOPPING
                          else Status.STOPPED,
                          "the server restarted while the job was being launched",
@@ -419,29 +485,28 @@ class JobEngine(JobControl):
         handle = Handle(job.backend_id)
         log.info("job adopted | jobId=%s status=%s backendId=%s",
                  job.id, job.status, job.backend_id)  # fmt: skip
-        if job.status is Status.INITIALIZING:
-            with contextlib.suppress(StaleTransition):
-                job = self._to_running(job.id)
+        # An INITIALIZING or QUEUED job becomes RUNNING when its backend says so (watcher).
         if job.status is Status.STOPPING:
             await self._signal_stop(job)
         else:
             self._arm_expiry(job)
-        self._watch(job.id, handle)
+        self._watch(job.id, runtime, handle)
 
-    async def _release_unrecorded(self, job_id: str) -> None:
+    async def _release_unrecorded(self, runtime: Runtime, job_id: str) -> None:
         try:
-            await self._runtime.cleanup(job_id, Handle(""))
+            await runtime.cleanup(job_id, Handle(""))
         except Exception:
             log.exception("cleanup of an unrecorded launch failed | jobId=%s", job_id)
 
     # -- time: scheduled starts, time limits, extensions ----------------------------------
 
     def _to_running(self, job_id: str, **fields: Any) -> Job:
-        """INITIALIZING -> RUNNING, with the expiry (re-read: an extend may have come in)."""
-        now = utcnow()
-        expires_at = expiry(self._store.get(job_id).spec, now)
+        """INITIALIZING (or QUEUED in a backend's queue) -> RUNNING, with the expiry
+        (re-read: an extend may have come in)."""
+        fields.setdefault("started_at", utcnow())
+        expires_at = expiry(self._store.get(job_id).spec, fields["started_at"])
         job = self._transition(job_id, Status.RUNNING, "running",
-                               started_at=now, expires_at=expires_at, **fields)  # fmt: skip
+                               expires_at=expires_at, **fields)  # fmt: skip
         self._arm_expiry(job)
         return job
 
@@ -534,4 +599,4 @@ def _outcome(info: ExitInfo) -> _ExitOutcome:
     return Status.FAILED, fields, info.message or f"failed: {detail}"
 
 
-__all__ = ["EngineConfig", "JobEngine", "host_memory_mb"]
+__all__ = ["EngineConfig", "JobEngine"]

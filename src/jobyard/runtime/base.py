@@ -1,9 +1,13 @@
-"""The Runtime port: how the engine starts, watches and stops jobs on some backend.
+"""The Runtime port: how the engine starts, watches and stops jobs on one backend.
 
-Shaped for both a local process runtime and a batch system (Slurm): ``start`` returns as soon
-as the backend has accepted the job and hands back a :class:`Handle` (an external id the
-engine stores); ``wait`` reports the end of a job given only that handle, so it also serves to
-adopt jobs after a server restart; control verbs act by handle.
+Each adapter is one backend of the engine's registry (``local``, ``slurm``), named by
+``Runtime.name``; a job records the backend it runs on. Shaped for both a local process
+runtime and a batch system (Slurm): ``start`` returns as soon as the backend has accepted the
+job and hands back a :class:`Handle` (an external id the engine stores); ``running`` reports
+when the job's processes really started (a batch system queues first: the engine marks a job
+RUNNING only then); ``wait`` reports the end of a job given only that handle, so both also
+serve to adopt jobs after a server restart; control verbs act by handle. What a backend can
+run, and how much at once, is its :class:`~jobyard.runtime.capacity.Capacity`.
 
 A job of ``spec.replicas`` N is N ranks behind one handle: ``wait`` returns once every rank
 has ended, with their ends combined (:func:`jobyard.runtime.ranks.combine_exits`), and every
@@ -19,6 +23,7 @@ from typing import Protocol
 
 from jobyard.domain.errors import LaunchError
 from jobyard.domain.jobs import JobSpec, Usage
+from jobyard.runtime.capacity import Capacity
 
 __all__ = ["ExitInfo", "Handle", "LaunchRequest", "Runtime", "Usage"]
 
@@ -63,7 +68,12 @@ class ExitInfo:
 
 
 class Runtime(Protocol):
-    name: str
+    name: str  # the backend's name in the engine's registry ("local", "slurm")
+    # True when start() hands the job to a queue of the backend's own (a batch system): the
+    # job waits there as QUEUED, and running() returns once it has started. False when the
+    # job's processes run by the time start() returns.
+    queues: bool
+    capacity: Capacity  # checked at submit, and by admission, for jobs of this backend
 
     async def start(self, request: LaunchRequest) -> Handle:
         """Start the job with its limits applied before the command runs.
@@ -71,6 +81,12 @@ class Runtime(Protocol):
         Raises :class:`jobyard.domain.errors.LaunchError` when any part of the setup fails;
         nothing of the job is left running then.
         """
+        ...
+
+    async def running(self, job_id: str, handle: Handle) -> datetime | None:
+        """Return when the job's processes started (also for a job an earlier server
+        started), or None when the job ended before it ever ran (e.g. cancelled while it
+        waited in the backend's queue; :meth:`wait` then tells how)."""
         ...
 
     async def wait(self, job_id: str, handle: Handle) -> ExitInfo:

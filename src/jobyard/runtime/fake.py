@@ -4,17 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from datetime import datetime
 
 from jobyard.domain.errors import LaunchError
+from jobyard.domain.jobs import utcnow
 from jobyard.runtime.base import ExitInfo, Handle, LaunchRequest, Usage
+from jobyard.runtime.capacity import Capacity
 
 
 class FakeRuntime:
-    """Jobs "run" until the test calls :meth:`finish` (or :meth:`stop` ends them)."""
+    """Jobs "run" until the test calls :meth:`finish` (or :meth:`stop` ends them).
 
-    name = "fake"
+    With ``queues`` it acts as a batch system: a started job waits in its queue until the
+    test calls :meth:`begin`.
+    """
 
-    def __init__(self) -> None:
+    def __init__(
+        self, *, name: str = "fake", queues: bool = False, capacity: Capacity | None = None
+    ) -> None:
+        self.name = name
+        self.queues = queues
+        self.capacity = capacity or Capacity(cpus=2, memory_mb=2048)
+        self._begun: dict[str, asyncio.Future[datetime | None]] = {}
         self.started: dict[str, LaunchRequest] = {}
         self.suspended: set[str] = set()
         self.cleaned: set[str] = set()
@@ -35,10 +46,29 @@ class FakeRuntime:
         self._future(request.job_id)
         return Handle(backend_id=f"fake-{request.job_id}")
 
+    def _begin_future(self, job_id: str) -> asyncio.Future[datetime | None]:
+        if job_id not in self._begun:
+            self._begun[job_id] = asyncio.get_running_loop().create_future()
+            if not self.queues:
+                self._begun[job_id].set_result(utcnow())
+        return self._begun[job_id]
+
+    def begin(self, job_id: str) -> None:
+        """A queued job starts running."""
+        future = self._begin_future(job_id)
+        if not future.done():
+            future.set_result(utcnow())
+
+    async def running(self, job_id: str, handle: Handle) -> datetime | None:
+        return await asyncio.shield(self._begin_future(job_id))
+
     def finish(self, job_id: str, info: ExitInfo) -> None:
         future = self._future(job_id)
         if not future.done():
             future.set_result(info)
+        begun = self._begin_future(job_id)
+        if not begun.done():
+            begun.set_result(None)  # ended before it ever ran
 
     async def wait(self, job_id: str, handle: Handle) -> ExitInfo:
         return await asyncio.shield(self._future(job_id))

@@ -14,13 +14,14 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from jobyard.api.gen import joblet_pb2_grpc, jobyard_v1_pb2_grpc
-from jobyard.config import ServerConfig
+from jobyard.config import ServerConfig, backend_names
 from jobyard.domain.errors import InvalidArgument
 from jobyard.engine import EngineConfig, JobEngine
-from jobyard.engine.jobs import host_memory_mb
+from jobyard.engine.backends import Backends
 from jobyard.engine.workflows import WorkflowRunner
 from jobyard.logs import JobLayout, LogConfig, LogHub
 from jobyard.runtime.base import Runtime
+from jobyard.runtime.capacity import Capacity, host_memory_mb
 from jobyard.server.auth import AuthInterceptor
 from jobyard.server.joblet import JobletServicer, JobServicer
 from jobyard.server.strict import StrictRequestInterceptor
@@ -34,9 +35,20 @@ SERVICES = ("joblet.JobletService", "joblet.JobService", "jobyard.v1.JobyardServ
 SHUTDOWN_GRACE_SECONDS = 2.0
 
 
-def make_runtime(config: ServerConfig, layout: JobLayout) -> Runtime:
-    if config.jobyard.runtime != "local":
-        raise InvalidArgument(f"config: unknown runtime {config.jobyard.runtime!r}")
+def make_backends(config: ServerConfig, layout: JobLayout) -> Backends:
+    """The runtimes of the backends the config names, the default one first."""
+    names = backend_names(config.jobyard)
+    return Backends([make_runtime(name, config, layout) for name in names], names[0])
+
+
+def make_runtime(name: str, config: ServerConfig, layout: JobLayout) -> Runtime:
+    if name == "local":
+        return make_local_runtime(config)
+    # TODO: the slurm backend (runtime/slurm/) lands next; until then it is refused here.
+    raise InvalidArgument(f"config: unknown backend {name!r}")
+
+
+def make_local_runtime(config: ServerConfig) -> Runtime:
     from jobyard.runtime.local import LocalRuntime, LocalRuntimeConfig
 
     return LocalRuntime(
@@ -46,7 +58,18 @@ def make_runtime(config: ServerConfig, layout: JobLayout) -> Runtime:
             cgroup_root=config.jobyard.cgroup_root,
             # Also the grace for a job's other ranks when one rank fails.
             stop_grace_seconds=config.joblet.cleanup_timeout_seconds,
-        )
+        ),
+        capacity=local_capacity(config),
+    )
+
+
+def local_capacity(config: ServerConfig) -> Capacity:
+    """This host's CPUs and memory, and the configured bounds on what runs at once."""
+    return Capacity(
+        max_jobs=config.joblet.max_concurrent_jobs,
+        max_cpu=config.jobyard.max_total_cpu,
+        max_memory=config.jobyard.max_total_memory,
+        memory_mb=host_memory_mb(),
     )
 
 
@@ -57,12 +80,8 @@ def engine_config(config: ServerConfig) -> EngineConfig:
         default_max_memory=j.default_memory_limit,
         default_max_iobps=j.default_io_limit,
         default_max_pids=config.jobyard.default_max_pids,
-        max_concurrent_jobs=j.max_concurrent_jobs,
         stop_grace_seconds=j.cleanup_timeout_seconds,
-        host_memory_mb=host_memory_mb(),
         default_time_limit_seconds=j.job_timeout_seconds,
-        max_total_cpu=config.jobyard.max_total_cpu,
-        max_total_memory=config.jobyard.max_total_memory,
     )
 
 
@@ -118,7 +137,9 @@ class RunningServer:
         self.store.close()
 
 
-async def start_server(config: ServerConfig, runtime: Runtime | None = None) -> RunningServer:
+async def start_server(
+    config: ServerConfig, runtime: Runtime | Backends | None = None
+) -> RunningServer:
     if config.certs_dir is None and not config.insecure_dev:
         raise InvalidArgument("no certificates given: pass --certs DIR (or --insecure-dev)")
     layout = JobLayout(Path(config.data_dir))
@@ -127,7 +148,7 @@ async def start_server(config: ServerConfig, runtime: Runtime | None = None) -> 
     hub = LogHub(layout, log_config(config))
     hub.start()
     engine = JobEngine(
-        store, runtime or make_runtime(config, layout), layout, hub, engine_config(config)
+        store, runtime or make_backends(config, layout), layout, hub, engine_config(config)
     )
     g = config.grpc
     workflows = WorkflowRunner(engine, SQLiteWorkflowStore(store.connection))

@@ -44,6 +44,7 @@ def spec_from_request(req: pb.RunJobReq) -> JobSpec:
         volumes=tuple(req.volumes),
         runtime_env=req.runtime,
         uploads=tuple(u.path for u in req.uploads),
+        backend=req.backend,
     )
 
 
@@ -109,6 +110,7 @@ def job_to_proto(job: Job) -> pb.Job:
         volumes=list(spec.volumes),
         uploads=list(spec.uploads),
         project=job.project,
+        backend=job.backend,
     )
 
 

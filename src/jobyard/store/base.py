@@ -19,7 +19,7 @@ from jobyard.domain.status import Status
 # Fields a transition may set besides the status itself.
 MUTABLE_FIELDS = frozenset(
     {
-        "reason", "exit_code", "started_at", "ended_at", "backend_id", "message", "runtime",
+        "reason", "exit_code", "started_at", "ended_at", "backend_id", "message", "backend",
         "expires_at", "usage", "suspended_seconds", "suspended_at", "time_limit_seconds",
     }
 )  # fmt: skip

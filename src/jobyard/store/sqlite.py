@@ -142,7 +142,7 @@ class SQLiteStore:
             "max_iobps": res.max_iobps, "max_pids": res.max_pids, "status": job.status.value,
             "reason": job.reason and job.reason.value, "exit_code": job.exit_code,
             "created_at": _ts(job.created_at), "started_at": _ts(job.started_at),
-            "ended_at": _ts(job.ended_at), "runtime": job.runtime, "backend_id": job.backend_id,
+            "ended_at": _ts(job.ended_at), "backend": job.backend, "backend_id": job.backend_id,
             "message": job.message, "network": spec.network,
             "time_limit_seconds": spec.time_limit_seconds, "scheduled_at": _ts(spec.schedule),
             "labels": json.dumps(dict(spec.labels)), "replicas": spec.replicas,
@@ -327,6 +327,7 @@ class SQLiteStore:
             volumes=tuple(json.loads(row["volumes"])),
             runtime_env=row["runtime_env"],
             uploads=tuple(json.loads(row["uploads"])),
+            backend=row["backend"],
         )
         return Job(
             id=row["id"],
@@ -334,7 +335,7 @@ class SQLiteStore:
             spec=spec,
             status=Status(row["status"]),
             created_at=datetime.fromisoformat(row["created_at"]),
-            runtime=row["runtime"],
+            backend=row["backend"],
             reason=TerminationReason(row["reason"]) if row["reason"] else None,
             exit_code=row["exit_code"],
             started_at=_dt(row["started_at"]),

@@ -113,6 +113,7 @@ class Job(_message.Message):
     REPLICAS_FIELD_NUMBER: _builtins.int
     WORKFLOWID_FIELD_NUMBER: _builtins.int
     PROJECT_FIELD_NUMBER: _builtins.int
+    BACKEND_FIELD_NUMBER: _builtins.int
     VOLUMES_FIELD_NUMBER: _builtins.int
     UPLOADS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
@@ -166,6 +167,8 @@ class Job(_message.Message):
     """28 is taken by another addition
     Certificate O of the submitter ("" = none)
     """
+    backend: _builtins.str
+    """where the job runs: "local", "slurm" (not runtime=14)"""
     @_builtins.property
     def args(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Command arguments"""
@@ -182,9 +185,7 @@ class Job(_message.Message):
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property
     def volumes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """30 is taken by another addition
-        volume names, mounted at /volumes/NAME
-        """
+        """volume names, mounted at /volumes/NAME"""
 
     @_builtins.property
     def uploads(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -221,12 +222,13 @@ class Job(_message.Message):
         replicas: _builtins.int = ...,
         workflowId: _builtins.str = ...,
         project: _builtins.str = ...,
+        backend: _builtins.str = ...,
         volumes: _abc.Iterable[_builtins.str] | None = ...,
         uploads: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "cpuCores", b"cpuCores", "createdTime", b"createdTime", "endTime", b"endTime", "environment", b"environment", "exitCode", b"exitCode", "expiresAt", b"expiresAt", "id", b"id", "labels", b"labels", "maxCPU", b"maxCPU", "maxIOBPS", b"maxIOBPS", "maxMemory", b"maxMemory", "maxPids", b"maxPids", "message", b"message", "name", b"name", "network", b"network", "owner", b"owner", "project", b"project", "replicas", b"replicas", "runtime", b"runtime", "scheduledTime", b"scheduledTime", "secret_environment", b"secret_environment", "startTime", b"startTime", "status", b"status", "terminationReason", b"terminationReason", "timeLimitSeconds", b"timeLimitSeconds", "uploads", b"uploads", "volumes", b"volumes", "workflowId", b"workflowId"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "backend", b"backend", "command", b"command", "cpuCores", b"cpuCores", "createdTime", b"createdTime", "endTime", b"endTime", "environment", b"environment", "exitCode", b"exitCode", "expiresAt", b"expiresAt", "id", b"id", "labels", b"labels", "maxCPU", b"maxCPU", "maxIOBPS", b"maxIOBPS", "maxMemory", b"maxMemory", "maxPids", b"maxPids", "message", b"message", "name", b"name", "network", b"network", "owner", b"owner", "project", b"project", "replicas", b"replicas", "runtime", b"runtime", "scheduledTime", b"scheduledTime", "secret_environment", b"secret_environment", "startTime", b"startTime", "status", b"status", "terminationReason", b"terminationReason", "timeLimitSeconds", b"timeLimitSeconds", "uploads", b"uploads", "volumes", b"volumes", "workflowId", b"workflowId"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -311,6 +313,7 @@ class RunJobReq(_message.Message):
     SCHEDULE_FIELD_NUMBER: _builtins.int
     LABELS_FIELD_NUMBER: _builtins.int
     REPLICAS_FIELD_NUMBER: _builtins.int
+    BACKEND_FIELD_NUMBER: _builtins.int
     UPLOADS_FIELD_NUMBER: _builtins.int
     VOLUMES_FIELD_NUMBER: _builtins.int
     RUNTIME_FIELD_NUMBER: _builtins.int
@@ -334,6 +337,10 @@ class RunJobReq(_message.Message):
     """start time, RFC3339 ("" = now)"""
     replicas: _builtins.int
     """0 = 1"""
+    backend: _builtins.str
+    """16 (maxDisk) is taken by another jobyard addition.
+    "local", "slurm"; "" = the server's default
+    """
     runtime: _builtins.str
     """runtime name (RuntimeService); its bin/ first on PATH"""
     @_builtins.property
@@ -348,9 +355,7 @@ class RunJobReq(_message.Message):
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property
     def uploads(self) -> _containers.RepeatedCompositeFieldContainer[Global___FileUpload]:
-        """16 (maxDisk) and 17 (backend) are taken by other jobyard additions.
-        placed in the job's work directory before it starts
-        """
+        """placed in the job's work directory before it starts"""
 
     @_builtins.property
     def volumes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -374,13 +379,14 @@ class RunJobReq(_message.Message):
         schedule: _builtins.str = ...,
         labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         replicas: _builtins.int = ...,
+        backend: _builtins.str = ...,
         uploads: _abc.Iterable[Global___FileUpload] | None = ...,
         volumes: _abc.Iterable[_builtins.str] | None = ...,
         runtime: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "command", b"command", "cpuCores", b"cpuCores", "environment", b"environment", "labels", b"labels", "maxCPU", b"maxCPU", "maxIOBPS", b"maxIOBPS", "maxMemory", b"maxMemory", "maxPids", b"maxPids", "name", b"name", "network", b"network", "replicas", b"replicas", "runtime", b"runtime", "schedule", b"schedule", "secret_environment", b"secret_environment", "timeLimitSeconds", b"timeLimitSeconds", "uploads", b"uploads", "volumes", b"volumes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "backend", b"backend", "command", b"command", "cpuCores", b"cpuCores", "environment", b"environment", "labels", b"labels", "maxCPU", b"maxCPU", "maxIOBPS", b"maxIOBPS", "maxMemory", b"maxMemory", "maxPids", b"maxPids", "name", b"name", "network", b"network", "replicas", b"replicas", "runtime", b"runtime", "schedule", b"schedule", "secret_environment", b"secret_environment", "timeLimitSeconds", b"timeLimitSeconds", "uploads", b"uploads", "volumes", b"volumes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -58,6 +58,7 @@ from jobyard.config import JobyardConfig
 from jobyard.domain.errors import FailedPrecondition, InvalidArgument, LaunchError
 from jobyard.domain.jobs import DEFAULT_MAX_PIDS, NETWORK_NONE
 from jobyard.runtime.base import ExitInfo, Handle, LaunchRequest, Usage
+from jobyard.runtime.capacity import Capacity, host_memory_mb
 from jobyard.runtime.local import mounts
 from jobyard.runtime.local.cgroups import (
     CgroupDriver,
@@ -238,9 +239,18 @@ class LocalRuntime:
     """
 
     name = "local"
+    queues = False  # a started job's processes run by the time start() returns
 
-    def __init__(self, config: LocalRuntimeConfig, *, cgroups: CgroupDriver | None = None) -> None:
+    def __init__(
+        self,
+        config: LocalRuntimeConfig,
+        *,
+        cgroups: CgroupDriver | None = None,
+        capacity: Capacity | None = None,
+    ) -> None:
         self._config = config
+        # This host's CPUs and memory bound one job; how many run at once is configured.
+        self.capacity = capacity or Capacity(memory_mb=host_memory_mb())
         self._tools = _Tools.find()
         self.cgroups = cgroups or detect_cgroups(config.cgroup_mount, root_name=config.cgroup_root)
 
@@ -409,6 +419,10 @@ class LocalRuntime:
         return env
 
     # -- wait -----------------------------------------------------------------------
+
+    async def running(self, job_id: str, handle: Handle) -> datetime | None:
+        """When rank 0's supervisor started: a local job runs once start() returned."""
+        return Supervisors.parse(handle).started_at()
 
     async def wait(self, job_id: str, handle: Handle) -> ExitInfo:
         supervisors = Supervisors.parse(handle)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 from jobyard.domain.errors import InvalidArgument
@@ -83,3 +84,17 @@ class Supervisors:
 
     def rank_dir(self, rank: int) -> Path:
         return rank_dir(self.state_dir, rank)
+
+    def started_at(self) -> datetime:
+        """When rank 0's supervisor started (from its start ticks and the boot time)."""
+        return datetime.fromtimestamp(
+            boot_time() + self.ranks[0].start_ticks / os.sysconf("SC_CLK_TCK"), UTC
+        )
+
+
+def boot_time() -> float:
+    """The boot time of this host, in seconds since the epoch (/proc/stat ``btime``)."""
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith("btime "):
+            return float(line.split()[1])
+    raise OSError("no btime in /proc/stat")
