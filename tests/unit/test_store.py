@@ -45,7 +45,9 @@ def make_job(job_id: str, *, status: Status = Status.QUEUED, **changes: object) 
     }
     fields.update(changes)
     # As the engine makes them: the spec names the backend the job was given.
-    fields["spec"] = dataclasses.replace(spec, backend=str(fields["backend"]))
+    made = fields["spec"]
+    assert isinstance(made, JobSpec)
+    fields["spec"] = dataclasses.replace(made, backend=str(fields["backend"]))
     return Job(**fields)  # type: ignore[arg-type]
 
 
