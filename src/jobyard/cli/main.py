@@ -12,6 +12,7 @@ from jobyard.cli.control import COMMANDS as CONTROL_COMMANDS
 from jobyard.cli.jobs import COMMANDS as JOB_COMMANDS
 from jobyard.cli.lifecycle import COMMANDS as LIFECYCLE_COMMANDS
 from jobyard.cli.logs import log as log_command
+from jobyard.cli.monitor import COMMANDS as MONITOR_COMMANDS
 from jobyard.cli.server import server as server_command
 from jobyard.cli.state import EXIT_INTERRUPTED, CliState
 from jobyard.client.settings import env_help
@@ -67,7 +68,7 @@ def cli(
 
 for _command in (*JOB_COMMANDS, log_command, *CONTROL_COMMANDS, certs_group, server_command):
     cli.add_command(_command)
-for _command in LIFECYCLE_COMMANDS:
+for _command in (*LIFECYCLE_COMMANDS, *MONITOR_COMMANDS):
     cli.add_command(_command)
 
 

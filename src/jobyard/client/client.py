@@ -17,6 +17,7 @@ from jobyard.client.errors import CredentialsError, error_from_rpc
 from jobyard.client.jobs import Job, StopResult
 from jobyard.client.lifecycle import LifecycleMethods, TimeArg, time_arg, whole_seconds
 from jobyard.client.logs import LogMethods
+from jobyard.client.monitoring import MonitoringMethods
 from jobyard.client.settings import ENV_NAMES, ClientSettings
 from jobyard.client.workflows import WorkflowMethods
 from jobyard.domain.errors import InvalidArgument
@@ -31,7 +32,7 @@ MAX_RECONNECT_BACKOFF_MS = 5000
 PathArg = str | os.PathLike[str]
 
 
-class Client(WorkflowMethods, LogMethods, LifecycleMethods, ControlMethods):
+class Client(WorkflowMethods, LogMethods, LifecycleMethods, ControlMethods, MonitoringMethods):
     """A connection to a jobyard server, authenticated with a client certificate.
 
     Arguments left out come from ``$JOBYARD_SERVER``/``$JOBLET_SERVER``,

@@ -78,6 +78,9 @@ ROLE_TABLE: dict[str, frozenset[Role]] = {
     "list_files": _ANYONE,
     "download_file": _ANYONE,
     "stop_workflow": _ACTORS,
+    # joblet.MonitoringService: the host as a whole, so not for users scoped to their jobs
+    "get_system_status": frozenset({Role.ADMIN, Role.VIEWER}),
+    "stream_system_metrics": frozenset({Role.ADMIN, Role.VIEWER}),
 }
 
 # Roles that see every job; the others see only what `Scope` admits.

@@ -24,6 +24,7 @@ from jobyard.runtime.base import Runtime
 from jobyard.runtime.capacity import Capacity, host_memory_mb
 from jobyard.server.auth import AuthInterceptor
 from jobyard.server.joblet import JobletServicer, JobServicer
+from jobyard.server.monitoring import MonitoringServicer
 from jobyard.server.strict import StrictRequestInterceptor
 from jobyard.server.v1 import JobyardServicer
 from jobyard.store import SQLiteStore
@@ -31,7 +32,12 @@ from jobyard.store.workflows import SQLiteWorkflowStore
 
 log = logging.getLogger("jobyard.server")
 
-SERVICES = ("joblet.JobletService", "joblet.JobService", "jobyard.v1.JobyardService")
+SERVICES = (
+    "joblet.JobletService",
+    "joblet.JobService",
+    "joblet.MonitoringService",
+    "jobyard.v1.JobyardService",
+)
 SHUTDOWN_GRACE_SECONDS = 2.0
 
 
@@ -166,6 +172,7 @@ async def start_server(
     )
     joblet_pb2_grpc.add_JobletServiceServicer_to_server(JobletServicer(engine), server)
     joblet_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(engine, workflows), server)
+    joblet_pb2_grpc.add_MonitoringServiceServicer_to_server(MonitoringServicer(), server)
     v1 = JobyardServicer(engine, workflows)
     jobyard_v1_pb2_grpc.add_JobyardServiceServicer_to_server(v1, server)
     health_servicer = health.aio.HealthServicer()

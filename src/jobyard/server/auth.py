@@ -54,6 +54,8 @@ METHOD_OPERATIONS.update(
         "/jobyard.v1.JobyardService/ListFiles": "list_files",
         "/jobyard.v1.JobyardService/DownloadFile": "download_file",
         "/jobyard.v1.JobyardService/StopWorkflow": "stop_workflow",
+        "/joblet.MonitoringService/GetSystemStatus": "get_system_status",
+        "/joblet.MonitoringService/StreamSystemMetrics": "stream_system_metrics",
     }
 )
 # Served to any authenticated peer (TLS already required a CA-signed certificate).

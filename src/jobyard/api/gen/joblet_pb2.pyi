@@ -971,3 +971,621 @@ class GetWorkflowJobsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetWorkflowJobsResponse: _TypeAlias = GetWorkflowJobsResponse  # noqa: Y015
+
+@_typing.final
+class SystemStatusRes(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TIMESTAMP_FIELD_NUMBER: _builtins.int
+    AVAILABLE_FIELD_NUMBER: _builtins.int
+    HOST_FIELD_NUMBER: _builtins.int
+    CPU_FIELD_NUMBER: _builtins.int
+    MEMORY_FIELD_NUMBER: _builtins.int
+    DISKS_FIELD_NUMBER: _builtins.int
+    NETWORKS_FIELD_NUMBER: _builtins.int
+    IO_FIELD_NUMBER: _builtins.int
+    PROCESSES_FIELD_NUMBER: _builtins.int
+    CLOUD_FIELD_NUMBER: _builtins.int
+    timestamp: _builtins.str
+    available: _builtins.bool
+    @_builtins.property
+    def host(self) -> Global___HostInfo: ...
+    @_builtins.property
+    def cpu(self) -> Global___CPUMetrics: ...
+    @_builtins.property
+    def memory(self) -> Global___MemoryMetrics: ...
+    @_builtins.property
+    def disks(self) -> _containers.RepeatedCompositeFieldContainer[Global___DiskMetrics]: ...
+    @_builtins.property
+    def networks(self) -> _containers.RepeatedCompositeFieldContainer[Global___NetworkMetrics]:
+        """at most 10 active interfaces"""
+
+    @_builtins.property
+    def io(self) -> Global___IOMetrics: ...
+    @_builtins.property
+    def processes(self) -> Global___ProcessMetrics: ...
+    @_builtins.property
+    def cloud(self) -> Global___CloudInfo: ...
+    def __init__(
+        self,
+        *,
+        timestamp: _builtins.str = ...,
+        available: _builtins.bool = ...,
+        host: Global___HostInfo | None = ...,
+        cpu: Global___CPUMetrics | None = ...,
+        memory: Global___MemoryMetrics | None = ...,
+        disks: _abc.Iterable[Global___DiskMetrics] | None = ...,
+        networks: _abc.Iterable[Global___NetworkMetrics] | None = ...,
+        io: Global___IOMetrics | None = ...,
+        processes: Global___ProcessMetrics | None = ...,
+        cloud: Global___CloudInfo | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cloud", b"cloud", "cpu", b"cpu", "host", b"host", "io", b"io", "memory", b"memory", "processes", b"processes"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["available", b"available", "cloud", b"cloud", "cpu", b"cpu", "disks", b"disks", "host", b"host", "io", b"io", "memory", b"memory", "networks", b"networks", "processes", b"processes", "timestamp", b"timestamp"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SystemStatusRes: _TypeAlias = SystemStatusRes  # noqa: Y015
+
+@_typing.final
+class SystemMetricsRes(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TIMESTAMP_FIELD_NUMBER: _builtins.int
+    HOST_FIELD_NUMBER: _builtins.int
+    CPU_FIELD_NUMBER: _builtins.int
+    MEMORY_FIELD_NUMBER: _builtins.int
+    DISKS_FIELD_NUMBER: _builtins.int
+    NETWORKS_FIELD_NUMBER: _builtins.int
+    IO_FIELD_NUMBER: _builtins.int
+    PROCESSES_FIELD_NUMBER: _builtins.int
+    CLOUD_FIELD_NUMBER: _builtins.int
+    timestamp: _builtins.str
+    @_builtins.property
+    def host(self) -> Global___HostInfo: ...
+    @_builtins.property
+    def cpu(self) -> Global___CPUMetrics: ...
+    @_builtins.property
+    def memory(self) -> Global___MemoryMetrics: ...
+    @_builtins.property
+    def disks(self) -> _containers.RepeatedCompositeFieldContainer[Global___DiskMetrics]: ...
+    @_builtins.property
+    def networks(self) -> _containers.RepeatedCompositeFieldContainer[Global___NetworkMetrics]: ...
+    @_builtins.property
+    def io(self) -> Global___IOMetrics: ...
+    @_builtins.property
+    def processes(self) -> Global___ProcessMetrics: ...
+    @_builtins.property
+    def cloud(self) -> Global___CloudInfo: ...
+    def __init__(
+        self,
+        *,
+        timestamp: _builtins.str = ...,
+        host: Global___HostInfo | None = ...,
+        cpu: Global___CPUMetrics | None = ...,
+        memory: Global___MemoryMetrics | None = ...,
+        disks: _abc.Iterable[Global___DiskMetrics] | None = ...,
+        networks: _abc.Iterable[Global___NetworkMetrics] | None = ...,
+        io: Global___IOMetrics | None = ...,
+        processes: Global___ProcessMetrics | None = ...,
+        cloud: Global___CloudInfo | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cloud", b"cloud", "cpu", b"cpu", "host", b"host", "io", b"io", "memory", b"memory", "processes", b"processes"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cloud", b"cloud", "cpu", b"cpu", "disks", b"disks", "host", b"host", "io", b"io", "memory", b"memory", "networks", b"networks", "processes", b"processes", "timestamp", b"timestamp"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SystemMetricsRes: _TypeAlias = SystemMetricsRes  # noqa: Y015
+
+@_typing.final
+class StreamMetricsReq(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INTERVALSECONDS_FIELD_NUMBER: _builtins.int
+    METRICTYPES_FIELD_NUMBER: _builtins.int
+    intervalSeconds: _builtins.int
+    """0 = 5; at most 3600"""
+    @_builtins.property
+    def metricTypes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """cpu, memory, disk, network, io, process; empty = all"""
+
+    def __init__(
+        self,
+        *,
+        intervalSeconds: _builtins.int = ...,
+        metricTypes: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["intervalSeconds", b"intervalSeconds", "metricTypes", b"metricTypes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StreamMetricsReq: _TypeAlias = StreamMetricsReq  # noqa: Y015
+
+@_typing.final
+class HostInfo(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HOSTNAME_FIELD_NUMBER: _builtins.int
+    OS_FIELD_NUMBER: _builtins.int
+    PLATFORM_FIELD_NUMBER: _builtins.int
+    PLATFORMFAMILY_FIELD_NUMBER: _builtins.int
+    PLATFORMVERSION_FIELD_NUMBER: _builtins.int
+    KERNELVERSION_FIELD_NUMBER: _builtins.int
+    KERNELARCH_FIELD_NUMBER: _builtins.int
+    ARCHITECTURE_FIELD_NUMBER: _builtins.int
+    CPUCOUNT_FIELD_NUMBER: _builtins.int
+    TOTALMEMORY_FIELD_NUMBER: _builtins.int
+    BOOTTIME_FIELD_NUMBER: _builtins.int
+    UPTIME_FIELD_NUMBER: _builtins.int
+    hostname: _builtins.str
+    os: _builtins.str
+    platform: _builtins.str
+    platformFamily: _builtins.str
+    platformVersion: _builtins.str
+    kernelVersion: _builtins.str
+    kernelArch: _builtins.str
+    architecture: _builtins.str
+    cpuCount: _builtins.int
+    totalMemory: _builtins.int
+    bootTime: _builtins.str
+    uptime: _builtins.int
+    """seconds"""
+    def __init__(
+        self,
+        *,
+        hostname: _builtins.str = ...,
+        os: _builtins.str = ...,
+        platform: _builtins.str = ...,
+        platformFamily: _builtins.str = ...,
+        platformVersion: _builtins.str = ...,
+        kernelVersion: _builtins.str = ...,
+        kernelArch: _builtins.str = ...,
+        architecture: _builtins.str = ...,
+        cpuCount: _builtins.int = ...,
+        totalMemory: _builtins.int = ...,
+        bootTime: _builtins.str = ...,
+        uptime: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["architecture", b"architecture", "bootTime", b"bootTime", "cpuCount", b"cpuCount", "hostname", b"hostname", "kernelArch", b"kernelArch", "kernelVersion", b"kernelVersion", "os", b"os", "platform", b"platform", "platformFamily", b"platformFamily", "platformVersion", b"platformVersion", "totalMemory", b"totalMemory", "uptime", b"uptime"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HostInfo: _TypeAlias = HostInfo  # noqa: Y015
+
+@_typing.final
+class CPUMetrics(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CORES_FIELD_NUMBER: _builtins.int
+    USAGEPERCENT_FIELD_NUMBER: _builtins.int
+    USERTIME_FIELD_NUMBER: _builtins.int
+    SYSTEMTIME_FIELD_NUMBER: _builtins.int
+    IDLETIME_FIELD_NUMBER: _builtins.int
+    IOWAITTIME_FIELD_NUMBER: _builtins.int
+    STEALTIME_FIELD_NUMBER: _builtins.int
+    LOADAVERAGE_FIELD_NUMBER: _builtins.int
+    PERCOREUSAGE_FIELD_NUMBER: _builtins.int
+    cores: _builtins.int
+    usagePercent: _builtins.float
+    userTime: _builtins.float
+    """percent of CPU time since the previous sample"""
+    systemTime: _builtins.float
+    idleTime: _builtins.float
+    ioWaitTime: _builtins.float
+    stealTime: _builtins.float
+    @_builtins.property
+    def loadAverage(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:
+        """1, 5, 15 minutes"""
+
+    @_builtins.property
+    def perCoreUsage(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]: ...
+    def __init__(
+        self,
+        *,
+        cores: _builtins.int = ...,
+        usagePercent: _builtins.float = ...,
+        userTime: _builtins.float = ...,
+        systemTime: _builtins.float = ...,
+        idleTime: _builtins.float = ...,
+        ioWaitTime: _builtins.float = ...,
+        stealTime: _builtins.float = ...,
+        loadAverage: _abc.Iterable[_builtins.float] | None = ...,
+        perCoreUsage: _abc.Iterable[_builtins.float] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cores", b"cores", "idleTime", b"idleTime", "ioWaitTime", b"ioWaitTime", "loadAverage", b"loadAverage", "perCoreUsage", b"perCoreUsage", "stealTime", b"stealTime", "systemTime", b"systemTime", "usagePercent", b"usagePercent", "userTime", b"userTime"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CPUMetrics: _TypeAlias = CPUMetrics  # noqa: Y015
+
+@_typing.final
+class MemoryMetrics(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOTALBYTES_FIELD_NUMBER: _builtins.int
+    USEDBYTES_FIELD_NUMBER: _builtins.int
+    FREEBYTES_FIELD_NUMBER: _builtins.int
+    AVAILABLEBYTES_FIELD_NUMBER: _builtins.int
+    USAGEPERCENT_FIELD_NUMBER: _builtins.int
+    CACHEDBYTES_FIELD_NUMBER: _builtins.int
+    BUFFEREDBYTES_FIELD_NUMBER: _builtins.int
+    SWAPTOTAL_FIELD_NUMBER: _builtins.int
+    SWAPUSED_FIELD_NUMBER: _builtins.int
+    SWAPFREE_FIELD_NUMBER: _builtins.int
+    totalBytes: _builtins.int
+    usedBytes: _builtins.int
+    freeBytes: _builtins.int
+    availableBytes: _builtins.int
+    usagePercent: _builtins.float
+    cachedBytes: _builtins.int
+    bufferedBytes: _builtins.int
+    swapTotal: _builtins.int
+    swapUsed: _builtins.int
+    swapFree: _builtins.int
+    def __init__(
+        self,
+        *,
+        totalBytes: _builtins.int = ...,
+        usedBytes: _builtins.int = ...,
+        freeBytes: _builtins.int = ...,
+        availableBytes: _builtins.int = ...,
+        usagePercent: _builtins.float = ...,
+        cachedBytes: _builtins.int = ...,
+        bufferedBytes: _builtins.int = ...,
+        swapTotal: _builtins.int = ...,
+        swapUsed: _builtins.int = ...,
+        swapFree: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["availableBytes", b"availableBytes", "bufferedBytes", b"bufferedBytes", "cachedBytes", b"cachedBytes", "freeBytes", b"freeBytes", "swapFree", b"swapFree", "swapTotal", b"swapTotal", "swapUsed", b"swapUsed", "totalBytes", b"totalBytes", "usagePercent", b"usagePercent", "usedBytes", b"usedBytes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MemoryMetrics: _TypeAlias = MemoryMetrics  # noqa: Y015
+
+@_typing.final
+class DiskMetrics(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEVICE_FIELD_NUMBER: _builtins.int
+    MOUNTPOINT_FIELD_NUMBER: _builtins.int
+    FILESYSTEM_FIELD_NUMBER: _builtins.int
+    TOTALBYTES_FIELD_NUMBER: _builtins.int
+    USEDBYTES_FIELD_NUMBER: _builtins.int
+    FREEBYTES_FIELD_NUMBER: _builtins.int
+    USAGEPERCENT_FIELD_NUMBER: _builtins.int
+    INODESTOTAL_FIELD_NUMBER: _builtins.int
+    INODESUSED_FIELD_NUMBER: _builtins.int
+    INODESFREE_FIELD_NUMBER: _builtins.int
+    INODESUSAGEPERCENT_FIELD_NUMBER: _builtins.int
+    device: _builtins.str
+    mountPoint: _builtins.str
+    filesystem: _builtins.str
+    totalBytes: _builtins.int
+    usedBytes: _builtins.int
+    freeBytes: _builtins.int
+    usagePercent: _builtins.float
+    inodesTotal: _builtins.int
+    inodesUsed: _builtins.int
+    inodesFree: _builtins.int
+    inodesUsagePercent: _builtins.float
+    def __init__(
+        self,
+        *,
+        device: _builtins.str = ...,
+        mountPoint: _builtins.str = ...,
+        filesystem: _builtins.str = ...,
+        totalBytes: _builtins.int = ...,
+        usedBytes: _builtins.int = ...,
+        freeBytes: _builtins.int = ...,
+        usagePercent: _builtins.float = ...,
+        inodesTotal: _builtins.int = ...,
+        inodesUsed: _builtins.int = ...,
+        inodesFree: _builtins.int = ...,
+        inodesUsagePercent: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["device", b"device", "filesystem", b"filesystem", "freeBytes", b"freeBytes", "inodesFree", b"inodesFree", "inodesTotal", b"inodesTotal", "inodesUsagePercent", b"inodesUsagePercent", "inodesUsed", b"inodesUsed", "mountPoint", b"mountPoint", "totalBytes", b"totalBytes", "usagePercent", b"usagePercent", "usedBytes", b"usedBytes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DiskMetrics: _TypeAlias = DiskMetrics  # noqa: Y015
+
+@_typing.final
+class NetworkMetrics(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INTERFACE_FIELD_NUMBER: _builtins.int
+    BYTESRECEIVED_FIELD_NUMBER: _builtins.int
+    BYTESSENT_FIELD_NUMBER: _builtins.int
+    PACKETSRECEIVED_FIELD_NUMBER: _builtins.int
+    PACKETSSENT_FIELD_NUMBER: _builtins.int
+    ERRORSIN_FIELD_NUMBER: _builtins.int
+    ERRORSOUT_FIELD_NUMBER: _builtins.int
+    DROPSIN_FIELD_NUMBER: _builtins.int
+    DROPSOUT_FIELD_NUMBER: _builtins.int
+    RECEIVERATE_FIELD_NUMBER: _builtins.int
+    TRANSMITRATE_FIELD_NUMBER: _builtins.int
+    interface: _builtins.str
+    bytesReceived: _builtins.int
+    bytesSent: _builtins.int
+    packetsReceived: _builtins.int
+    packetsSent: _builtins.int
+    errorsIn: _builtins.int
+    errorsOut: _builtins.int
+    dropsIn: _builtins.int
+    dropsOut: _builtins.int
+    receiveRate: _builtins.float
+    """bytes/s"""
+    transmitRate: _builtins.float
+    """bytes/s"""
+    def __init__(
+        self,
+        *,
+        interface: _builtins.str = ...,
+        bytesReceived: _builtins.int = ...,
+        bytesSent: _builtins.int = ...,
+        packetsReceived: _builtins.int = ...,
+        packetsSent: _builtins.int = ...,
+        errorsIn: _builtins.int = ...,
+        errorsOut: _builtins.int = ...,
+        dropsIn: _builtins.int = ...,
+        dropsOut: _builtins.int = ...,
+        receiveRate: _builtins.float = ...,
+        transmitRate: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bytesReceived", b"bytesReceived", "bytesSent", b"bytesSent", "dropsIn", b"dropsIn", "dropsOut", b"dropsOut", "errorsIn", b"errorsIn", "errorsOut", b"errorsOut", "interface", b"interface", "packetsReceived", b"packetsReceived", "packetsSent", b"packetsSent", "receiveRate", b"receiveRate", "transmitRate", b"transmitRate"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NetworkMetrics: _TypeAlias = NetworkMetrics  # noqa: Y015
+
+@_typing.final
+class IOMetrics(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOTALREADS_FIELD_NUMBER: _builtins.int
+    TOTALWRITES_FIELD_NUMBER: _builtins.int
+    READBYTES_FIELD_NUMBER: _builtins.int
+    WRITEBYTES_FIELD_NUMBER: _builtins.int
+    READRATE_FIELD_NUMBER: _builtins.int
+    WRITERATE_FIELD_NUMBER: _builtins.int
+    DISKIO_FIELD_NUMBER: _builtins.int
+    totalReads: _builtins.int
+    totalWrites: _builtins.int
+    readBytes: _builtins.int
+    writeBytes: _builtins.int
+    readRate: _builtins.float
+    """bytes/s"""
+    writeRate: _builtins.float
+    """bytes/s"""
+    @_builtins.property
+    def diskIO(self) -> _containers.RepeatedCompositeFieldContainer[Global___DiskIOMetrics]: ...
+    def __init__(
+        self,
+        *,
+        totalReads: _builtins.int = ...,
+        totalWrites: _builtins.int = ...,
+        readBytes: _builtins.int = ...,
+        writeBytes: _builtins.int = ...,
+        readRate: _builtins.float = ...,
+        writeRate: _builtins.float = ...,
+        diskIO: _abc.Iterable[Global___DiskIOMetrics] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["diskIO", b"diskIO", "readBytes", b"readBytes", "readRate", b"readRate", "totalReads", b"totalReads", "totalWrites", b"totalWrites", "writeBytes", b"writeBytes", "writeRate", b"writeRate"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IOMetrics: _TypeAlias = IOMetrics  # noqa: Y015
+
+@_typing.final
+class DiskIOMetrics(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEVICE_FIELD_NUMBER: _builtins.int
+    READSCOMPLETED_FIELD_NUMBER: _builtins.int
+    WRITESCOMPLETED_FIELD_NUMBER: _builtins.int
+    READBYTES_FIELD_NUMBER: _builtins.int
+    WRITEBYTES_FIELD_NUMBER: _builtins.int
+    READTIME_FIELD_NUMBER: _builtins.int
+    WRITETIME_FIELD_NUMBER: _builtins.int
+    IOTIME_FIELD_NUMBER: _builtins.int
+    UTILIZATION_FIELD_NUMBER: _builtins.int
+    device: _builtins.str
+    readsCompleted: _builtins.int
+    writesCompleted: _builtins.int
+    readBytes: _builtins.int
+    writeBytes: _builtins.int
+    readTime: _builtins.int
+    """ms"""
+    writeTime: _builtins.int
+    """ms"""
+    ioTime: _builtins.int
+    """ms"""
+    utilization: _builtins.float
+    """percent of the interval the device was busy"""
+    def __init__(
+        self,
+        *,
+        device: _builtins.str = ...,
+        readsCompleted: _builtins.int = ...,
+        writesCompleted: _builtins.int = ...,
+        readBytes: _builtins.int = ...,
+        writeBytes: _builtins.int = ...,
+        readTime: _builtins.int = ...,
+        writeTime: _builtins.int = ...,
+        ioTime: _builtins.int = ...,
+        utilization: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["device", b"device", "ioTime", b"ioTime", "readBytes", b"readBytes", "readTime", b"readTime", "readsCompleted", b"readsCompleted", "utilization", b"utilization", "writeBytes", b"writeBytes", "writeTime", b"writeTime", "writesCompleted", b"writesCompleted"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DiskIOMetrics: _TypeAlias = DiskIOMetrics  # noqa: Y015
+
+@_typing.final
+class ProcessMetrics(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOTALPROCESSES_FIELD_NUMBER: _builtins.int
+    RUNNINGPROCESSES_FIELD_NUMBER: _builtins.int
+    SLEEPINGPROCESSES_FIELD_NUMBER: _builtins.int
+    STOPPEDPROCESSES_FIELD_NUMBER: _builtins.int
+    ZOMBIEPROCESSES_FIELD_NUMBER: _builtins.int
+    TOTALTHREADS_FIELD_NUMBER: _builtins.int
+    TOPBYCPU_FIELD_NUMBER: _builtins.int
+    TOPBYMEMORY_FIELD_NUMBER: _builtins.int
+    totalProcesses: _builtins.int
+    runningProcesses: _builtins.int
+    sleepingProcesses: _builtins.int
+    stoppedProcesses: _builtins.int
+    zombieProcesses: _builtins.int
+    totalThreads: _builtins.int
+    @_builtins.property
+    def topByCPU(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProcessInfo]:
+        """10"""
+
+    @_builtins.property
+    def topByMemory(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProcessInfo]:
+        """10"""
+
+    def __init__(
+        self,
+        *,
+        totalProcesses: _builtins.int = ...,
+        runningProcesses: _builtins.int = ...,
+        sleepingProcesses: _builtins.int = ...,
+        stoppedProcesses: _builtins.int = ...,
+        zombieProcesses: _builtins.int = ...,
+        totalThreads: _builtins.int = ...,
+        topByCPU: _abc.Iterable[Global___ProcessInfo] | None = ...,
+        topByMemory: _abc.Iterable[Global___ProcessInfo] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["runningProcesses", b"runningProcesses", "sleepingProcesses", b"sleepingProcesses", "stoppedProcesses", b"stoppedProcesses", "topByCPU", b"topByCPU", "topByMemory", b"topByMemory", "totalProcesses", b"totalProcesses", "totalThreads", b"totalThreads", "zombieProcesses", b"zombieProcesses"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProcessMetrics: _TypeAlias = ProcessMetrics  # noqa: Y015
+
+@_typing.final
+class ProcessInfo(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PID_FIELD_NUMBER: _builtins.int
+    PPID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    COMMAND_FIELD_NUMBER: _builtins.int
+    CPUPERCENT_FIELD_NUMBER: _builtins.int
+    MEMORYPERCENT_FIELD_NUMBER: _builtins.int
+    MEMORYBYTES_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    STARTTIME_FIELD_NUMBER: _builtins.int
+    USER_FIELD_NUMBER: _builtins.int
+    pid: _builtins.int
+    ppid: _builtins.int
+    name: _builtins.str
+    command: _builtins.str
+    """command line, cut to 256 characters"""
+    cpuPercent: _builtins.float
+    memoryPercent: _builtins.float
+    memoryBytes: _builtins.int
+    status: _builtins.str
+    startTime: _builtins.str
+    user: _builtins.str
+    def __init__(
+        self,
+        *,
+        pid: _builtins.int = ...,
+        ppid: _builtins.int = ...,
+        name: _builtins.str = ...,
+        command: _builtins.str = ...,
+        cpuPercent: _builtins.float = ...,
+        memoryPercent: _builtins.float = ...,
+        memoryBytes: _builtins.int = ...,
+        status: _builtins.str = ...,
+        startTime: _builtins.str = ...,
+        user: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "cpuPercent", b"cpuPercent", "memoryBytes", b"memoryBytes", "memoryPercent", b"memoryPercent", "name", b"name", "pid", b"pid", "ppid", b"ppid", "startTime", b"startTime", "status", b"status", "user", b"user"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProcessInfo: _TypeAlias = ProcessInfo  # noqa: Y015
+
+@_typing.final
+class CloudInfo(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class MetadataEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    PROVIDER_FIELD_NUMBER: _builtins.int
+    REGION_FIELD_NUMBER: _builtins.int
+    ZONE_FIELD_NUMBER: _builtins.int
+    INSTANCEID_FIELD_NUMBER: _builtins.int
+    INSTANCETYPE_FIELD_NUMBER: _builtins.int
+    HYPERVISORTYPE_FIELD_NUMBER: _builtins.int
+    METADATA_FIELD_NUMBER: _builtins.int
+    provider: _builtins.str
+    region: _builtins.str
+    zone: _builtins.str
+    instanceID: _builtins.str
+    instanceType: _builtins.str
+    hypervisorType: _builtins.str
+    @_builtins.property
+    def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        provider: _builtins.str = ...,
+        region: _builtins.str = ...,
+        zone: _builtins.str = ...,
+        instanceID: _builtins.str = ...,
+        instanceType: _builtins.str = ...,
+        hypervisorType: _builtins.str = ...,
+        metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hypervisorType", b"hypervisorType", "instanceID", b"instanceID", "instanceType", b"instanceType", "metadata", b"metadata", "provider", b"provider", "region", b"region", "zone", b"zone"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CloudInfo: _TypeAlias = CloudInfo  # noqa: Y015

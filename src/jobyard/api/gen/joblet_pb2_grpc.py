@@ -692,3 +692,122 @@ class JobService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class MonitoringServiceStub:
+    """Host monitoring (50b8d0a). Roles: admin, viewer.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.GetSystemStatus = channel.unary_unary(
+                '/joblet.MonitoringService/GetSystemStatus',
+                request_serializer=joblet__pb2.EmptyRequest.SerializeToString,
+                response_deserializer=joblet__pb2.SystemStatusRes.FromString,
+                _registered_method=True)
+        self.StreamSystemMetrics = channel.unary_stream(
+                '/joblet.MonitoringService/StreamSystemMetrics',
+                request_serializer=joblet__pb2.StreamMetricsReq.SerializeToString,
+                response_deserializer=joblet__pb2.SystemMetricsRes.FromString,
+                _registered_method=True)
+
+
+class MonitoringServiceServicer:
+    """Host monitoring (50b8d0a). Roles: admin, viewer.
+    """
+
+    def GetSystemStatus(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StreamSystemMetrics(self, request, context):
+        """One snapshot every intervalSeconds (default 5) until the caller leaves.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_MonitoringServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'GetSystemStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSystemStatus,
+                    request_deserializer=joblet__pb2.EmptyRequest.FromString,
+                    response_serializer=joblet__pb2.SystemStatusRes.SerializeToString,
+            ),
+            'StreamSystemMetrics': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamSystemMetrics,
+                    request_deserializer=joblet__pb2.StreamMetricsReq.FromString,
+                    response_serializer=joblet__pb2.SystemMetricsRes.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'joblet.MonitoringService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('joblet.MonitoringService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class MonitoringService:
+    """Host monitoring (50b8d0a). Roles: admin, viewer.
+    """
+
+    @staticmethod
+    def GetSystemStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/joblet.MonitoringService/GetSystemStatus',
+            joblet__pb2.EmptyRequest.SerializeToString,
+            joblet__pb2.SystemStatusRes.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamSystemMetrics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/joblet.MonitoringService/StreamSystemMetrics',
+            joblet__pb2.StreamMetricsReq.SerializeToString,
+            joblet__pb2.SystemMetricsRes.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

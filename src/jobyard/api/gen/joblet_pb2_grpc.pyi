@@ -203,3 +203,43 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_joblet_pb2.GetWorkflowJobsResponse, _abc.Awaitable[_joblet_pb2.GetWorkflowJobsResponse]]: ...
 
 def add_JobServiceServicer_to_server(servicer: JobServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class MonitoringServiceStub:
+    """Host monitoring (50b8d0a). Roles: admin, viewer."""
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> MonitoringServiceAsyncStub: ...
+    GetSystemStatus: _grpc.UnaryUnaryMultiCallable[_joblet_pb2.EmptyRequest, _joblet_pb2.SystemStatusRes]
+    StreamSystemMetrics: _grpc.UnaryStreamMultiCallable[_joblet_pb2.StreamMetricsReq, _joblet_pb2.SystemMetricsRes]
+    """One snapshot every intervalSeconds (default 5) until the caller leaves."""
+
+@_typing.type_check_only
+class MonitoringServiceAsyncStub(MonitoringServiceStub):
+    """Host monitoring (50b8d0a). Roles: admin, viewer."""
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    GetSystemStatus: _aio.UnaryUnaryMultiCallable[_joblet_pb2.EmptyRequest, _joblet_pb2.SystemStatusRes]  # type: ignore[assignment]
+    StreamSystemMetrics: _aio.UnaryStreamMultiCallable[_joblet_pb2.StreamMetricsReq, _joblet_pb2.SystemMetricsRes]  # type: ignore[assignment]
+    """One snapshot every intervalSeconds (default 5) until the caller leaves."""
+
+class MonitoringServiceServicer(metaclass=_abc_1.ABCMeta):
+    """Host monitoring (50b8d0a). Roles: admin, viewer."""
+
+    @_abc_1.abstractmethod
+    def GetSystemStatus(
+        self,
+        request: _joblet_pb2.EmptyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_joblet_pb2.SystemStatusRes, _abc.Awaitable[_joblet_pb2.SystemStatusRes]]: ...
+
+    @_abc_1.abstractmethod
+    def StreamSystemMetrics(
+        self,
+        request: _joblet_pb2.StreamMetricsReq,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_joblet_pb2.SystemMetricsRes], _abc.AsyncIterator[_joblet_pb2.SystemMetricsRes]]:
+        """One snapshot every intervalSeconds (default 5) until the caller leaves."""
+
+def add_MonitoringServiceServicer_to_server(servicer: MonitoringServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
