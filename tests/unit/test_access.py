@@ -25,6 +25,8 @@ CHANGES = {
     "run_job", "stop_job", "run_workflow", "delete_job", "suspend_job", "resume_job",
     "extend_job", "stop_workflow",
 }  # fmt: skip
+# The host as a whole (joblet.MonitoringService): admin and viewer only.
+HOST_READS = {"get_system_status", "stream_system_metrics"}
 
 ADMIN = Identity("root-of-all", Role.ADMIN)
 VIEWER = Identity("auditor", Role.VIEWER)
@@ -42,7 +44,16 @@ class Item:
 
 
 def test_the_table_names_every_operation_once() -> None:
-    assert set(ROLE_TABLE) == READS | CHANGES
+    assert set(ROLE_TABLE) == READS | CHANGES | HOST_READS
+
+
+@pytest.mark.parametrize("operation", sorted(HOST_READS))
+def test_only_admin_and_viewer_read_the_host(operation: str) -> None:
+    authorize(ADMIN, operation)
+    authorize(VIEWER, operation)
+    for caller in (ALICE, CORE):
+        with pytest.raises(PermissionDenied, match=f"not allowed to perform operation {operation}"):
+            authorize(caller, operation)
 
 
 @pytest.mark.parametrize("operation", sorted(READS | CHANGES))
