@@ -25,6 +25,8 @@ Example::
       diskReserveBytes: 16777216  # data disk space kept for the server's records
       maxTotalCpu: 0              # percent; running jobs' maxCPU may not add up beyond; 0 = any
       maxTotalMemory: 0           # MB; the same for maxMemory; 0 = any
+      maxWorkflowBytes: 1048576   # a bigger workflow document is refused
+      maxWorkflowJobs: 5000       # a workflow with more jobs is refused
     ucloud:                       # products, applications, accounting: see jobyard.ucloud.catalog
       providerId: example
       products: [...]             # Product.Compute, as the seed's resolvedProduct
@@ -54,6 +56,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from jobyard.domain.errors import InvalidArgument
+from jobyard.domain.workflows import DEFAULT_MAX_WORKFLOW_BYTES, DEFAULT_MAX_WORKFLOW_JOBS
 
 if TYPE_CHECKING:
     from jobyard.ucloud.catalog import UcloudConfig
@@ -133,6 +136,8 @@ class JobyardConfig:
     disk_reserve_bytes: int = 16 << 20  # released when job output fills the disk
     max_total_cpu: int = 0  # percent of one core, summed over active jobs; 0 = unbounded
     max_total_memory: int = 0  # MB, summed over active jobs; 0 = unbounded
+    max_workflow_bytes: int = DEFAULT_MAX_WORKFLOW_BYTES
+    max_workflow_jobs: int = DEFAULT_MAX_WORKFLOW_JOBS
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -181,6 +186,8 @@ _JOBYARD_KEYS = {
     "diskReserveBytes": ("disk_reserve_bytes", int),
     "maxTotalCpu": ("max_total_cpu", int),
     "maxTotalMemory": ("max_total_memory", int),
+    "maxWorkflowBytes": ("max_workflow_bytes", int),
+    "maxWorkflowJobs": ("max_workflow_jobs", int),
 }
 _SLURM_KEYS = {
     "partition": ("partition", str),
@@ -235,8 +242,13 @@ def load_config(path: Path | None, **overrides: Any) -> ServerConfig:
     grpc = GrpcConfig(**_section(raw.get("grpc"), "grpc", _GRPC_KEYS))
     jobyard = JobyardConfig(**_section(raw.get("jobyard"), "jobyard", _JOBYARD_KEYS))
     slurm = SlurmConfig(**_section(raw.get("slurm"), "slurm", _SLURM_KEYS))
-    if joblet.max_concurrent_jobs < 1:
-        raise InvalidArgument("config: joblet.maxConcurrentJobs must be at least 1")
+    for key, value in (
+        ("joblet.maxConcurrentJobs", joblet.max_concurrent_jobs),
+        ("jobyard.maxWorkflowBytes", jobyard.max_workflow_bytes),
+        ("jobyard.maxWorkflowJobs", jobyard.max_workflow_jobs),
+    ):
+        if value < 1:
+            raise InvalidArgument(f"config: {key} must be at least 1")
     values = {k: v for k, v in overrides.items() if v is not None}
     if "data_dir" not in values:
         raise InvalidArgument("config: a data directory is required")

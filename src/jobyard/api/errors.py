@@ -1,7 +1,8 @@
-"""The one mapping between jobyard's exceptions and gRPC status codes.
+"""The one mapping between jobyard's exceptions and gRPC status codes, and their messages.
 
-The server turns an exception into a code with :func:`code_for`; the SDK turns a code back
-into the same exception class with :func:`error_class`.
+The server turns an exception into a code with :func:`code_for` and into the message it
+sends (and logs) with :func:`public_message`; the SDK turns a code back into the same
+exception class with :func:`error_class`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,23 @@ ERROR_CODES: tuple[tuple[type[JobyardError], grpc.StatusCode], ...] = (
     (Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
     (ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
 )
+
+
+# Messages often quote the input they refuse; past this many characters the middle is cut,
+# so a 100 KB name never comes back whole (it overflowed gRPC's metadata limit, which the
+# client then saw as RESOURCE_EXHAUSTED instead of the real error).
+MAX_MESSAGE_CHARS = 300
+_HEAD_CHARS, _TAIL_CHARS = 180, 100
+
+
+def public_message(exc: BaseException) -> str:
+    """``str(exc)``, its middle cut when long: the start names the problem, the end usually
+    says what would be accepted."""
+    message = str(exc)
+    if len(message) <= MAX_MESSAGE_CHARS:
+        return message
+    cut = len(message) - _HEAD_CHARS - _TAIL_CHARS
+    return f"{message[:_HEAD_CHARS]}...[{cut} characters cut]...{message[-_TAIL_CHARS:]}"
 
 
 def code_for(exc: JobyardError) -> grpc.StatusCode:

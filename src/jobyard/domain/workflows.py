@@ -15,13 +15,20 @@
 A job starts once every requirement holds (ANDed). A requirement that can no longer hold
 (its dependency ended in another status) ends the job, and its dependents, as STOPPED with
 reason DEPENDENCY_FAILED. Everything is validated before anything runs.
+
+Bounds (:class:`WorkflowLimits`): the document's size, its number of jobs, and the size it
+would have with every alias expanded. The last is counted on the composed node graph, before
+anything is constructed: a 1 KB document of nested anchors ("billion laughs") is refused in
+microseconds instead of being materialised.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import re
 from collections.abc import Mapping
+from datetime import date, datetime
 from typing import Any
 
 import yaml
@@ -30,8 +37,11 @@ from jobyard.domain.errors import InvalidArgument
 from jobyard.domain.jobs import JobSpec, Resources
 from jobyard.domain.status import TERMINAL, Status
 
-MAX_WORKFLOW_JOBS = 10_000
-MAX_WORKFLOW_BYTES = 4 * 1024 * 1024
+DEFAULT_MAX_WORKFLOW_JOBS = 5_000
+DEFAULT_MAX_WORKFLOW_BYTES = 1024 * 1024
+# Expanded size (nodes + scalar characters, aliases expanded) allowed per byte of the limit:
+# a document without aliases stays under 2 units per byte.
+EXPANSION_UNITS_PER_BYTE = 4
 _JOB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
 # YAML key -> Resources field; the seed's camelCase and snake_case both accepted.
@@ -79,8 +89,74 @@ class WorkflowSpec:
                 return job
         raise KeyError(name)
 
+    @property
+    def by_name(self) -> dict[str, WorkflowJobSpec]:
+        return {job.name: job for job in self.jobs}
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+
+class WorkflowStatus(enum.StrEnum):
+    """A workflow's status: RUNNING until every job has an outcome."""
+
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"  # every job COMPLETED
+    FAILED = "FAILED"  # some job ended otherwise (or never started)
+    STOPPED = "STOPPED"  # stopped by a user
+
+    @property
+    def ended(self) -> bool:
+        return self is not WorkflowStatus.RUNNING
+
+
+# The status of a workflow job not created yet; once created, its job's status is shown, and
+# a job that never starts (a requirement failed, the workflow was stopped) is STOPPED.
+PENDING = "PENDING"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WorkflowJobRow:
+    """A workflow job's place: its job once created, else why it has none yet."""
+
+    name: str
+    position: int  # in dependency order
+    job_id: str | None
+    status: str  # PENDING, or STOPPED for a job that never started; else see the job
+    reason: str | None
+    dependencies: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WorkflowRecord:
+    """A stored workflow: its document and the place of each of its jobs."""
+
+    id: str
+    name: str
+    owner: str
+    document: str
+    status: WorkflowStatus
+    created_at: datetime
+    ended_at: datetime | None
+    jobs: tuple[WorkflowJobRow, ...]
+    project: str = ""  # the submitter's project ("" = none): its members see the workflow
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WorkflowLimits:
+    """How big a workflow may be; anything bigger is refused with InvalidArgument."""
+
+    max_bytes: int = DEFAULT_MAX_WORKFLOW_BYTES
+    max_jobs: int = DEFAULT_MAX_WORKFLOW_JOBS
+
+    @property
+    def max_expanded(self) -> int:
+        return EXPANSION_UNITS_PER_BYTE * self.max_bytes
+
+
+# libyaml's parser where it is installed (several times faster); the constructor that runs
+# after the checks is Python's SafeConstructor either way.
+_BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _UniqueKeyLoader(_BaseLoader):  # type: ignore[misc]
     """SafeLoader that refuses duplicate keys (PyYAML keeps the last one silently)."""
 
 
@@ -88,10 +164,13 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict
     seen: set[Any] = set()
     for key_node, _ in node.value:
         key = loader.construct_object(key_node)
+        if not isinstance(key, str | int | float | bool) and key is not None:
+            raise InvalidArgument("invalid workflow: a mapping key must be a plain value")
         if key in seen:
             raise InvalidArgument(f"invalid workflow: duplicate name {key!r}")
         seen.add(key)
-    return loader.construct_mapping(node)
+    mapping: dict[Any, Any] = loader.construct_mapping(node)
+    return mapping
 
 
 _UniqueKeyLoader.add_constructor(
@@ -100,21 +179,26 @@ _UniqueKeyLoader.add_constructor(
 )
 
 
-def parse_workflow(text: str, parse_duration: Any = None) -> WorkflowSpec:
+def check_size(text: str, limits: WorkflowLimits) -> None:
+    """Refuse a document over the byte limit (cheap: before any parsing)."""
+    size = len(text.encode())
+    if size > limits.max_bytes:
+        raise InvalidArgument(
+            f"invalid workflow: {size} bytes exceeds the limit of {limits.max_bytes} bytes"
+        )
+
+
+def parse_workflow(
+    text: str, parse_duration: Any = None, limits: WorkflowLimits = WorkflowLimits()
+) -> WorkflowSpec:
     """Parse and fully validate a workflow; raises InvalidArgument naming the problem."""
-    if len(text.encode()) > MAX_WORKFLOW_BYTES:
-        raise InvalidArgument(f"invalid workflow: larger than {MAX_WORKFLOW_BYTES} bytes")
-    try:
-        doc = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        raise InvalidArgument(f"invalid workflow: not valid YAML: {exc}") from exc
+    check_size(text, limits)
+    doc = _load(text, limits)
     if not isinstance(doc, dict) or not isinstance(doc.get("jobs"), dict) or not doc["jobs"]:
         raise InvalidArgument("invalid workflow: expected a non-empty 'jobs:' mapping")
     unknown = set(doc) - _TOP_KEYS
     if unknown:
-        raise InvalidArgument(f"invalid workflow: unknown key(s) {', '.join(sorted(unknown))}")
-    if len(doc["jobs"]) > MAX_WORKFLOW_JOBS:
-        raise InvalidArgument(f"invalid workflow: more than {MAX_WORKFLOW_JOBS} jobs")
+        raise InvalidArgument(f"invalid workflow: unknown key(s) {_names(unknown)}")
     jobs = {
         str(name): _parse_job(str(name), body, parse_duration) for name, body in doc["jobs"].items()
     }
@@ -127,6 +211,77 @@ def parse_workflow(text: str, parse_duration: Any = None) -> WorkflowSpec:
     return WorkflowSpec(jobs=tuple(jobs[name] for name in _dependency_order(jobs)))
 
 
+def _load(text: str, limits: WorkflowLimits) -> Any:
+    """The document's data, refused before construction if it would expand past the limits."""
+    loader = _UniqueKeyLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_expansion(node, limits.max_expanded)
+        _check_job_count(node, limits.max_jobs)
+        return loader.construct_document(node)
+    except yaml.YAMLError as exc:
+        raise InvalidArgument(f"invalid workflow: not valid YAML: {exc}") from None
+    except RecursionError:
+        raise InvalidArgument("invalid workflow: nested too deeply") from None
+    finally:
+        loader.dispose()
+
+
+def _check_expansion(root: yaml.Node, limit: int) -> None:
+    """Refuse a node graph whose alias-expanded size (every node 1, every scalar its length
+    too) exceeds ``limit``, or that refers to itself. Each distinct node is visited once
+    (sizes are memoised), without recursion, so the check is linear in the document."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()  # the path from the root: seeing one again is a cycle
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if children_done:
+            open_nodes.discard(key)
+            sizes[key] = 1 + sum(sizes[id(c)] for c in _children(node))
+            if isinstance(node, yaml.ScalarNode):
+                sizes[key] += len(node.value)
+            if sizes[key] > limit:
+                raise InvalidArgument(
+                    f"invalid workflow: its aliases expand past the limit of {limit} "
+                    f"(nodes and characters)"
+                )
+            continue
+        if key in sizes:
+            continue
+        if key in open_nodes:
+            raise InvalidArgument("invalid workflow: an alias refers to a node containing it")
+        open_nodes.add(key)
+        stack.append((node, True))
+        stack.extend((child, False) for child in _children(node) if id(child) not in sizes)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
+
+
+def _check_job_count(root: yaml.Node, limit: int) -> None:
+    if not isinstance(root, yaml.MappingNode):
+        return  # refused with a clearer message once constructed
+    for key, value in root.value:
+        is_jobs = isinstance(key, yaml.ScalarNode) and key.value == "jobs"
+        if is_jobs and isinstance(value, yaml.MappingNode) and len(value.value) > limit:
+            raise InvalidArgument(
+                f"invalid workflow: {len(value.value)} jobs exceeds the limit of {limit}"
+            )
+
+
+def _names(keys: set[Any]) -> str:
+    return ", ".join(sorted(str(k) for k in keys))
+
+
 def _parse_job(name: str, body: Any, parse_duration: Any) -> WorkflowJobSpec:
     if not _JOB_NAME.fullmatch(name):
         raise InvalidArgument(
@@ -137,7 +292,7 @@ def _parse_job(name: str, body: Any, parse_duration: Any) -> WorkflowJobSpec:
     unknown = set(body) - _JOB_KEYS
     if unknown:
         raise InvalidArgument(
-            f"invalid workflow: job {name!r} has unknown key(s) {', '.join(sorted(unknown))}"
+            f"invalid workflow: job {name!r} has unknown key(s) {_names(unknown)}"
         )
     try:
         spec = _job_spec(name, body, parse_duration)
@@ -159,8 +314,8 @@ def _job_spec(name: str, body: Mapping[str, Any], parse_duration: Any) -> JobSpe
     time_limit = body.get("timeLimit", body.get("time_limit", 0))
     seconds = parse_duration(time_limit) if parse_duration and time_limit else 0.0
     args = body.get("args") or []
-    if not isinstance(args, list):
-        raise InvalidArgument("args must be a list")
+    if not isinstance(args, list) or not all(_is_scalar(a) for a in args):
+        raise InvalidArgument("args must be a list of strings")
     return JobSpec(
         command=str(body.get("command") or ""),
         args=tuple(str(a) for a in args),
@@ -204,9 +359,14 @@ def _upload_files(value: Any) -> list[str]:
 def _str_map(what: str, value: Any) -> dict[str, str]:
     if value is None:
         return {}
-    if not isinstance(value, dict):
-        raise InvalidArgument(f"{what} must be a mapping")
+    if not isinstance(value, dict) or not all(_is_scalar(v) for v in value.values()):
+        raise InvalidArgument(f"{what} must be a mapping of names to strings")
     return {str(k): str(v) for k, v in value.items()}
+
+
+def _is_scalar(value: Any) -> bool:
+    # str() of a nested list repeats every alias it holds: only scalars become strings.
+    return isinstance(value, str | int | float | bool | date) or value is None
 
 
 def _requirements(name: str, body: Mapping[str, Any]) -> tuple[Requirement, ...]:

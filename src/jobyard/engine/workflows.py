@@ -3,6 +3,10 @@
 Event driven: the runner follows the engine's job events; when a workflow job ends it
 re-evaluates that workflow at once (no polling). Workflows and the place of each of their
 jobs are stored, so a half-done workflow continues after a server restart.
+
+Submitting is quick whatever the size: the document is parsed off the event loop (see
+:mod:`jobyard.engine.parsing`), validated whole, stored in one transaction, and answered;
+its first jobs start in the background.
 """
 
 from __future__ import annotations
@@ -12,21 +16,28 @@ import contextlib
 import dataclasses
 import logging
 import uuid
+from collections.abc import Coroutine
+from typing import Any
 
-from jobyard.config import parse_duration
 from jobyard.domain.access import Identity
 from jobyard.domain.errors import FailedPrecondition, InvalidArgument, JobyardError, NotFound
 from jobyard.domain.jobs import Job, utcnow
-from jobyard.domain.status import TerminationReason
-from jobyard.domain.workflows import WorkflowSpec, parse_workflow
+from jobyard.domain.status import Status, TerminationReason
+from jobyard.domain.workflows import (
+    PENDING,
+    WorkflowJobRow,
+    WorkflowRecord,
+    WorkflowSpec,
+    WorkflowStatus,
+)
 from jobyard.engine.events import WatcherTooSlow
 from jobyard.engine.jobs import JobEngine
-from jobyard.store.base import JobQuery
-from jobyard.store.workflows import PENDING, SQLiteWorkflowStore, WorkflowJobRow, WorkflowRecord
+from jobyard.engine.parsing import WorkflowParser
+from jobyard.store.base import JobQuery, WorkflowStore, resolve_id
 
 log = logging.getLogger("jobyard.workflows")
 
-W_RUNNING, W_COMPLETED, W_FAILED, W_STOPPED = "RUNNING", "COMPLETED", "FAILED", "STOPPED"
+NEVER_STARTED = Status.STOPPED.value  # the row status of a job that never got to start
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -44,11 +55,13 @@ class WorkflowJobView:
 
 
 class WorkflowRunner:
-    def __init__(self, engine: JobEngine, store: SQLiteWorkflowStore) -> None:
+    def __init__(self, engine: JobEngine, store: WorkflowStore, parser: WorkflowParser) -> None:
         self._engine = engine
         self._store = store
+        self._parser = parser
         self._live: dict[str, _Live] = {}
         self._task: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
         self._ready = asyncio.Event()
         # One evaluation per workflow at a time: submitting awaits, and a second evaluation
         # in between would start the same job twice.
@@ -62,10 +75,22 @@ class WorkflowRunner:
             await self._evaluate(record.id)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        tasks = [*self._background, *([self._task] if self._task else [])]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
+
+    def _in_background(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(work, name=name)
+        self._background.add(task)
+        task.add_done_callback(self._background_done)
+
+    def _background_done(self, task: asyncio.Task[None]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("workflow evaluation failed", exc_info=task.exception())
 
     async def _follow(self) -> None:
         while True:
@@ -92,7 +117,8 @@ class WorkflowRunner:
         project: str = "",
         caller: Identity | None = None,
     ) -> WorkflowRecord:
-        spec = parse_workflow(document, parse_duration)
+        """Validate and store a workflow; its jobs start in the background."""
+        spec = await self._parser.parse(document)
         for job in spec.jobs:  # host, volume and runtime checks too, before anything runs
             try:
                 self._engine.prepare(job.spec, caller)
@@ -100,42 +126,31 @@ class WorkflowRunner:
                 raise type(exc)(f"invalid workflow: job {job.name!r}: {exc}") from None
         record = WorkflowRecord(
             id=str(uuid.uuid4()), name=name or "workflow", owner=owner, document=document,
-            status=W_RUNNING, created_at=utcnow(), ended_at=None,
-            jobs=tuple(WorkflowJobRow(j.name, i, None, PENDING, None)
+            status=WorkflowStatus.RUNNING, created_at=utcnow(), ended_at=None,
+            jobs=tuple(WorkflowJobRow(j.name, i, None, PENDING, None, j.dependencies)
                        for i, j in enumerate(spec.jobs)),
             project=project,
         )  # fmt: skip
         self._store.create(record)
+        self._live[record.id] = _Live(record.id, owner, project, spec, pending=set(spec.by_name))
         log.info("workflow accepted | workflowId=%s jobs=%d owner=%s",
                  record.id, len(spec.jobs), owner)  # fmt: skip
-        await self._evaluate(record.id)
-        return self._store.get(record.id)
+        self._in_background(self._evaluate(record.id), name=f"workflow-{record.id}")
+        return record
 
     def workflow(self, ref: str) -> WorkflowRecord:
         """A workflow by full id or unique prefix (at least 4 characters)."""
-        ref = ref.strip().lower()
-        if len(ref) == 36:
-            return self._store.get(ref)
-        if len(ref) < 4:
-            raise InvalidArgument(f"workflow id prefix {ref!r} is too short")
-        matches = self._store.ids_with_prefix(ref, 2)
-        if not matches:
-            raise NotFound(f"workflow not found: {ref}")
-        if len(matches) > 1:
-            raise InvalidArgument(f"workflow id prefix {ref!r} is ambiguous")
-        return self._store.get(matches[0])
+        return self._store.get(resolve_id(self._store, ref, kind="workflow"))
 
     def workflows(self) -> list[WorkflowRecord]:
         return self._store.list()
 
     def jobs_of(self, record: WorkflowRecord) -> list[WorkflowJobView]:
-        spec = self._spec(record)
         size = max(1, len(record.jobs))
         jobs, _ = self._engine.query(JobQuery(workflow_id=record.id, page_size=size))
         by_id = {job.id: job for job in jobs}
-        deps = {job.name: job.dependencies for job in spec.jobs}
         return [
-            WorkflowJobView(row.name, deps[row.name], row, by_id.get(row.job_id or ""))
+            WorkflowJobView(row.name, row.dependencies, row, by_id.get(row.job_id or ""))
             for row in record.jobs
         ]
 
@@ -148,11 +163,11 @@ class WorkflowRunner:
             )
         async with self._locks.setdefault(record.id, asyncio.Lock()):
             # Ended first: from here no evaluation starts another of its jobs.
-            self._store.finish(record.id, W_STOPPED)
+            self._store.finish(record.id, WorkflowStatus.STOPPED)
             self._live.pop(record.id, None)
         for view in self.jobs_of(self._store.get(record.id)):
             if view.job is None and view.row.status == PENDING:
-                self._store.set_job(record.id, view.name, job_id=None, status=W_STOPPED,
+                self._store.set_job(record.id, view.name, job_id=None, status=NEVER_STARTED,
                                     reason=TerminationReason.USER_STOP.value)  # fmt: skip
             elif view.job is not None and not view.job.status.terminal:
                 with contextlib.suppress(JobyardError):
@@ -161,18 +176,14 @@ class WorkflowRunner:
 
     # -- evaluation ----------------------------------------------------------------------
 
-    def _spec(self, record: WorkflowRecord) -> WorkflowSpec:
-        live = self._live.get(record.id)
-        return live.spec if live else parse_workflow(record.document, parse_duration)
-
-    def _load(self, workflow_id: str) -> _Live | None:
+    async def _load(self, workflow_id: str) -> _Live | None:
         """The in-memory state of an unfinished workflow (rebuilt from the store once)."""
         if workflow_id in self._live:
             return self._live[workflow_id]
         record = self._store.get(workflow_id)
         if record.ended_at is not None:
             return None
-        spec = parse_workflow(record.document, parse_duration)
+        spec = await self._parser.parse(record.document)
         live = _Live(record.id, record.owner, record.project, spec)
         for view in self.jobs_of(record):
             live.settle(view.name, _final_status(view))
@@ -187,7 +198,7 @@ class WorkflowRunner:
     async def _evaluate(self, workflow_id: str, ended: Job | None = None) -> None:
         lock = self._locks.setdefault(workflow_id, asyncio.Lock())
         async with lock:
-            live = self._load(workflow_id)
+            live = await self._load(workflow_id)
             if live is None:
                 return
             if ended is None:
@@ -208,7 +219,7 @@ class WorkflowRunner:
             outcome = live.outcome
             if any(outcome[r.job] and outcome[r.job] != r.status.value for r in spec.requires):
                 self._cancel(live, name)
-                live.settle(name, W_STOPPED)
+                live.settle(name, NEVER_STARTED)
             elif all(outcome[r.job] == r.status.value for r in spec.requires):
                 job = await self._start(live, name)
                 if job.status.terminal:  # e.g. a launch that failed at once
@@ -230,7 +241,7 @@ class WorkflowRunner:
                     continue
                 if live.required[dependent][done] != done_status:
                     self._cancel(live, dependent)
-                    work.append((dependent, W_STOPPED))
+                    work.append((dependent, NEVER_STARTED))
                     continue
                 live.unmet[dependent] -= 1
                 if live.unmet[dependent] == 0:
@@ -250,14 +261,14 @@ class WorkflowRunner:
     def _cancel(self, live: _Live, name: str) -> None:
         """A requirement of ``name`` can no longer hold: it never starts."""
         live.pending.discard(name)
-        self._store.set_job(live.id, name, job_id=None, status=W_STOPPED,
+        self._store.set_job(live.id, name, job_id=None, status=NEVER_STARTED,
                             reason=TerminationReason.DEPENDENCY_FAILED.value)  # fmt: skip
 
     def _maybe_finish(self, live: _Live) -> None:
         if live.unfinished:
             return
-        done = all(s == W_COMPLETED for s in live.outcome.values())
-        status = W_COMPLETED if done else W_FAILED
+        done = all(s == Status.COMPLETED.value for s in live.outcome.values())
+        status = WorkflowStatus.COMPLETED if done else WorkflowStatus.FAILED
         self._store.finish(live.id, status)
         self._live.pop(live.id, None)
         self._locks.pop(live.id, None)
@@ -267,16 +278,23 @@ class WorkflowRunner:
 class _Live:
     """What the runner keeps in memory for an unfinished workflow."""
 
-    def __init__(self, workflow_id: str, owner: str, project: str, spec: WorkflowSpec) -> None:
+    def __init__(
+        self,
+        workflow_id: str,
+        owner: str,
+        project: str,
+        spec: WorkflowSpec,
+        pending: set[str] | None = None,
+    ) -> None:
         self.id = workflow_id
         self.owner = owner
         self.project = project
         self.spec = spec
-        self.by_name = {job.name: job for job in spec.jobs}
+        self.by_name = spec.by_name
         self.outcome: dict[str, str] = dict.fromkeys(self.by_name, "")  # "" while it may run
         self.unfinished = len(self.outcome)  # names whose outcome is still ""
         self.by_job: dict[str, str] = {}  # job id -> name
-        self.pending: set[str] = set()  # names not created and not cancelled
+        self.pending: set[str] = pending or set()  # names not created and not cancelled
         self.unmet: dict[str, int] = {}  # pending name -> requirements not met yet
         # name -> {dependency name -> the status it must end in}
         self.required = {j.name: {r.job: r.status.value for r in j.requires} for j in spec.jobs}

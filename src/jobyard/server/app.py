@@ -16,8 +16,10 @@ from grpc_reflection.v1alpha import reflection
 from jobyard.api.gen import joblet_pb2_grpc, jobyard_v1_pb2_grpc
 from jobyard.config import ServerConfig, backend_names
 from jobyard.domain.errors import InvalidArgument
+from jobyard.domain.workflows import WorkflowLimits
 from jobyard.engine import EngineConfig, JobEngine
 from jobyard.engine.backends import Backends
+from jobyard.engine.parsing import ProcessWorkflowParser
 from jobyard.engine.workflows import WorkflowRunner
 from jobyard.logs import JobLayout, LogConfig, LogHub
 from jobyard.runtime.base import Runtime
@@ -39,6 +41,8 @@ SERVICES = (
     "jobyard.v1.JobyardService",
 )
 SHUTDOWN_GRACE_SECONDS = 2.0
+# Room for a RunWorkflow's other fields beside a document of the largest allowed size.
+WORKFLOW_MESSAGE_HEADROOM_BYTES = 64 * 1024
 
 
 def make_backends(config: ServerConfig, layout: JobLayout) -> Backends:
@@ -99,6 +103,19 @@ def log_config(config: ServerConfig) -> LogConfig:
     )
 
 
+def workflow_limits(config: ServerConfig) -> WorkflowLimits:
+    j = config.jobyard
+    return WorkflowLimits(max_bytes=j.max_workflow_bytes, max_jobs=j.max_workflow_jobs)
+
+
+def max_receive_bytes(config: ServerConfig) -> int:
+    """gRPC's receive limit: the configured one, raised to fit the largest workflow allowed,
+    so that an oversize workflow gets jobyard's INVALID_ARGUMENT naming the limit rather than
+    gRPC's bare RESOURCE_EXHAUSTED."""
+    workflow = config.jobyard.max_workflow_bytes + WORKFLOW_MESSAGE_HEADROOM_BYTES
+    return max(config.grpc.max_recv_msg_size, workflow)
+
+
 def _credentials(certs_dir: Path) -> grpc.ServerCredentials:
     def read(name: str) -> bytes:
         path = certs_dir / name
@@ -157,7 +174,11 @@ async def start_server(
         store, runtime or make_backends(config, layout), layout, hub, engine_config(config)
     )
     g = config.grpc
-    workflows = WorkflowRunner(engine, SQLiteWorkflowStore(store.connection))
+    workflows = WorkflowRunner(
+        engine,
+        SQLiteWorkflowStore(store.connection),
+        ProcessWorkflowParser(workflow_limits(config)),
+    )
     server = grpc.aio.server(
         # Auth first (outermost): an unauthorized caller learns nothing about parsing.
         interceptors=[
@@ -165,7 +186,7 @@ async def start_server(
             StrictRequestInterceptor(),
         ],
         options=[
-            ("grpc.max_receive_message_length", g.max_recv_msg_size),
+            ("grpc.max_receive_message_length", max_receive_bytes(config)),
             ("grpc.max_send_message_length", g.max_send_msg_size),
             ("grpc.keepalive_time_ms", int(g.keep_alive_time_seconds * 1000)),
         ],

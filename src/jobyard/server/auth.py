@@ -17,7 +17,7 @@ from typing import Any
 
 import grpc
 
-from jobyard.api.errors import code_for
+from jobyard.api.errors import code_for, public_message
 from jobyard.certs import identity_from_pem
 from jobyard.domain.access import Identity, Role, authorize
 from jobyard.domain.errors import JobyardError, Unauthenticated
@@ -149,8 +149,9 @@ def _wrap(handler: grpc.RpcMethodHandler, operation: str, insecure: bool) -> Any
 async def _abort(context: Any, exc: JobyardError, operation: str) -> None:
     code = code_for(exc)
     level = logging.WARNING if code in _LOUD_CODES else logging.DEBUG
-    log.log(level, "request refused | operation=%s code=%s error=%s", operation, code.name, exc)
-    await context.abort(code, str(exc))
+    message = public_message(exc)
+    log.log(level, "request refused | operation=%s code=%s error=%s", operation, code.name, message)
+    await context.abort(code, message)
 
 
 async def _internal(context: Any, operation: str) -> None:

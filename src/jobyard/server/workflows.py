@@ -9,10 +9,10 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from jobyard.api.gen import joblet_pb2 as pb
 from jobyard.api.gen import jobyard_v1_pb2 as v1
+from jobyard.domain.workflows import WorkflowRecord
 from jobyard.engine.workflows import WorkflowJobView, WorkflowRunner
 from jobyard.server.auth import current_identity
 from jobyard.server.convert import NO_EXIT_CODE
-from jobyard.store.workflows import WorkflowRecord
 
 NOT_STARTED_ID = "0"  # the seed's jobId for jobs not started yet
 
@@ -45,7 +45,7 @@ def workflow_info(record: WorkflowRecord, views: list[WorkflowJobView]) -> pb.Wo
     msg = pb.WorkflowInfo(
         uuid=record.id,
         workflow=record.name,
-        status=record.status,
+        status=record.status.value,
         totalJobs=len(views),
         completedJobs=sum(v.status == "COMPLETED" for v in views),
         failedJobs=sum(v.job is not None and v.status in ("FAILED", "STOPPED") for v in views),
@@ -83,7 +83,7 @@ class WorkflowRpcs:
             project=caller.project,
             caller=caller,
         )
-        return pb.RunWorkflowResponse(workflowUuid=record.id, status=record.status)
+        return pb.RunWorkflowResponse(workflowUuid=record.id, status=record.status.value)
 
     async def GetWorkflowStatus(
         self, request: pb.GetWorkflowStatusRequest, context: Any

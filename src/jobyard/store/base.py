@@ -12,9 +12,10 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
-from jobyard.domain.errors import InvalidArgument, NotFound, job_not_found
+from jobyard.domain.errors import InvalidArgument, NotFound
 from jobyard.domain.jobs import Job, looks_like_id_prefix
 from jobyard.domain.status import Status
+from jobyard.domain.workflows import WorkflowRecord, WorkflowStatus
 
 # Fields a transition may set besides the status itself.
 MUTABLE_FIELDS = frozenset(
@@ -77,6 +78,40 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
+class WorkflowStore(Protocol):
+    """Workflows and the place of each of their jobs (one record per RunWorkflow)."""
+
+    def create(self, record: WorkflowRecord) -> None:
+        """Persist a new workflow and all its job rows in one durable transaction."""
+        ...
+
+    def get(self, workflow_id: str) -> WorkflowRecord:
+        """The workflow with exactly this id; raises NotFound."""
+        ...
+
+    def ids_with_prefix(self, prefix: str, limit: int) -> builtins.list[str]: ...
+
+    def list(self, *, unfinished_only: bool = False) -> builtins.list[WorkflowRecord]:
+        """Workflows, oldest first."""
+        ...
+
+    def set_job(
+        self, workflow_id: str, name: str, *, job_id: str | None, status: str, reason: str | None
+    ) -> None:
+        """Record a workflow job's job (once created) or why it never got one."""
+        ...
+
+    def finish(self, workflow_id: str, status: WorkflowStatus) -> None:
+        """End the workflow with ``status``, unless it has ended already."""
+        ...
+
+
+class HasIds(Protocol):
+    """What :func:`resolve_id` needs of a store."""
+
+    def ids_with_prefix(self, prefix: str, limit: int) -> builtins.list[str]: ...
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class JobQuery:
     """Filters for listing jobs; every given filter must match."""
@@ -111,22 +146,21 @@ class JobQuery:
             raise InvalidArgument(f"invalid page token {self.page_token!r}") from None
 
 
-def resolve_id(store: Store, ref: str) -> str:
-    """Map a full id or a unique prefix (at least 4 characters) to the job id."""
+def resolve_id(store: HasIds, ref: str, kind: str = "job") -> str:
+    """Map a full id or a unique prefix (at least 4 characters) of a ``kind`` ("job" or
+    "workflow") to its id. Unknown ids answer NotFound ("job not found: ID")."""
     ref = ref.strip().lower()
     if not looks_like_id_prefix(ref):
-        raise job_not_found(ref)
-    if len(ref) == 36:
-        return store.get(ref).id
+        raise NotFound(f"{kind} not found: {ref}")
     if len(ref) < MIN_PREFIX_CHARS:
         raise InvalidArgument(
-            f"job id prefix {ref!r} is too short: give at least {MIN_PREFIX_CHARS} characters"
+            f"{kind} id prefix {ref!r} is too short: give at least {MIN_PREFIX_CHARS} characters"
         )
     matches = store.ids_with_prefix(ref, limit=2)
     if not matches:
-        raise job_not_found(ref)
+        raise NotFound(f"{kind} not found: {ref}")
     if len(matches) > 1:
-        raise InvalidArgument(f"job id prefix {ref!r} is ambiguous: give more characters")
+        raise InvalidArgument(f"{kind} id prefix {ref!r} is ambiguous: give more characters")
     return matches[0]
 
 
@@ -136,4 +170,4 @@ def check_fields(fields: dict[str, Any]) -> None:
         raise ValueError(f"not mutable job fields: {sorted(unknown)}")
 
 
-__all__ = ["JobQuery", "NotFound", "Store", "check_fields", "resolve_id"]
+__all__ = ["JobQuery", "NotFound", "Store", "WorkflowStore", "check_fields", "resolve_id"]

@@ -1,4 +1,4 @@
-"""MemoryStore: an in-memory Store with the same semantics as SQLiteStore, for unit tests."""
+"""In-memory fakes of the store ports, with the SQLite adapters' semantics, for unit tests."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
-from jobyard.domain.errors import InvalidArgument, StaleTransition, job_not_found
+from jobyard.domain.errors import InvalidArgument, NotFound, StaleTransition, job_not_found
 from jobyard.domain.jobs import Job, StatusUpdate, utcnow
 from jobyard.domain.status import Status, can_transition
+from jobyard.domain.workflows import WorkflowRecord, WorkflowStatus
 from jobyard.store.base import SPEC_FIELDS, JobQuery, check_fields
 
 
@@ -96,3 +97,45 @@ def _with_fields(job: Job, fields: dict[str, Any]) -> Job:
     if spec:
         job = dataclasses.replace(job, spec=dataclasses.replace(job.spec, **spec))
     return dataclasses.replace(job, **rest)
+
+
+class MemoryWorkflowStore:
+    """An in-memory WorkflowStore with the same semantics as SQLiteWorkflowStore."""
+
+    def __init__(self) -> None:
+        self._records: dict[str, WorkflowRecord] = {}
+
+    def create(self, record: WorkflowRecord) -> None:
+        if record.id in self._records:
+            raise InvalidArgument(f"workflow {record.id} exists")
+        self._records[record.id] = record
+
+    def get(self, workflow_id: str) -> WorkflowRecord:
+        try:
+            return self._records[workflow_id]
+        except KeyError:
+            raise NotFound(f"workflow not found: {workflow_id}") from None
+
+    def ids_with_prefix(self, prefix: str, limit: int) -> builtins.list[str]:
+        return [i for i in self._records if i.startswith(prefix)][:limit]
+
+    def list(self, *, unfinished_only: bool = False) -> builtins.list[WorkflowRecord]:
+        return [r for r in self._records.values() if not unfinished_only or r.ended_at is None]
+
+    def set_job(
+        self, workflow_id: str, name: str, *, job_id: str | None, status: str, reason: str | None
+    ) -> None:
+        record = self.get(workflow_id)
+        jobs = tuple(
+            dataclasses.replace(j, job_id=job_id, status=status, reason=reason)
+            if j.name == name
+            else j
+            for j in record.jobs
+        )
+        self._records[workflow_id] = dataclasses.replace(record, jobs=jobs)
+
+    def finish(self, workflow_id: str, status: WorkflowStatus) -> None:
+        record = self.get(workflow_id)
+        if record.ended_at is None:
+            ended = dataclasses.replace(record, status=status, ended_at=utcnow())
+            self._records[workflow_id] = ended

@@ -1,61 +1,52 @@
-"""Workflow records, kept in the same SQLite database as jobs."""
+"""SQLiteWorkflowStore: workflow records, kept in the same SQLite database as jobs."""
 
 from __future__ import annotations
 
-import dataclasses
+import json
 import sqlite3
 from datetime import datetime
 
-from jobyard.domain.errors import NotFound
+from jobyard.domain.errors import InvalidArgument, NotFound
 from jobyard.domain.jobs import utcnow
+from jobyard.domain.workflows import WorkflowJobRow, WorkflowRecord, WorkflowStatus
 from jobyard.store.sqlite import transaction
 
-PENDING = "PENDING"  # a workflow job whose requirements do not hold yet
 
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class WorkflowJobRow:
-    name: str
-    position: int
-    job_id: str | None
-    status: str  # PENDING, or STOPPED for a job that never started; else see the job
-    reason: str | None
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class WorkflowRecord:
-    id: str
-    name: str
-    owner: str
-    document: str
-    status: str
-    created_at: datetime
-    ended_at: datetime | None
-    jobs: tuple[WorkflowJobRow, ...]
-    project: str = ""  # the submitter's project ("" = none): its members see the workflow
+def workflow_not_found(workflow_id: str) -> NotFound:
+    return NotFound(f"workflow not found: {workflow_id}")
 
 
 class SQLiteWorkflowStore:
+    """The WorkflowStore port over the job store's connection."""
+
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
 
     def create(self, record: WorkflowRecord) -> None:
+        try:
+            self._insert(record)
+        except sqlite3.IntegrityError as exc:
+            raise InvalidArgument(f"workflow {record.id} exists") from exc
+
+    def _insert(self, record: WorkflowRecord) -> None:
         with transaction(self._db):
             self._db.execute(
                 "INSERT INTO workflows (id, name, owner, project, document, status, created_at)"
                 " VALUES (?,?,?,?,?,?,?)",
                 (record.id, record.name, record.owner, record.project, record.document,
-                 record.status, record.created_at.isoformat()),
+                 record.status.value, record.created_at.isoformat()),
             )  # fmt: skip
             self._db.executemany(
-                "INSERT INTO workflow_jobs (workflow_id, name, position, status) VALUES (?,?,?,?)",
-                [(record.id, j.name, j.position, j.status) for j in record.jobs],
-            )
+                "INSERT INTO workflow_jobs (workflow_id, name, position, status, dependencies)"
+                " VALUES (?,?,?,?,?)",
+                [(record.id, j.name, j.position, j.status, json.dumps(j.dependencies))
+                 for j in record.jobs],
+            )  # fmt: skip
 
     def get(self, workflow_id: str) -> WorkflowRecord:
         row = self._db.execute("SELECT * FROM workflows WHERE id = ?", (workflow_id,)).fetchone()
         if row is None:
-            raise NotFound(f"workflow not found: {workflow_id}")
+            raise workflow_not_found(workflow_id)
         return self._record(row)
 
     def ids_with_prefix(self, prefix: str, limit: int) -> list[str]:
@@ -80,26 +71,29 @@ class SQLiteWorkflowStore:
             (job_id, status, reason, workflow_id, name),
         )
 
-    def finish(self, workflow_id: str, status: str) -> None:
+    def finish(self, workflow_id: str, status: WorkflowStatus) -> None:
         self._db.execute(
             "UPDATE workflows SET status = ?, ended_at = ? WHERE id = ? AND ended_at IS NULL",
-            (status, utcnow().isoformat(), workflow_id),
+            (status.value, utcnow().isoformat(), workflow_id),
         )
 
     def _record(self, row: sqlite3.Row) -> WorkflowRecord:
         jobs = tuple(
-            WorkflowJobRow(r["name"], r["position"], r["job_id"], r["status"], r["reason"])
+            WorkflowJobRow(
+                r["name"], r["position"], r["job_id"], r["status"], r["reason"],
+                tuple(json.loads(r["dependencies"] or "[]")),
+            )
             for r in self._db.execute(
                 "SELECT * FROM workflow_jobs WHERE workflow_id = ? ORDER BY position",
                 (row["id"],),
             )
-        )
+        )  # fmt: skip
         return WorkflowRecord(
             id=row["id"],
             name=row["name"],
             owner=row["owner"],
             document=row["document"],
-            status=row["status"],
+            status=WorkflowStatus(row["status"]),
             created_at=datetime.fromisoformat(row["created_at"]),
             ended_at=datetime.fromisoformat(row["ended_at"]) if row["ended_at"] else None,
             jobs=jobs,

@@ -1,0 +1,119 @@
+"""The WorkflowStore port against both adapters, and the runner on fakes only."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from jobyard.domain.errors import InvalidArgument, NotFound
+from jobyard.domain.jobs import utcnow
+from jobyard.domain.status import Status
+from jobyard.domain.workflows import PENDING, WorkflowJobRow, WorkflowRecord, WorkflowStatus
+from jobyard.engine.parsing import InlineWorkflowParser
+from jobyard.engine.workflows import WorkflowRunner
+from jobyard.runtime import ExitInfo
+from jobyard.store import (
+    MemoryWorkflowStore,
+    SQLiteStore,
+    SQLiteWorkflowStore,
+    WorkflowStore,
+    resolve_id,
+)
+from tests.unit.test_engine import Rig, rig_for, until
+
+WF_A = "cccc1111-0000-4000-8000-000000000001"
+WF_B = "cccc2222-0000-4000-8000-000000000002"
+
+
+def record(workflow_id: str = WF_A) -> WorkflowRecord:
+    return WorkflowRecord(
+        id=workflow_id, name="t.yaml", owner="alice", document="jobs: {}",
+        status=WorkflowStatus.RUNNING, created_at=utcnow(), ended_at=None,
+        jobs=(WorkflowJobRow("a", 0, None, PENDING, None),
+              WorkflowJobRow("b", 1, None, PENDING, None, ("a",))),
+    )  # fmt: skip
+
+
+@pytest.fixture(params=["sqlite", "memory"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[WorkflowStore]:
+    if request.param == "memory":
+        yield MemoryWorkflowStore()
+        return
+    jobs = SQLiteStore(tmp_path / "db")
+    yield SQLiteWorkflowStore(jobs.connection)
+    jobs.close()
+
+
+def test_a_created_workflow_reads_back_whole(store: WorkflowStore) -> None:
+    store.create(record())
+    got = store.get(WF_A)
+    assert got.status is WorkflowStatus.RUNNING and got.ended_at is None
+    assert [(j.name, j.dependencies) for j in got.jobs] == [("a", ()), ("b", ("a",))]
+    with pytest.raises(InvalidArgument):
+        store.create(record())
+
+
+def test_jobs_are_placed_and_the_workflow_ends_once(store: WorkflowStore) -> None:
+    store.create(record())
+    store.set_job(WF_A, "a", job_id="j-1", status="QUEUED", reason=None)
+    store.set_job(WF_A, "b", job_id=None, status="STOPPED", reason="DEPENDENCY_FAILED")
+    store.finish(WF_A, WorkflowStatus.FAILED)
+    store.finish(WF_A, WorkflowStatus.COMPLETED)  # ended already: no change
+    got = store.get(WF_A)
+    assert (got.status, got.ended_at is not None) == (WorkflowStatus.FAILED, True)
+    assert [(j.job_id, j.status, j.reason) for j in got.jobs] == [
+        ("j-1", "QUEUED", None), (None, "STOPPED", "DEPENDENCY_FAILED"),
+    ]  # fmt: skip
+    assert store.list(unfinished_only=True) == []
+
+
+def test_prefixes_resolve_for_workflows_as_for_jobs(store: WorkflowStore) -> None:
+    store.create(record(WF_A))
+    store.create(record(WF_B))
+    assert resolve_id(store, "CCCC1", kind="workflow") == WF_A
+    assert resolve_id(store, WF_B, kind="workflow") == WF_B
+    with pytest.raises(InvalidArgument, match="workflow id prefix 'cccc' is ambiguous"):
+        resolve_id(store, "cccc", kind="workflow")
+    with pytest.raises(NotFound, match="workflow not found: dddd"):
+        resolve_id(store, "dddd", kind="workflow")
+    with pytest.raises(NotFound, match="workflow not found"):
+        store.get("nope")
+
+
+@pytest.fixture
+async def runner(tmp_path: Path) -> AsyncIterator[tuple[Rig, WorkflowRunner]]:
+    async with rig_for(tmp_path) as rig:
+        workflows = WorkflowRunner(rig.engine, MemoryWorkflowStore(), InlineWorkflowParser())
+        await workflows.start()
+        try:
+            yield rig, workflows
+        finally:
+            await workflows.close()
+
+
+async def test_submit_answers_at_once_and_starts_jobs_in_the_background(
+    runner: tuple[Rig, WorkflowRunner],
+) -> None:
+    rig, workflows = runner
+    doc = "jobs:\n  a: {command: x}\n  b: {command: y, requires: [a]}\n"
+    accepted = await workflows.submit("alice", doc)
+    assert [j.status for j in accepted.jobs] == [PENDING, PENDING]  # stored, not yet started
+
+    await until(lambda: len(rig.runtime.started) == 1, "the first job started")
+    first = workflows.workflow(accepted.id[:8]).jobs[0].job_id
+    assert first is not None
+    rig.runtime.finish(first, ExitInfo(exit_code=0))
+    await until(lambda: len(rig.runtime.started) == 2, "the dependent started")
+    second = workflows.workflow(accepted.id).jobs[1].job_id
+    assert second is not None
+    rig.runtime.finish(second, ExitInfo(exit_code=0))
+    await until(lambda: workflows.workflow(accepted.id).ended_at is not None, "the end")
+
+    done = workflows.workflow(accepted.id)
+    assert done.status is WorkflowStatus.COMPLETED
+    views = workflows.jobs_of(done)
+    assert [(v.name, v.dependencies, v.status) for v in views] == [
+        ("a", (), Status.COMPLETED.value), ("b", ("a",), Status.COMPLETED.value),
+    ]  # fmt: skip
