@@ -17,6 +17,7 @@ import pytest
 
 from jobyard.client import Client
 from jobyard.config import load_config
+from jobyard.domain.access import SYSTEM
 from jobyard.domain.errors import JobyardError
 from jobyard.server.app import RunningServer, start_server
 from tests.conftest import root_problem
@@ -61,10 +62,10 @@ class ServerThread:
         async def _drain() -> None:
             assert self.running is not None
             engine = self.running.engine
-            for job in engine.jobs():
+            for job in engine.jobs(SYSTEM):
                 if not job.status.terminal:
                     with contextlib.suppress(JobyardError):
-                        await engine.stop(job.id)
+                        await engine.stop(SYSTEM, job.id)
             while engine.watching:
                 await asyncio.sleep(0.01)
 

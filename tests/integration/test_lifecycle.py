@@ -17,6 +17,7 @@ import pytest
 from jobyard.api.gen import jobyard_v1_pb2 as v1
 from jobyard.api.gen import jobyard_v1_pb2_grpc as v1_grpc
 from jobyard.client import Client, Job
+from jobyard.domain.access import SYSTEM
 from jobyard.domain.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -346,7 +347,7 @@ def test_a_watcher_that_falls_behind_is_aborted_and_wait_still_returns(
         assert server.running is not None
         engine = server.running.engine
         for _ in range(3):
-            engine.events.publish(engine.job(job.id))
+            engine.events.publish(engine.job(SYSTEM, job.id))
 
     server.call(burst())
     with pytest.raises(JobyardError, match="fell too far behind; reconnect"):

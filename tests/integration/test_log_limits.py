@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from jobyard.client import Client
+from jobyard.domain.access import SYSTEM
 from tests.conftest import root_problem
 from tests.integration.conftest import ServerThread
 
@@ -42,7 +43,7 @@ def configured(
 
 def history(server: ServerThread, job_id: str) -> list[str]:
     assert server.running is not None
-    return [u.message for u in server.running.engine.job(job_id).updates]
+    return [u.message for u in server.running.engine.job(SYSTEM, job_id).updates]
 
 
 def output_size(server: ServerThread, job_id: str) -> int:

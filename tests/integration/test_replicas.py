@@ -18,6 +18,7 @@ from jobyard.api.gen import jobyard_v1_pb2 as v1
 from jobyard.api.gen import jobyard_v1_pb2_grpc as v1_grpc
 from jobyard.cli.main import cli as main_cli
 from jobyard.client import Client
+from jobyard.domain.access import SYSTEM
 from jobyard.domain.errors import InvalidArgument
 from jobyard.runtime.base import Handle
 from jobyard.runtime.local.cgroups import JobCgroup, detect_cgroups
@@ -59,7 +60,7 @@ def reported(text: str) -> dict[str, str]:
 
 def supervisors(server: ServerThread, job_id: str) -> Supervisors:
     assert server.running is not None
-    return Supervisors.parse(Handle(server.running.engine.job(job_id).backend_id))
+    return Supervisors.parse(Handle(server.running.engine.job(SYSTEM, job_id).backend_id))
 
 
 def test_each_rank_finds_its_rank_and_the_job_in_files_and_variables(admin: Client) -> None:

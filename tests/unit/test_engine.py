@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from jobyard.domain.access import Identity, Role
 from jobyard.domain.errors import FailedPrecondition, InvalidArgument, NotFound
 from jobyard.domain.jobs import Job, JobSpec, Resources, new_job_id, utcnow
 from jobyard.domain.status import Status, TerminationReason
@@ -20,6 +21,8 @@ from jobyard.runtime import ExitInfo, Handle, LaunchRequest
 from jobyard.runtime.capacity import Capacity
 from jobyard.runtime.fake import FakeRuntime
 from jobyard.store import MemoryStore
+
+ALICE = Identity("alice", Role.USER)
 
 WAIT_SECONDS = 2.0
 HOST = EngineConfig()
@@ -99,7 +102,7 @@ def history(job: Job) -> list[Status]:
 
 async def test_submit_runs_the_job(rig: Rig) -> None:
     before = utcnow()
-    job = await rig.engine.submit("alice", spec(name="nap"))
+    job = await rig.engine.submit(ALICE, spec(name="nap"))
     assert job.status is Status.RUNNING
     assert job.owner == "alice"
     assert job.name == "nap"
@@ -112,12 +115,12 @@ async def test_submit_runs_the_job(rig: Rig) -> None:
     assert (launched.spec.command, launched.spec.args) == ("sleep", ("100",))
     assert launched.output_path == rig.layout.output(job.id)
     assert launched.output_path.exists()
-    assert rig.engine.job(job.id[:8]) == rig.store.get(job.id)
-    assert [j.id for j in rig.engine.jobs()] == [job.id]
+    assert rig.engine.job(ALICE, job.id[:8]) == rig.store.get(job.id)
+    assert [j.id for j in rig.engine.jobs(ALICE)] == [job.id]
 
 
 async def test_zero_limits_are_filled_from_the_defaults(rig: Rig) -> None:
-    job = await rig.engine.submit("alice", spec(resources=Resources(0, "", 0, 0, 0)))
+    job = await rig.engine.submit(ALICE, spec(resources=Resources(0, "", 0, 0, 0)))
     res = job.spec.resources
     assert (res.max_cpu, res.max_memory, res.max_iobps, res.max_pids) == (100, 512, 0, 1024)
     assert rig.runtime.started[job.id].spec.resources == res
@@ -125,7 +128,7 @@ async def test_zero_limits_are_filled_from_the_defaults(rig: Rig) -> None:
 
 async def test_given_limits_are_kept(rig: Rig) -> None:
     given = Resources(max_cpu=50, cpu_cores="1", max_memory=64, max_iobps=1000, max_pids=10)
-    job = await rig.engine.submit("alice", spec(resources=given))
+    job = await rig.engine.submit(ALICE, spec(resources=given))
     assert job.spec.resources == given
 
 
@@ -134,7 +137,7 @@ async def test_configured_defaults_are_used(tmp_path: Path) -> None:
         HOST, default_max_cpu=30, default_max_memory=128, default_max_iobps=5000
     )
     async with rig_for(tmp_path, config) as r:
-        job = await r.engine.submit("alice", spec(resources=Resources(0, "", 0, 0, 0)))
+        job = await r.engine.submit(ALICE, spec(resources=Resources(0, "", 0, 0, 0)))
     res = job.spec.resources
     assert (res.max_cpu, res.max_memory, res.max_iobps) == (30, 128, 5000)
 
@@ -157,7 +160,7 @@ async def test_configured_defaults_are_used(tmp_path: Path) -> None:
 async def test_exit_ends_the_job(
     rig: Rig, info: ExitInfo, status: Status, reason: TerminationReason, exit_code: int | None
 ) -> None:
-    job = await rig.engine.submit("alice", spec())
+    job = await rig.engine.submit(ALICE, spec())
     rig.runtime.finish(job.id, info)
     job = await until_status(rig, job.id, status)
     assert job.reason is reason
@@ -169,14 +172,14 @@ async def test_exit_ends_the_job(
 
 
 async def test_failure_message_says_why(rig: Rig) -> None:
-    job = await rig.engine.submit("alice", spec())
+    job = await rig.engine.submit(ALICE, spec())
     rig.runtime.finish(job.id, ExitInfo(exit_code=3))
     job = await until_status(rig, job.id, Status.FAILED)
     assert "exit code 3" in job.message
 
 
 async def test_ended_at_reported_by_the_runtime_is_kept(rig: Rig) -> None:
-    job = await rig.engine.submit("alice", spec())
+    job = await rig.engine.submit(ALICE, spec())
     ended = utcnow()
     rig.runtime.finish(job.id, ExitInfo(exit_code=0, ended_at=ended))
     job = await until_status(rig, job.id, Status.COMPLETED)
@@ -187,8 +190,8 @@ async def test_ended_at_reported_by_the_runtime_is_kept(rig: Rig) -> None:
 
 
 async def test_stop_ends_the_job_as_stopped(rig: Rig) -> None:
-    job = await rig.engine.submit("alice", spec())
-    job = await rig.engine.stop(job.id)
+    job = await rig.engine.submit(ALICE, spec())
+    job = await rig.engine.stop(ALICE, job.id)
     assert job.status is Status.STOPPED
     assert job.exit_code == -1
     assert job.reason is TerminationReason.USER_STOP
@@ -197,14 +200,14 @@ async def test_stop_ends_the_job_as_stopped(rig: Rig) -> None:
 
 
 async def test_stop_accepts_an_id_prefix(rig: Rig) -> None:
-    job = await rig.engine.submit("alice", spec())
-    assert (await rig.engine.stop(job.id[:6])).status is Status.STOPPED
+    job = await rig.engine.submit(ALICE, spec())
+    assert (await rig.engine.stop(ALICE, job.id[:6])).status is Status.STOPPED
 
 
 async def test_stop_racing_an_exit_ends_stopped_not_completed(rig: Rig) -> None:
     rig.runtime.ignore_stop = True  # the signals are sent, but the job exits on its own
-    job = await rig.engine.submit("alice", spec())
-    stopping = asyncio.create_task(rig.engine.stop(job.id))
+    job = await rig.engine.submit(ALICE, spec())
+    stopping = asyncio.create_task(rig.engine.stop(ALICE, job.id))
     await until_status(rig, job.id, Status.STOPPING)
     assert not stopping.done()
     rig.runtime.finish(job.id, ExitInfo(exit_code=0))
@@ -216,11 +219,11 @@ async def test_stop_racing_an_exit_ends_stopped_not_completed(rig: Rig) -> None:
 
 
 async def test_stop_of_a_completed_job_is_failed_precondition(rig: Rig) -> None:
-    job = await rig.engine.submit("alice", spec())
+    job = await rig.engine.submit(ALICE, spec())
     rig.runtime.finish(job.id, ExitInfo(exit_code=0))
     await until_status(rig, job.id, Status.COMPLETED)
     with pytest.raises(FailedPrecondition) as info:
-        await rig.engine.stop(job.id)
+        await rig.engine.stop(ALICE, job.id)
     assert str(info.value) == f"job is not running: {job.id} (current status: COMPLETED)"
     assert rig.store.get(job.id).status is Status.COMPLETED
 
@@ -228,7 +231,7 @@ async def test_stop_of_a_completed_job_is_failed_precondition(rig: Rig) -> None:
 async def test_stop_of_an_unknown_job_is_not_found(rig: Rig) -> None:
     unknown = new_job_id()
     with pytest.raises(NotFound) as info:
-        await rig.engine.stop(unknown)
+        await rig.engine.stop(ALICE, unknown)
     assert str(info.value) == f"job not found: {unknown}"
 
 
@@ -247,10 +250,10 @@ class GatedRuntime(FakeRuntime):
 async def test_stop_while_launching_ends_stopped(tmp_path: Path) -> None:
     runtime = GatedRuntime()
     async with rig_for(tmp_path, runtime=runtime) as r:
-        submitting = asyncio.create_task(r.engine.submit("alice", spec()))
+        submitting = asyncio.create_task(r.engine.submit(ALICE, spec()))
         await until(lambda: bool(r.store.list([Status.INITIALIZING])), "launch to begin")
         job_id = r.store.list()[0].id
-        stopping = asyncio.create_task(r.engine.stop(job_id))
+        stopping = asyncio.create_task(r.engine.stop(ALICE, job_id))
         await until_status(r, job_id, Status.STOPPING)
         runtime.gate.set()
         await asyncio.wait_for(submitting, WAIT_SECONDS)
@@ -264,10 +267,10 @@ async def test_stop_while_a_launch_fails_ends_stopped(tmp_path: Path) -> None:
     runtime = GatedRuntime()
     runtime.fail_launch = "cgroup: cannot create"
     async with rig_for(tmp_path, runtime=runtime) as r:
-        submitting = asyncio.create_task(r.engine.submit("alice", spec()))
+        submitting = asyncio.create_task(r.engine.submit(ALICE, spec()))
         await until(lambda: bool(r.store.list([Status.INITIALIZING])), "launch to begin")
         job_id = r.store.list()[0].id
-        stopping = asyncio.create_task(r.engine.stop(job_id))
+        stopping = asyncio.create_task(r.engine.stop(ALICE, job_id))
         try:
             await until_status(r, job_id, Status.STOPPING)
             runtime.gate.set()
@@ -287,7 +290,7 @@ async def test_stop_while_a_launch_fails_ends_stopped(tmp_path: Path) -> None:
 async def test_launch_error_fails_the_job_and_frees_its_slot(tmp_path: Path) -> None:
     async with rig_for(tmp_path, capacity=bounded(max_jobs=1)) as r:
         r.runtime.fail_launch = "cpu limit: cannot write cpu.max"
-        job = await r.engine.submit("alice", spec())
+        job = await r.engine.submit(ALICE, spec())
         assert job.status is Status.FAILED
         assert job.reason is TerminationReason.LAUNCH_ERROR
         assert "cpu limit: cannot write cpu.max" in job.message
@@ -296,7 +299,7 @@ async def test_launch_error_fails_the_job_and_frees_its_slot(tmp_path: Path) -> 
         assert history(job) == [Status.QUEUED, Status.INITIALIZING, Status.FAILED]
         assert job.id not in r.runtime.started
         # The failed launch holds no capacity: the next job runs at once.
-        second = await r.engine.submit("alice", spec())
+        second = await r.engine.submit(ALICE, spec())
         assert second.status is Status.RUNNING
 
 
@@ -314,7 +317,7 @@ async def test_launch_error_fails_the_job_and_frees_its_slot(tmp_path: Path) -> 
 )
 async def test_invalid_spec_creates_no_job(rig: Rig, bad: JobSpec) -> None:
     with pytest.raises(InvalidArgument):
-        await rig.engine.submit("alice", bad)
+        await rig.engine.submit(ALICE, bad)
     assert rig.store.list() == []
     assert rig.runtime.started == {}
 
@@ -332,13 +335,13 @@ async def test_limits_beyond_the_host_are_invalid(
     rig: Rig, resources: Resources, named: str
 ) -> None:
     with pytest.raises(InvalidArgument, match=named):
-        await rig.engine.submit("alice", spec(resources=resources))
+        await rig.engine.submit(ALICE, spec(resources=resources))
     assert rig.store.list() == []
 
 
 async def test_limits_at_the_host_capacity_are_accepted(rig: Rig) -> None:
     res = Resources(max_cpu=200, max_memory=2048, cpu_cores="0-1")
-    job = await rig.engine.submit("alice", spec(resources=res))
+    job = await rig.engine.submit(ALICE, spec(resources=res))
     assert job.status is Status.RUNNING
 
 
@@ -347,9 +350,9 @@ async def test_limits_at_the_host_capacity_are_accepted(rig: Rig) -> None:
 
 async def test_jobs_beyond_capacity_wait_in_the_queue(tmp_path: Path) -> None:
     async with rig_for(tmp_path, capacity=bounded(max_jobs=1)) as r:
-        first = await r.engine.submit("alice", spec())
-        second = await r.engine.submit("alice", spec())
-        third = await r.engine.submit("alice", spec())
+        first = await r.engine.submit(ALICE, spec())
+        second = await r.engine.submit(ALICE, spec())
+        third = await r.engine.submit(ALICE, spec())
         assert first.status is Status.RUNNING
         assert second.status is Status.QUEUED
         assert third.status is Status.QUEUED
@@ -360,15 +363,15 @@ async def test_jobs_beyond_capacity_wait_in_the_queue(tmp_path: Path) -> None:
         assert r.store.get(first.id).status is Status.COMPLETED
         assert r.store.get(third.id).status is Status.QUEUED  # oldest first, one at a time
 
-        await r.engine.stop(second.id)
+        await r.engine.stop(ALICE, second.id)
         await until_status(r, third.id, Status.RUNNING)
 
 
 async def test_stop_of_a_queued_job_never_starts_it(tmp_path: Path) -> None:
     async with rig_for(tmp_path, capacity=bounded(max_jobs=1)) as r:
-        first = await r.engine.submit("alice", spec())
-        queued = await r.engine.submit("alice", spec())
-        stopped = await r.engine.stop(queued.id)
+        first = await r.engine.submit(ALICE, spec())
+        queued = await r.engine.submit(ALICE, spec())
+        stopped = await r.engine.stop(ALICE, queued.id)
         assert stopped.status is Status.STOPPED
         assert stopped.reason is TerminationReason.USER_STOP
         r.runtime.finish(first.id, ExitInfo(exit_code=0))
@@ -381,7 +384,7 @@ async def test_stop_of_a_queued_job_never_starts_it(tmp_path: Path) -> None:
 
 
 async def test_following_output_ends_when_the_job_ends(rig: Rig) -> None:
-    job = await rig.engine.submit("alice", spec())
+    job = await rig.engine.submit(ALICE, spec())
     out = rig.runtime.started[job.id].output_path
     out.write_bytes(b"line 1\n")
     received = bytearray()
@@ -401,8 +404,8 @@ async def test_following_output_ends_when_the_job_ends(rig: Rig) -> None:
 
 async def test_following_a_queued_job_waits_for_its_output(tmp_path: Path) -> None:
     async with rig_for(tmp_path, capacity=bounded(max_jobs=1)) as r:
-        first = await r.engine.submit("alice", spec())
-        queued = await r.engine.submit("alice", spec())
+        first = await r.engine.submit(ALICE, spec())
+        queued = await r.engine.submit(ALICE, spec())
         received = bytearray()
 
         async def follow() -> None:
@@ -423,7 +426,7 @@ async def test_following_a_queued_job_waits_for_its_output(tmp_path: Path) -> No
 
 
 async def test_a_new_engine_adopts_a_running_job(rig: Rig) -> None:
-    job = await rig.engine.submit("alice", spec())
+    job = await rig.engine.submit(ALICE, spec())
     await rig.engine.close()
 
     again = rig.new_engine()
@@ -439,7 +442,7 @@ async def test_a_new_engine_adopts_a_running_job(rig: Rig) -> None:
 
 
 async def test_an_exit_while_no_engine_watched_is_seen_after_restart(rig: Rig) -> None:
-    job = await rig.engine.submit("alice", spec())
+    job = await rig.engine.submit(ALICE, spec())
     await rig.engine.close()
     rig.runtime.finish(job.id, ExitInfo(exit_code=4))
     for _ in range(10):
@@ -456,12 +459,12 @@ async def test_an_exit_while_no_engine_watched_is_seen_after_restart(rig: Rig) -
 
 
 async def test_a_new_engine_can_stop_an_adopted_job(rig: Rig) -> None:
-    job = await rig.engine.submit("alice", spec())
+    job = await rig.engine.submit(ALICE, spec())
     await rig.engine.close()
     again = rig.new_engine()
     await again.start()
     try:
-        stopped = await again.stop(job.id)
+        stopped = await again.stop(ALICE, job.id)
         assert stopped.status is Status.STOPPED
     finally:
         await again.close()

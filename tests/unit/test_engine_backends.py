@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from jobyard.domain.access import Identity, Role
 from jobyard.domain.errors import InvalidArgument
 from jobyard.domain.status import Status, TerminationReason
 from jobyard.engine import JobEngine
@@ -19,6 +20,8 @@ from jobyard.runtime.capacity import Capacity
 from jobyard.runtime.fake import FakeRuntime
 from jobyard.store import MemoryStore
 from tests.unit.test_engine import HOST, spec, until
+
+ALICE = Identity("alice", Role.USER)
 
 
 @dataclasses.dataclass
@@ -63,8 +66,8 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
 
 
 async def test_a_job_runs_on_the_default_backend_unless_it_names_one(rig: Rig) -> None:
-    default = await rig.engine.submit("alice", spec())
-    batch = await rig.engine.submit("alice", spec(backend="batch"))
+    default = await rig.engine.submit(ALICE, spec())
+    batch = await rig.engine.submit(ALICE, spec(backend="batch"))
     assert (default.backend, batch.backend) == ("local", "batch")
     assert default.id in rig.local.started and default.id not in rig.batch.started
     assert batch.id in rig.batch.started and batch.id not in rig.local.started
@@ -74,20 +77,20 @@ async def test_an_unknown_backend_is_refused_naming_those_the_server_has(rig: Ri
     with pytest.raises(
         InvalidArgument, match=r"invalid backend 'slurm': this server has local, batch"
     ):
-        await rig.engine.submit("alice", spec(backend="slurm"))
+        await rig.engine.submit(ALICE, spec(backend="slurm"))
     assert rig.store.list() == []
 
 
 async def test_each_backend_checks_its_own_limits(rig: Rig) -> None:
     big = dataclasses.replace(spec().resources, max_cpu=800)  # 8 cores: local has 2
     with pytest.raises(InvalidArgument, match=r"maxCPU 800% exceeds system limits \(2 cores"):
-        await rig.engine.submit("alice", spec(resources=big))
-    job = await rig.engine.submit("alice", spec(resources=big, backend="batch"))
+        await rig.engine.submit(ALICE, spec(resources=big))
+    job = await rig.engine.submit(ALICE, spec(resources=big, backend="batch"))
     assert job.status is Status.QUEUED
 
 
 async def test_a_queued_backend_job_is_running_only_once_the_backend_says_so(rig: Rig) -> None:
-    job = await rig.engine.submit("alice", spec(backend="batch"))
+    job = await rig.engine.submit(ALICE, spec(backend="batch"))
     assert job.status is Status.QUEUED
     assert job.backend_id == f"fake-{job.id}"
     assert job.started_at is None
@@ -104,15 +107,15 @@ async def test_a_queued_backend_job_is_running_only_once_the_backend_says_so(rig
 
 
 async def test_stopping_a_job_in_the_backend_queue_cancels_it_there(rig: Rig) -> None:
-    job = await rig.engine.submit("alice", spec(backend="batch"))
-    stopped = await rig.engine.stop(job.id)
+    job = await rig.engine.submit(ALICE, spec(backend="batch"))
+    stopped = await rig.engine.stop(ALICE, job.id)
     assert (stopped.status, stopped.reason) == (Status.STOPPED, TerminationReason.USER_STOP)
     assert stopped.started_at is None
     assert job.id in rig.batch.cleaned  # the backend was told, and released it
 
 
 async def test_a_job_that_fails_in_the_backend_queue_never_ran(rig: Rig) -> None:
-    job = await rig.engine.submit("alice", spec(backend="batch"))
+    job = await rig.engine.submit(ALICE, spec(backend="batch"))
     rig.batch.finish(job.id, ExitInfo(exit_code=None, lost=True, message="node failure"))
     await rig.status(job.id, Status.FAILED)
     ended = rig.store.get(job.id)
@@ -125,9 +128,9 @@ async def test_a_job_that_fails_in_the_backend_queue_never_ran(rig: Rig) -> None
 
 async def test_a_full_backend_does_not_hold_up_another(tmp_path: Path) -> None:
     async with rig_for(tmp_path, local_jobs=1) as rig:
-        first = await rig.engine.submit("alice", spec())
-        waiting = await rig.engine.submit("alice", spec())
-        batch = await rig.engine.submit("alice", spec(backend="batch"))
+        first = await rig.engine.submit(ALICE, spec())
+        waiting = await rig.engine.submit(ALICE, spec())
+        batch = await rig.engine.submit(ALICE, spec(backend="batch"))
         assert waiting.status is Status.QUEUED and not waiting.backend_id
         assert batch.id in rig.batch.started  # handed over past the waiting local job
         rig.local.finish(first.id, ExitInfo(exit_code=0))
@@ -135,7 +138,7 @@ async def test_a_full_backend_does_not_hold_up_another(tmp_path: Path) -> None:
 
 
 async def test_a_job_in_the_backend_queue_is_adopted_after_a_restart(rig: Rig) -> None:
-    job = await rig.engine.submit("alice", spec(backend="batch"))
+    job = await rig.engine.submit(ALICE, spec(backend="batch"))
     await rig.engine.close()
     rig.batch.started.clear()
     engine = rig.new_engine()

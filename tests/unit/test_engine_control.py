@@ -9,12 +9,15 @@ from pathlib import Path
 
 import pytest
 
+from jobyard.domain.access import Identity, Role
 from jobyard.domain.errors import FailedPrecondition
 from jobyard.domain.jobs import Job, Usage
 from jobyard.domain.status import Status
 from jobyard.runtime import ExitInfo, Handle
 from jobyard.runtime.fake import FakeRuntime
 from tests.unit.test_engine import Rig, history, rig_for, spec, until, until_status
+
+ALICE = Identity("alice", Role.USER)
 
 USED = Usage(cpu_seconds=1.5, memory_peak_bytes=64 << 20, memory_current_bytes=8 << 20)
 
@@ -45,7 +48,7 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
 
 
 async def running(rig: Rig) -> Job:
-    return await rig.engine.submit("alice", spec())
+    return await rig.engine.submit(ALICE, spec())
 
 
 # -- suspend and resume -------------------------------------------------------------------
@@ -53,12 +56,12 @@ async def running(rig: Rig) -> Job:
 
 async def test_suspend_freezes_and_resume_thaws(rig: Rig) -> None:
     job = await running(rig)
-    suspended = await rig.engine.suspend(job.id[:8])
+    suspended = await rig.engine.suspend(ALICE, job.id[:8])
     assert suspended.status is Status.SUSPENDED
     assert suspended.suspended_at is not None
     assert job.id in rig.runtime.suspended
 
-    resumed = await rig.engine.resume(job.id)
+    resumed = await rig.engine.resume(ALICE, job.id)
     assert resumed.status is Status.RUNNING
     assert job.id not in rig.runtime.suspended
     assert resumed.suspended_at is None
@@ -69,18 +72,18 @@ async def test_suspend_freezes_and_resume_thaws(rig: Rig) -> None:
 async def test_suspended_time_adds_up_over_periods(rig: Rig) -> None:
     job = await running(rig)
     for _ in range(2):
-        await rig.engine.suspend(job.id)
+        await rig.engine.suspend(ALICE, job.id)
         # Backdate the open period: exactly 10 s suspended each time.
         opened = rig.store.get(job.id).suspended_at
         assert opened is not None
         rig.store.update(job.id, suspended_at=opened - timedelta(seconds=10))
-        job = await rig.engine.resume(job.id)
+        job = await rig.engine.resume(ALICE, job.id)
     assert 20 <= job.suspended_seconds < 21
 
 
 async def test_open_period_counts_while_suspended(rig: Rig) -> None:
     job = await running(rig)
-    job = await rig.engine.suspend(job.id)
+    job = await rig.engine.suspend(ALICE, job.id)
     assert job.suspended_at is not None
     later = job.suspended_at + timedelta(seconds=5)
     assert job.suspended_seconds_at(later) == pytest.approx(5)
@@ -94,17 +97,17 @@ async def test_suspend_of_a_job_not_running_is_refused(rig: Rig, finish: bool) -
         await until_status(rig, job.id, Status.COMPLETED)
         expected = f"job is not running: {job.id} (current status: COMPLETED)"
     else:
-        await rig.engine.suspend(job.id)
+        await rig.engine.suspend(ALICE, job.id)
         expected = f"job is not running: {job.id} (current status: SUSPENDED)"
     with pytest.raises(FailedPrecondition) as err:
-        await rig.engine.suspend(job.id)
+        await rig.engine.suspend(ALICE, job.id)
     assert str(err.value) == expected
 
 
 async def test_resume_of_a_running_job_is_refused(rig: Rig) -> None:
     job = await running(rig)
     with pytest.raises(FailedPrecondition, match=r"job is not suspended: .* RUNNING"):
-        await rig.engine.resume(job.id)
+        await rig.engine.resume(ALICE, job.id)
 
 
 async def test_a_stop_racing_a_suspend_wins_and_the_job_is_thawed(rig: Rig) -> None:
@@ -113,14 +116,14 @@ async def test_a_stop_racing_a_suspend_wins_and_the_job_is_thawed(rig: Rig) -> N
     job = await running(rig)
     rig.runtime.on_suspend.append(job.id)
     with pytest.raises(FailedPrecondition, match="current status: STOPPING"):
-        await rig.engine.suspend(job.id)
+        await rig.engine.suspend(ALICE, job.id)
     assert job.id not in rig.runtime.suspended  # never left frozen
 
 
 async def test_stop_of_a_suspended_job_closes_the_period(rig: Rig) -> None:
     job = await running(rig)
-    await rig.engine.suspend(job.id)
-    job = await rig.engine.stop(job.id)
+    await rig.engine.suspend(ALICE, job.id)
+    job = await rig.engine.stop(ALICE, job.id)
     assert job.status is Status.STOPPED
     assert job.suspended_at is None
     assert job.suspended_seconds > 0
@@ -141,12 +144,12 @@ async def test_usage_is_recorded_when_the_job_ends(rig: Rig) -> None:
 async def test_details_are_live_while_running_and_recorded_after(rig: Rig) -> None:
     job = await running(rig)
     rig.layout.output(job.id).write_bytes(b"12345")
-    live = await rig.engine.details(job.id)
+    live = await rig.engine.details(ALICE, job.id)
     assert (live.usage, live.output_bytes) == (USED, 5)
 
     rig.runtime.finish(job.id, ExitInfo(exit_code=0))
     await until_status(rig, job.id, Status.COMPLETED)
-    ended = await rig.engine.details(job.id)
+    ended = await rig.engine.details(ALICE, job.id)
     assert ended.usage == dataclasses.replace(USED, memory_current_bytes=0)
 
 
@@ -158,8 +161,8 @@ async def test_a_failing_usage_read_does_not_stop_the_end_being_recorded(
             raise OSError("cgroup gone")
 
     async with rig_for(tmp_path, runtime=Broken()) as r:
-        job = await r.engine.submit("alice", spec())
-        assert (await r.engine.details(job.id)).usage is None
+        job = await r.engine.submit(ALICE, spec())
+        assert (await r.engine.details(ALICE, job.id)).usage is None
         r.runtime.finish(job.id, ExitInfo(exit_code=0))
         job = await until_status(r, job.id, Status.COMPLETED)
         assert job.usage is None

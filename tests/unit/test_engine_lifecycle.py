@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from jobyard.config import format_duration
+from jobyard.domain.access import Identity, Role
 from jobyard.domain.errors import FailedPrecondition, InvalidArgument, NotFound
 from jobyard.domain.jobs import MAX_TIME_LIMIT_SECONDS, Job, Resources, utcnow
 from jobyard.domain.status import Status, TerminationReason
@@ -18,6 +19,8 @@ from jobyard.engine.timing import EXPIRY_TIMER, START_TIMER
 from jobyard.runtime import ExitInfo
 from jobyard.store.base import JobQuery
 from tests.unit.test_engine import HOST, Rig, bounded, rig_for, spec, until_status
+
+ALICE = Identity("alice", Role.USER)
 
 SHORT = 0.2  # seconds: a time limit or a start delay that passes during a test
 
@@ -36,7 +39,7 @@ def messages(job: Job) -> list[tuple[Status, str]]:
 
 
 async def test_a_job_is_stopped_when_its_time_limit_is_reached(rig: Rig) -> None:
-    job = await rig.engine.submit("alice", spec(time_limit_seconds=SHORT))
+    job = await rig.engine.submit(ALICE, spec(time_limit_seconds=SHORT))
     assert job.started_at is not None
     assert job.expires_at == job.started_at + timedelta(seconds=SHORT)
 
@@ -53,7 +56,7 @@ async def test_a_job_is_stopped_when_its_time_limit_is_reached(rig: Rig) -> None
 
 
 async def test_a_job_without_a_limit_has_no_expiry(rig: Rig) -> None:
-    job = await rig.engine.submit("alice", spec())
+    job = await rig.engine.submit(ALICE, spec())
     assert (job.spec.time_limit_seconds, job.expires_at) == (0, None)
     assert rig.engine._timers.armed(job.id) == set()
 
@@ -61,15 +64,15 @@ async def test_a_job_without_a_limit_has_no_expiry(rig: Rig) -> None:
 async def test_the_configured_job_timeout_is_the_default_limit(tmp_path: Path) -> None:
     config = dataclasses.replace(HOST, default_time_limit_seconds=3600)
     async with rig_for(tmp_path, config) as r:
-        job = await r.engine.submit("alice", spec())
-        given = await r.engine.submit("alice", spec(time_limit_seconds=60))
+        job = await r.engine.submit(ALICE, spec())
+        given = await r.engine.submit(ALICE, spec(time_limit_seconds=60))
     assert job.spec.time_limit_seconds == 3600
     assert job.expires_at == job.started_at + timedelta(hours=1)  # type: ignore[operator]
     assert given.spec.time_limit_seconds == 60
 
 
 async def test_a_job_that_ends_first_cancels_its_timer(rig: Rig) -> None:
-    job = await rig.engine.submit("alice", spec(time_limit_seconds=60))
+    job = await rig.engine.submit(ALICE, spec(time_limit_seconds=60))
     assert rig.engine._timers.armed(job.id) == {EXPIRY_TIMER}
     rig.runtime.finish(job.id, ExitInfo(exit_code=0))
     await until_status(rig, job.id, Status.COMPLETED)
@@ -77,10 +80,10 @@ async def test_a_job_that_ends_first_cancels_its_timer(rig: Rig) -> None:
 
 
 async def test_extend_moves_the_expiry_and_records_it(rig: Rig) -> None:
-    job = await rig.engine.submit("alice", spec(time_limit_seconds=SHORT))
+    job = await rig.engine.submit(ALICE, spec(time_limit_seconds=SHORT))
     seen: list[Job] = []
     async with rig.engine.events.subscribe([job.id]) as events:
-        extended = await rig.engine.extend(job.id[:8], 90)
+        extended = await rig.engine.extend(ALICE, job.id[:8], 90)
         seen.append(await anext(events))
 
     assert extended.spec.time_limit_seconds == pytest.approx(SHORT + 90)
@@ -95,9 +98,9 @@ async def test_extend_moves_the_expiry_and_records_it(rig: Rig) -> None:
 
 async def test_extend_of_a_queued_job_grows_its_limit(tmp_path: Path) -> None:
     async with rig_for(tmp_path, capacity=bounded(max_jobs=1)) as r:
-        await r.engine.submit("alice", spec())
-        queued = await r.engine.submit("alice", spec(time_limit_seconds=60))
-        extended = await r.engine.extend(queued.id, 60)
+        await r.engine.submit(ALICE, spec())
+        queued = await r.engine.submit(ALICE, spec(time_limit_seconds=60))
+        extended = await r.engine.extend(ALICE, queued.id, 60)
     assert (extended.status, extended.expires_at) == (Status.QUEUED, None)
     assert extended.spec.time_limit_seconds == 120
     assert messages(extended)[-1] == (Status.QUEUED, "time limit extended by 1m")
@@ -105,38 +108,38 @@ async def test_extend_of_a_queued_job_grows_its_limit(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("seconds", [0, -5])
 async def test_extend_by_nothing_is_invalid(rig: Rig, seconds: float) -> None:
-    job = await rig.engine.submit("alice", spec(time_limit_seconds=60))
+    job = await rig.engine.submit(ALICE, spec(time_limit_seconds=60))
     with pytest.raises(InvalidArgument, match="must be a positive number"):
-        await rig.engine.extend(job.id, seconds)
+        await rig.engine.extend(ALICE, job.id, seconds)
     assert rig.store.get(job.id) == job
 
 
 async def test_extend_beyond_the_maximum_is_invalid(rig: Rig) -> None:
-    job = await rig.engine.submit("alice", spec(time_limit_seconds=60))
+    job = await rig.engine.submit(ALICE, spec(time_limit_seconds=60))
     with pytest.raises(InvalidArgument, match="would exceed"):
-        await rig.engine.extend(job.id, MAX_TIME_LIMIT_SECONDS)
+        await rig.engine.extend(ALICE, job.id, MAX_TIME_LIMIT_SECONDS)
 
 
 async def test_extend_of_a_finished_job_is_failed_precondition(rig: Rig) -> None:
-    job = await rig.engine.submit("alice", spec(time_limit_seconds=60))
-    await rig.engine.stop(job.id)
+    job = await rig.engine.submit(ALICE, spec(time_limit_seconds=60))
+    await rig.engine.stop(ALICE, job.id)
     with pytest.raises(FailedPrecondition, match=r"job is not running: .* STOPPED\)"):
-        await rig.engine.extend(job.id, 60)
+        await rig.engine.extend(ALICE, job.id, 60)
 
 
 async def test_extend_of_a_job_without_a_limit_is_failed_precondition(rig: Rig) -> None:
-    job = await rig.engine.submit("alice", spec())
+    job = await rig.engine.submit(ALICE, spec())
     with pytest.raises(FailedPrecondition, match="has no time limit"):
-        await rig.engine.extend(job.id, 60)
+        await rig.engine.extend(ALICE, job.id, 60)
 
 
 async def test_extend_of_an_unknown_job_is_not_found(rig: Rig) -> None:
     with pytest.raises(NotFound):
-        await rig.engine.extend("00000000-0000-4000-8000-000000000000", 60)
+        await rig.engine.extend(ALICE, "00000000-0000-4000-8000-000000000000", 60)
 
 
 async def test_a_restarted_engine_rearms_the_time_limit(rig: Rig) -> None:
-    job = await rig.engine.submit("alice", spec(time_limit_seconds=SHORT * 2))
+    job = await rig.engine.submit(ALICE, spec(time_limit_seconds=SHORT * 2))
     await rig.engine.close()
     again = rig.new_engine()
     await again.start()
@@ -149,7 +152,7 @@ async def test_a_restarted_engine_rearms_the_time_limit(rig: Rig) -> None:
 
 
 async def test_a_limit_that_passed_while_no_server_ran_stops_the_job_at_start(rig: Rig) -> None:
-    job = await rig.engine.submit("alice", spec(time_limit_seconds=SHORT))
+    job = await rig.engine.submit(ALICE, spec(time_limit_seconds=SHORT))
     await rig.engine.close()
     await asyncio.sleep(SHORT * 1.5)
     assert rig.store.get(job.id).status is Status.RUNNING
@@ -173,7 +176,7 @@ def test_durations_read_as_people_write_them() -> None:
 
 async def test_a_scheduled_job_waits_then_starts(rig: Rig) -> None:
     when = utcnow() + timedelta(seconds=SHORT)
-    job = await rig.engine.submit("alice", spec(schedule=when))
+    job = await rig.engine.submit(ALICE, spec(schedule=when))
     assert job.status is Status.SCHEDULED
     assert job.message.startswith("scheduled to start at ")
     assert job.id not in rig.runtime.started
@@ -187,13 +190,13 @@ async def test_a_scheduled_job_waits_then_starts(rig: Rig) -> None:
 
 
 async def test_a_time_in_the_past_starts_now(rig: Rig) -> None:
-    job = await rig.engine.submit("alice", spec(schedule=utcnow() - timedelta(hours=1)))
+    job = await rig.engine.submit(ALICE, spec(schedule=utcnow() - timedelta(hours=1)))
     assert job.status is Status.RUNNING
 
 
 async def test_a_scheduled_job_stopped_before_its_time_never_starts(rig: Rig) -> None:
-    job = await rig.engine.submit("alice", spec(schedule=utcnow() + timedelta(seconds=SHORT)))
-    stopped = await rig.engine.stop(job.id)
+    job = await rig.engine.submit(ALICE, spec(schedule=utcnow() + timedelta(seconds=SHORT)))
+    stopped = await rig.engine.stop(ALICE, job.id)
     assert (stopped.status, stopped.reason) == (Status.STOPPED, TerminationReason.USER_STOP)
     assert rig.engine._timers.armed(job.id) == set()
     await asyncio.sleep(SHORT * 2)
@@ -201,7 +204,7 @@ async def test_a_scheduled_job_stopped_before_its_time_never_starts(rig: Rig) ->
 
 
 async def test_a_scheduled_job_survives_a_restart(rig: Rig) -> None:
-    job = await rig.engine.submit("alice", spec(schedule=utcnow() + timedelta(seconds=SHORT)))
+    job = await rig.engine.submit(ALICE, spec(schedule=utcnow() + timedelta(seconds=SHORT)))
     await rig.engine.close()
     again = rig.new_engine()
     await again.start()
@@ -221,9 +224,9 @@ def cpu(percent: int, memory: int = 64) -> Resources:
 
 async def test_total_cpu_bounds_admission_in_submission_order(tmp_path: Path) -> None:
     async with rig_for(tmp_path, capacity=bounded(max_cpu=200)) as r:
-        first = await r.engine.submit("alice", spec(resources=cpu(100)))
-        big = await r.engine.submit("alice", spec(resources=cpu(150)))
-        small = await r.engine.submit("alice", spec(resources=cpu(50)))
+        first = await r.engine.submit(ALICE, spec(resources=cpu(100)))
+        big = await r.engine.submit(ALICE, spec(resources=cpu(150)))
+        small = await r.engine.submit(ALICE, spec(resources=cpu(50)))
         # 50% would fit beside the first job, but the older big one is ahead of it.
         assert (big.status, small.status) == (Status.QUEUED, Status.QUEUED)
         assert big.message == "waiting in the queue"
@@ -235,21 +238,21 @@ async def test_total_cpu_bounds_admission_in_submission_order(tmp_path: Path) ->
 
 async def test_total_memory_bounds_admission(tmp_path: Path) -> None:
     async with rig_for(tmp_path, capacity=bounded(max_memory=100)) as r:
-        first = await r.engine.submit("alice", spec(resources=cpu(10, memory=60)))
-        second = await r.engine.submit("alice", spec(resources=cpu(10, memory=60)))
+        first = await r.engine.submit(ALICE, spec(resources=cpu(10, memory=60)))
+        second = await r.engine.submit(ALICE, spec(resources=cpu(10, memory=60)))
         assert second.status is Status.QUEUED
-        await r.engine.stop(first.id)
+        await r.engine.stop(ALICE, first.id)
         await until_status(r, second.id, Status.RUNNING)
 
 
 async def test_an_unlimited_job_counts_as_the_whole_bound(tmp_path: Path) -> None:
     config = dataclasses.replace(HOST, default_max_cpu=0)
     async with rig_for(tmp_path, config, capacity=bounded(max_cpu=200)) as r:
-        small = await r.engine.submit("alice", spec(resources=cpu(10)))
-        unlimited = await r.engine.submit("alice", spec(resources=cpu(0)))
+        small = await r.engine.submit(ALICE, spec(resources=cpu(10)))
+        unlimited = await r.engine.submit(ALICE, spec(resources=cpu(0)))
         assert unlimited.spec.resources.max_cpu == 0
         assert unlimited.status is Status.QUEUED
-        await r.engine.stop(small.id)
+        await r.engine.stop(ALICE, small.id)
         await until_status(r, unlimited.id, Status.RUNNING)
 
 
@@ -265,41 +268,41 @@ async def test_a_job_bigger_than_the_bound_is_refused_at_submit(
 ) -> None:
     async with rig_for(tmp_path, capacity=bounded(**bounds)) as r:
         with pytest.raises(InvalidArgument, match=match):
-            await r.engine.submit("alice", spec(resources=resources))
-        assert r.engine.jobs() == []
+            await r.engine.submit(ALICE, spec(resources=resources))
+        assert r.engine.jobs(ALICE) == []
 
 
 # -- delete and query ---------------------------------------------------------------------------
 
 
 async def test_delete_removes_a_finished_job_and_its_directory(rig: Rig) -> None:
-    job = await rig.engine.submit("alice", spec())
-    await rig.engine.stop(job.id)
+    job = await rig.engine.submit(ALICE, spec())
+    await rig.engine.stop(ALICE, job.id)
     assert rig.layout.job_dir(job.id).exists()
 
-    deleted = await rig.engine.delete(job.id[:8])
+    deleted = await rig.engine.delete(ALICE, job.id[:8])
 
     assert deleted.id == job.id
     assert not rig.layout.job_dir(job.id).exists()
     with pytest.raises(NotFound):
-        rig.engine.job(job.id)
+        rig.engine.job(ALICE, job.id)
 
 
 @pytest.mark.parametrize("schedule", [False, True])
 async def test_delete_of_an_unfinished_job_is_failed_precondition(rig: Rig, schedule: bool) -> None:
     when = utcnow() + timedelta(hours=1) if schedule else None
-    job = await rig.engine.submit("alice", spec(schedule=when))
+    job = await rig.engine.submit(ALICE, spec(schedule=when))
     with pytest.raises(FailedPrecondition, match=r"job is not finished: .*\(current status: "):
-        await rig.engine.delete(job.id)
-    assert rig.engine.job(job.id).status is job.status
+        await rig.engine.delete(ALICE, job.id)
+    assert rig.engine.job(ALICE, job.id).status is job.status
     assert rig.layout.job_dir(job.id).exists()
 
 
 async def test_query_pages_newest_first(rig: Rig) -> None:
-    ids = [(await rig.engine.submit("alice", spec(labels={"n": str(i)}))).id for i in range(3)]
-    page, token = rig.engine.query(JobQuery(page_size=2))
+    ids = [(await rig.engine.submit(ALICE, spec(labels={"n": str(i)}))).id for i in range(3)]
+    page, token = rig.engine.query(ALICE, JobQuery(page_size=2))
     assert [j.id for j in page] == ids[:0:-1]
-    rest, end = rig.engine.query(JobQuery(page_size=2, page_token=token))
+    rest, end = rig.engine.query(ALICE, JobQuery(page_size=2, page_token=token))
     assert ([j.id for j in rest], end) == ([ids[0]], "")
 
 
@@ -311,9 +314,9 @@ async def test_an_end_stamped_by_a_lagging_clock_is_not_recorded_before_its_stop
 ) -> None:
     # The local runtime reads the end from the exit file's mtime, which the kernel stamps
     # from a coarse clock up to a tick behind: the end must still follow the stop it ended.
-    job = await rig.engine.submit("alice", spec())
+    job = await rig.engine.submit(ALICE, spec())
     rig.runtime.ignore_stop = True
-    stop = asyncio.create_task(rig.engine.stop(job.id))
+    stop = asyncio.create_task(rig.engine.stop(ALICE, job.id))
     stopping = await until_status(rig, job.id, Status.STOPPING)
     lagging = stopping.updates[-1].timestamp - timedelta(milliseconds=3)
     rig.runtime.finish(job.id, ExitInfo(exit_code=-9, signal=9, ended_at=lagging))
@@ -325,7 +328,7 @@ async def test_an_end_stamped_by_a_lagging_clock_is_not_recorded_before_its_stop
 
 
 async def test_a_quick_job_never_ends_before_it_started(rig: Rig) -> None:
-    job = await rig.engine.submit("alice", spec())
+    job = await rig.engine.submit(ALICE, spec())
     assert job.started_at is not None
     stamped = job.started_at - timedelta(milliseconds=4)
     rig.runtime.finish(job.id, ExitInfo(exit_code=0, ended_at=stamped))
@@ -338,7 +341,7 @@ async def test_a_schedule_is_kept_to_the_millisecond_rounded_up(rig: Rig) -> Non
     # must not show as before it.
     when = utcnow() + timedelta(seconds=SHORT)
     when = when.replace(microsecond=when.microsecond // 1000 * 1000 + 400)
-    job = await rig.engine.submit("alice", spec(schedule=when))
+    job = await rig.engine.submit(ALICE, spec(schedule=when))
     assert job.spec.schedule == when + timedelta(microseconds=600)
 
     running = await until_status(rig, job.id, Status.RUNNING)

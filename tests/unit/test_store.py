@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from jobyard.domain.access import Scope
 from jobyard.domain.errors import InvalidArgument, JobyardError, NotFound, StaleTransition
 from jobyard.domain.jobs import Job, JobSpec, ProductRef, Resources
 from jobyard.domain.status import Status, TerminationReason
 from jobyard.store import MemoryStore, SQLiteStore, Store, resolve_id
+from jobyard.store.base import JobQuery, find_job
 from jobyard.store.sqlite import _migrations
 
 LATEST_SCHEMA = max(v for v, _ in _migrations())
@@ -286,6 +288,50 @@ def test_prefix_lookup_does_not_treat_like_wildcards_as_wildcards(store: Store) 
     assert store.ids_with_prefix("aaaa", 2) == [ID_A]
     for prefix in ("____", "%", "aa_a", "aaaa%"):
         assert store.ids_with_prefix(prefix, 2) == [], prefix
+
+
+# -- scoped lookups: another owner's job is absent --------------------------------------------
+
+
+@pytest.fixture
+def two_owners(store: Store) -> Store:
+    """ID_A is alice's (project physics), ID_B mallory's (no project), ID_C bob's (physics)."""
+    store.create(make_job(ID_A, project="physics"))
+    store.create(make_job(ID_B, owner="mallory"))
+    store.create(make_job(ID_C, owner="bob", project="physics"))
+    return store
+
+
+def test_a_prefix_shared_with_another_owners_job_is_not_ambiguous_to_a_scoped_caller(
+    two_owners: Store,
+) -> None:
+    assert find_job(two_owners, "aaaa", Scope("alice")).id == ID_A
+    assert find_job(two_owners, "aaaa", Scope("mallory")).id == ID_B
+    with pytest.raises(InvalidArgument, match="ambiguous"):
+        find_job(two_owners, "aaaa")  # unscoped (admin, viewer): both count
+
+
+@pytest.mark.parametrize("ref", [ID_A, "aaaa1", ID_A[:8].upper()])
+def test_another_owners_job_is_not_found_by_id_or_prefix(two_owners: Store, ref: str) -> None:
+    with pytest.raises(NotFound) as info:
+        find_job(two_owners, ref, Scope("mallory"))
+    assert str(info.value) == f"job not found: {ref.strip().lower()}"
+
+
+def test_a_project_member_finds_and_lists_the_projects_jobs(two_owners: Store) -> None:
+    assert find_job(two_owners, ID_C, Scope("alice", "physics")).owner == "bob"
+    jobs, _ = two_owners.query(JobQuery(scope=Scope("alice", "physics")))
+    assert {j.id for j in jobs} == {ID_A, ID_C}
+    jobs, _ = two_owners.query(JobQuery(scope=Scope("mallory")))
+    assert [j.id for j in jobs] == [ID_B]
+    jobs, _ = two_owners.query(JobQuery(scope=Scope("mallory"), owner="alice"))
+    assert jobs == []  # a filter narrows, never widens
+    assert two_owners.ids_with_prefix("bbbb", 2, Scope("mallory")) == []
+
+
+def test_the_project_is_stored(two_owners: Store) -> None:
+    assert two_owners.get(ID_A).project == "physics"
+    assert two_owners.get(ID_B).project == ""
 
 
 # -- list -------------------------------------------------------------------------------------

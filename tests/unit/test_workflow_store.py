@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from jobyard.domain.access import Identity, Role
 from jobyard.domain.errors import InvalidArgument, NotFound
 from jobyard.domain.jobs import utcnow
 from jobyard.domain.status import Status
@@ -22,6 +23,8 @@ from jobyard.store import (
     resolve_id,
 )
 from tests.unit.test_engine import Rig, rig_for, until
+
+ALICE = Identity("alice", Role.USER)
 
 WF_A = "cccc1111-0000-4000-8000-000000000001"
 WF_B = "cccc2222-0000-4000-8000-000000000002"
@@ -98,20 +101,20 @@ async def test_submit_answers_at_once_and_starts_jobs_in_the_background(
 ) -> None:
     rig, workflows = runner
     doc = "jobs:\n  a: {command: x}\n  b: {command: y, requires: [a]}\n"
-    accepted = await workflows.submit("alice", doc)
+    accepted = await workflows.submit(ALICE, doc)
     assert [j.status for j in accepted.jobs] == [PENDING, PENDING]  # stored, not yet started
 
     await until(lambda: len(rig.runtime.started) == 1, "the first job started")
-    first = workflows.workflow(accepted.id[:8]).jobs[0].job_id
+    first = workflows.workflow(ALICE, accepted.id[:8]).jobs[0].job_id
     assert first is not None
     rig.runtime.finish(first, ExitInfo(exit_code=0))
     await until(lambda: len(rig.runtime.started) == 2, "the dependent started")
-    second = workflows.workflow(accepted.id).jobs[1].job_id
+    second = workflows.workflow(ALICE, accepted.id).jobs[1].job_id
     assert second is not None
     rig.runtime.finish(second, ExitInfo(exit_code=0))
-    await until(lambda: workflows.workflow(accepted.id).ended_at is not None, "the end")
+    await until(lambda: workflows.workflow(ALICE, accepted.id).ended_at is not None, "the end")
 
-    done = workflows.workflow(accepted.id)
+    done = workflows.workflow(ALICE, accepted.id)
     assert done.status is WorkflowStatus.COMPLETED
     views = workflows.jobs_of(done)
     assert [(v.name, v.dependencies, v.status) for v in views] == [

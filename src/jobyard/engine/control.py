@@ -16,6 +16,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from jobyard.domain.access import Identity
 from jobyard.domain.errors import (
     FailedPrecondition,
     JobyardError,
@@ -58,7 +59,7 @@ class JobControl:
     _hub: LogHub
     _layout: JobLayout
 
-    def job(self, ref: str) -> Job:
+    def job(self, caller: Identity, ref: str) -> Job:
         raise NotImplementedError  # JobEngine's
 
     def _runtime(self, job: Job) -> Runtime:
@@ -67,9 +68,9 @@ class JobControl:
     def _transition(self, job_id: str, new: Status, message: str, **fields: Any) -> Job:
         raise NotImplementedError  # JobEngine's
 
-    async def suspend(self, ref: str) -> Job:
+    async def suspend(self, caller: Identity, ref: str) -> Job:
         """Freeze every process of a RUNNING job; it makes no progress until resumed."""
-        job = self.job(ref)
+        job = self.job(caller, ref)
         if job.status is not Status.RUNNING:
             raise job_not_running(job.id, job.status.value)
         handle = Handle(job.backend_id)
@@ -92,9 +93,9 @@ class JobControl:
         with contextlib.suppress(JobyardError, OSError):
             await self._runtime(job).resume(job.id, handle)
 
-    async def resume(self, ref: str) -> Job:
+    async def resume(self, caller: Identity, ref: str) -> Job:
         """Thaw a SUSPENDED job; it continues where it was."""
-        job = self.job(ref)
+        job = self.job(caller, ref)
         if job.status is not Status.SUSPENDED:
             raise job_not_suspended(job.id, job.status.value)
         await self._runtime(job).resume(job.id, Handle(job.backend_id))
@@ -107,8 +108,8 @@ class JobControl:
         log.info("job resumed | jobId=%s suspendedSeconds=%.3f", job.id, job.suspended_seconds)
         return job
 
-    async def details(self, ref: str) -> JobDetails:
-        return await self.details_of(self.job(ref))
+    async def details(self, caller: Identity, ref: str) -> JobDetails:
+        return await self.details_of(self.job(caller, ref))
 
     async def details_of(self, job: Job) -> JobDetails:
         """``job`` with live usage while it has processes, else the recorded usage."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Callable, Collection
 
 from jobyard.domain.jobs import Job
 
@@ -23,10 +23,11 @@ class WatcherTooSlow(Exception):
 
 
 class _Watcher:
-    __slots__ = ("ids", "overflowed", "queue")
+    __slots__ = ("accept", "ids", "overflowed", "queue")
 
-    def __init__(self, ids: Collection[str]) -> None:
+    def __init__(self, ids: Collection[str], accept: Callable[[Job], bool] | None) -> None:
         self.ids = frozenset(ids)
+        self.accept = accept
         self.queue: asyncio.Queue[Job] = asyncio.Queue(WATCH_QUEUE_EVENTS)
         self.overflowed = False
 
@@ -39,15 +40,23 @@ class JobEvents:
         for watcher in self._watchers:
             if watcher.ids and job.id not in watcher.ids:
                 continue
+            if watcher.accept is not None and not watcher.accept(job):
+                continue  # e.g. another owner's job: never queued, never counted
             try:
                 watcher.queue.put_nowait(job)
             except asyncio.QueueFull:
                 watcher.overflowed = True
 
     @contextlib.asynccontextmanager
-    async def subscribe(self, ids: Collection[str] = ()) -> AsyncIterator[AsyncIterator[Job]]:
-        """Subscribe before taking a snapshot, so no change falls between the two."""
-        watcher = _Watcher(ids)
+    async def subscribe(
+        self, ids: Collection[str] = (), accept: Callable[[Job], bool] | None = None
+    ) -> AsyncIterator[AsyncIterator[Job]]:
+        """Subscribe before taking a snapshot, so no change falls between the two.
+
+        Only changes of ``ids`` (all when empty) that ``accept`` admits (all when None)
+        are delivered.
+        """
+        watcher = _Watcher(ids, accept)
         self._watchers.add(watcher)
         try:
             yield self._drain(watcher)

@@ -7,6 +7,10 @@ changes go through ``Store.transition`` (the one table in :mod:`jobyard.domain.s
 Jobs run on backends (:mod:`jobyard.engine.backends`), each with its own capacity and
 admission order. A backend that queues (a batch system) holds a started job as QUEUED, with
 its handle recorded, until it reports that the job's processes run; only then is it RUNNING.
+
+Every command and lookup takes the caller's :class:`~jobyard.domain.access.Identity`: a job
+the caller may not see (:func:`~jobyard.domain.access.visible`) is answered as absent
+("job not found: ID") and left out of lists. Faces only translate; they decide nothing.
 """
 
 from __future__ import annotations
@@ -15,10 +19,9 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import AsyncGenerator
 from typing import Any
 
-from jobyard.domain.access import Identity
+from jobyard.domain.access import Identity, scope
 from jobyard.domain.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -33,6 +36,7 @@ from jobyard.engine.backends import Backends
 from jobyard.engine.control import JobControl, suspension_closed
 from jobyard.engine.events import JobEvents
 from jobyard.engine.files import JobFiles
+from jobyard.engine.reading import JobReading
 from jobyard.engine.timers import JobTimers
 from jobyard.engine.timing import (
     EXPIRY_TIMER,
@@ -47,7 +51,7 @@ from jobyard.engine.timing import (
 )
 from jobyard.logs import JobLayout, LogHub
 from jobyard.runtime.base import ExitInfo, Handle, LaunchRequest, Runtime
-from jobyard.store.base import JobQuery, Store, resolve_id
+from jobyard.store.base import JobQuery, Store, find_job
 
 log = logging.getLogger("jobyard.engine")
 
@@ -65,7 +69,7 @@ class EngineConfig:
     default_time_limit_seconds: float = 0.0  # for jobs that ask for none; 0 = none
 
 
-class JobEngine(JobControl):
+class JobEngine(JobControl, JobReading):
     def __init__(
         self,
         store: Store,
@@ -87,7 +91,7 @@ class JobEngine(JobControl):
         self._admitting = False
         self._timers = JobTimers()
         self.events = JobEvents()
-        self.files = JobFiles(layout)
+        self._files = JobFiles(layout)
         # Jobs holding capacity (active, or QUEUED in a backend's own queue), kept current
         # by _transition and _update so admission reads no rows.
         self._active: dict[str, Job] = {}
@@ -148,50 +152,49 @@ class JobEngine(JobControl):
     def _runtime(self, job: Job) -> Runtime:
         return self._backends[job.backend]
 
-    async def submit(
-        self,
-        owner: str,
-        spec: JobSpec,
-        *,
-        workflow_id: str = "",
-        project: str = "",
-        caller: Identity | None = None,
-    ) -> Job:
-        """Validate, persist (durably) and admit a job; returns it as it stands then."""
-        spec = self.prepare(spec, caller)
+    async def submit(self, caller: Identity, spec: JobSpec, *, workflow_id: str = "") -> Job:
+        """Validate, persist (durably) and admit a job owned by ``caller`` (and filed under
+        its project); returns it as it stands then."""
+        # A workflow's jobs had their volumes and runtimes checked when it was accepted.
+        spec = self.prepare(spec, None if workflow_id else caller)
         spec = dataclasses.replace(spec, schedule=ceil_millis(spec.schedule))
         now = whole_millis(utcnow())
         status, message = initial_status(spec, now)
         job = Job(
             id=new_job_id(),
-            owner=owner,
+            owner=caller.name,
             spec=spec,
             status=status,
             created_at=now,
             backend=spec.backend,
             message=message,
             workflow_id=workflow_id,
-            project=project,
+            project=caller.project,
         )
         # The output files exist from the start, so a follower of a queued job waits on them.
         self._layout.create_job_dir(job.id, spec.replicas)
         self._store.create(job)
         self.events.publish(job)
-        log.info("job accepted | jobId=%s owner=%s status=%s", job.id, owner, job.status)
+        log.info("job accepted | jobId=%s owner=%s project=%s status=%s",
+                 job.id, job.owner, job.project, job.status)  # fmt: skip
         if job.status is Status.SCHEDULED:
             self._arm_start(job)
         await self._admit()
         return self._store.get(job.id)
 
-    def job(self, ref: str) -> Job:
-        return self._store.get(resolve_id(self._store, ref))
+    def job(self, caller: Identity, ref: str) -> Job:
+        """The job a full id or unique prefix names, if ``caller`` may see it (else NotFound,
+        as for an absent job; other owners' jobs never make a prefix ambiguous)."""
+        return find_job(self._store, ref, scope(caller))
 
-    def jobs(self) -> list[Job]:
-        return self._store.list()
+    def jobs(self, caller: Identity) -> list[Job]:
+        """Every job ``caller`` may see, oldest first."""
+        limits = scope(caller)
+        return [job for job in self._store.list() if limits is None or limits.admits(job)]
 
-    async def stop(self, ref: str) -> Job:
+    async def stop(self, caller: Identity, ref: str) -> Job:
         """Stop a job: SIGTERM, grace, SIGKILL; returns once it is STOPPED (or timed out)."""
-        job = self.job(ref)
+        job = self.job(caller, ref)
         if job.status in (Status.QUEUED, Status.SCHEDULED) and not job.backend_id:
             return self._finish(job.id, Status.STOPPED, "stopped before it started",
                                 reason=TerminationReason.USER_STOP,
@@ -226,22 +229,6 @@ class JobEngine(JobControl):
     def logs(self) -> LogHub:
         """Job output: cursors, followers, size limits and their settings."""
         return self._hub
-
-    def output(
-        self, job: Job, *, follow: bool, offset: int = 0, rank: int = 0
-    ) -> AsyncGenerator[tuple[int, bytes], None]:
-        """``(offset, bytes)`` of rank ``rank``'s output (rank 0: the job's output) from
-        ``offset``; with ``follow`` until the job ends. A rank the job lacks is refused
-        here, before anything is streamed."""
-        job.spec.check_rank(rank)
-        job_id = job.id
-        return self._hub.read(
-            job_id,
-            offset=offset,
-            follow=follow,
-            ended=lambda: self._store.get(job_id).status.terminal,
-            rank=rank,
-        )
 
     def _on_output_limit(self, job_id: str, why: str) -> None:
         """The job's output cannot go on (``why``: its limit, or a full disk): record that
@@ -534,9 +521,9 @@ class JobEngine(JobControl):
         log.info("job time limit reached | jobId=%s", job_id)
         await self._signal_stop(job)
 
-    async def extend(self, ref: str, seconds: float) -> Job:
+    async def extend(self, caller: Identity, ref: str, seconds: float) -> Job:
         """Give an unfinished job ``seconds`` more wall time (UCloud extend)."""
-        job = self.job(ref)
+        job = self.job(caller, ref)
         fields, message = extension(job, seconds)
         try:
             job = self._store.annotate(job.id, message, only_in=EXTENDABLE, **fields)
@@ -551,13 +538,14 @@ class JobEngine(JobControl):
 
     # -- listing and deleting ----------------------------------------------------------------
 
-    def query(self, query: JobQuery) -> tuple[list[Job], str]:
-        """Jobs matching ``query``, newest first, and the next page's token ("" at the end)."""
-        return self._store.query(query)
+    def query(self, caller: Identity, query: JobQuery) -> tuple[list[Job], str]:
+        """Jobs matching ``query`` that ``caller`` may see, newest first, and the next
+        page's token ("" at the end)."""
+        return self._store.query(dataclasses.replace(query, scope=scope(caller)))
 
-    async def delete(self, ref: str) -> Job:
+    async def delete(self, caller: Identity, ref: str) -> Job:
         """Remove a finished job: its record, history, output and work directory."""
-        job = self.job(ref)
+        job = self.job(caller, ref)
         if not job.status.terminal:
             raise FailedPrecondition(
                 f"job is not finished: {job.id} (current status: {job.status.value})"

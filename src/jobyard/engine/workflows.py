@@ -7,6 +7,10 @@ jobs are stored, so a half-done workflow continues after a server restart.
 Submitting is quick whatever the size: the document is parsed off the event loop (see
 :mod:`jobyard.engine.parsing`), validated whole, stored in one transaction, and answered;
 its first jobs start in the background.
+
+Workflows are scoped as jobs are (:mod:`jobyard.domain.access`): a workflow has an owner
+and a project, its jobs are submitted as its owner, and a caller who may not see it gets
+"workflow not found" and does not find it in lists.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import uuid
 from collections.abc import Coroutine
 from typing import Any
 
-from jobyard.domain.access import Identity
+from jobyard.domain.access import SYSTEM, Identity, Role, scope
 from jobyard.domain.errors import FailedPrecondition, InvalidArgument, JobyardError, NotFound
 from jobyard.domain.jobs import Job, utcnow
 from jobyard.domain.status import Status, TerminationReason
@@ -108,16 +112,9 @@ class WorkflowRunner:
 
     # -- commands ------------------------------------------------------------------------
 
-    async def submit(
-        self,
-        owner: str,
-        document: str,
-        name: str = "",
-        *,
-        project: str = "",
-        caller: Identity | None = None,
-    ) -> WorkflowRecord:
-        """Validate and store a workflow; its jobs start in the background."""
+    async def submit(self, caller: Identity, document: str, name: str = "") -> WorkflowRecord:
+        """Validate and store a workflow owned by ``caller`` (filed under its project); its
+        jobs start in the background."""
         spec = await self._parser.parse(document)
         for job in spec.jobs:  # host, volume and runtime checks too, before anything runs
             try:
@@ -125,38 +122,44 @@ class WorkflowRunner:
             except (InvalidArgument, NotFound) as exc:
                 raise type(exc)(f"invalid workflow: job {job.name!r}: {exc}") from None
         record = WorkflowRecord(
-            id=str(uuid.uuid4()), name=name or "workflow", owner=owner, document=document,
+            id=str(uuid.uuid4()), name=name or "workflow", owner=caller.name, document=document,
             status=WorkflowStatus.RUNNING, created_at=utcnow(), ended_at=None,
             jobs=tuple(WorkflowJobRow(j.name, i, None, PENDING, None, j.dependencies)
                        for i, j in enumerate(spec.jobs)),
-            project=project,
+            project=caller.project,
         )  # fmt: skip
         self._store.create(record)
-        self._live[record.id] = _Live(record.id, owner, project, spec, pending=set(spec.by_name))
-        log.info("workflow accepted | workflowId=%s jobs=%d owner=%s",
-                 record.id, len(spec.jobs), owner)  # fmt: skip
+        self._live[record.id] = _Live(
+            record.id, record.owner, record.project, spec, pending=set(spec.by_name)
+        )
+        log.info("workflow accepted | workflowId=%s jobs=%d owner=%s project=%s",
+                 record.id, len(spec.jobs), record.owner, record.project)  # fmt: skip
         self._in_background(self._evaluate(record.id), name=f"workflow-{record.id}")
         return record
 
-    def workflow(self, ref: str) -> WorkflowRecord:
-        """A workflow by full id or unique prefix (at least 4 characters)."""
-        return self._store.get(resolve_id(self._store, ref, kind="workflow"))
+    def workflow(self, caller: Identity, ref: str) -> WorkflowRecord:
+        """A workflow by full id or unique prefix (at least 4 characters), if ``caller``
+        may see it: else "workflow not found", as for an absent one."""
+        return self._store.get(resolve_id(self._store, ref, "workflow", scope(caller)))
 
-    def workflows(self) -> list[WorkflowRecord]:
-        return self._store.list()
+    def workflows(self, caller: Identity) -> list[WorkflowRecord]:
+        """Every workflow ``caller`` may see, oldest first."""
+        return self._store.list(scope=scope(caller))
 
     def jobs_of(self, record: WorkflowRecord) -> list[WorkflowJobView]:
+        """The jobs of a workflow (one the caller was allowed to look up), in order."""
         size = max(1, len(record.jobs))
-        jobs, _ = self._engine.query(JobQuery(workflow_id=record.id, page_size=size))
+        query = JobQuery(workflow_id=record.id, page_size=size)
+        jobs, _ = self._engine.query(SYSTEM, query)
         by_id = {job.id: job for job in jobs}
         return [
             WorkflowJobView(row.name, row.dependencies, row, by_id.get(row.job_id or ""))
             for row in record.jobs
         ]
 
-    async def stop(self, ref: str) -> WorkflowRecord:
+    async def stop(self, caller: Identity, ref: str) -> WorkflowRecord:
         """Stop running jobs and cancel the ones not started yet."""
-        record = self.workflow(ref)
+        record = self.workflow(caller, ref)
         if record.ended_at is not None:
             raise FailedPrecondition(
                 f"workflow is not running: {record.id} (current status: {record.status})"
@@ -171,7 +174,7 @@ class WorkflowRunner:
                                     reason=TerminationReason.USER_STOP.value)  # fmt: skip
             elif view.job is not None and not view.job.status.terminal:
                 with contextlib.suppress(JobyardError):
-                    await self._engine.stop(view.job.id)
+                    await self._engine.stop(caller, view.job.id)
         return self._store.get(record.id)
 
     # -- evaluation ----------------------------------------------------------------------
@@ -251,9 +254,8 @@ class WorkflowRunner:
 
     async def _start(self, live: _Live, name: str) -> Job:
         live.pending.discard(name)
-        job = await self._engine.submit(
-            live.owner, live.by_name[name].spec, workflow_id=live.id, project=live.project
-        )
+        spec = live.by_name[name].spec
+        job = await self._engine.submit(live.submitter, spec, workflow_id=live.id)
         live.by_job[job.id] = name
         self._store.set_job(live.id, name, job_id=job.id, status=job.status.value, reason=None)
         return job
@@ -287,8 +289,9 @@ class _Live:
         pending: set[str] | None = None,
     ) -> None:
         self.id = workflow_id
-        self.owner = owner
-        self.project = project
+        # Its jobs are the workflow owner's, filed under its project (the role is not kept:
+        # submitting does not depend on it).
+        self.submitter = Identity(owner, Role.USER, project)
         self.spec = spec
         self.by_name = spec.by_name
         self.outcome: dict[str, str] = dict.fromkeys(self.by_name, "")  # "" while it may run

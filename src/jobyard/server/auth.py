@@ -80,7 +80,7 @@ def identify(context: grpc.aio.ServicerContext[Any, Any], insecure: bool) -> Ide
     try:
         return identity_from_pem(pems[0])
     except ValueError as exc:
-        raise Unauthenticated(f"client certificate refused: {exc}") from exc
+        raise Unauthenticated(str(exc)) from exc
 
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]

@@ -23,16 +23,15 @@ class JobletServicer(pb_grpc.JobletServiceServicer):
         self._engine = engine
 
     async def RunJob(self, request: pb.RunJobReq, context: Any) -> pb.RunJobRes:
-        caller = current_identity()
-        spec = spec_from_request(request)
-        job = await self._engine.submit(caller.name, spec, project=caller.project, caller=caller)
+        job = await self._engine.submit(current_identity(), spec_from_request(request))
         return pb.RunJobRes(**flat_fields(job))
 
     async def GetJobStatus(self, request: pb.GetJobStatusReq, context: Any) -> pb.GetJobStatusRes:
-        return pb.GetJobStatusRes(**flat_fields(self._engine.job(request.id)))
+        job = self._engine.job(current_identity(), request.id)
+        return pb.GetJobStatusRes(**flat_fields(job))
 
     async def StopJob(self, request: pb.StopJobReq, context: Any) -> pb.StopJobRes:
-        job = await self._engine.stop(request.id)
+        job = await self._engine.stop(current_identity(), request.id)
         return pb.StopJobRes(
             id=job.id,
             status=job.status.value,
@@ -41,14 +40,15 @@ class JobletServicer(pb_grpc.JobletServiceServicer):
         )
 
     async def ListJobs(self, request: pb.EmptyRequest, context: Any) -> pb.Jobs:
-        return pb.Jobs(jobs=[job_to_proto(j) for j in self._engine.jobs()])
+        return pb.Jobs(jobs=[job_to_proto(j) for j in self._engine.jobs(current_identity())])
 
     async def GetJobLogs(
         self, request: pb.GetJobLogsReq, context: Any
     ) -> AsyncIterator[pb.DataChunk]:
-        job = self._engine.job(request.id)
         follow = request.follow if request.HasField("follow") else True
-        chunks = self._engine.output(job, follow=follow, rank=request.rank)
+        chunks = self._engine.read_output(
+            current_identity(), request.id, follow=follow, rank=request.rank
+        )
         await send_output(context, self._engine.logs, chunks, _data_chunk, follow=follow)
         return
         yield  # the interceptor iterates handlers; this one writes through the context

@@ -65,7 +65,7 @@ class WorkflowRpcs:
     _workflows: WorkflowRunner
 
     def _status(self, ref: str) -> pb.GetWorkflowStatusResponse:
-        record = self._workflows.workflow(ref)
+        record = self._workflows.workflow(current_identity(), ref)
         views = self._workflows.jobs_of(record)
         return pb.GetWorkflowStatusResponse(
             workflow=workflow_info(record, views),
@@ -75,13 +75,8 @@ class WorkflowRpcs:
     async def RunWorkflow(
         self, request: pb.RunWorkflowRequest, context: Any
     ) -> pb.RunWorkflowResponse:
-        caller = current_identity()
         record = await self._workflows.submit(
-            caller.name,
-            request.yamlContent,
-            request.workflow,
-            project=caller.project,
-            caller=caller,
+            current_identity(), request.yamlContent, request.workflow
         )
         return pb.RunWorkflowResponse(workflowUuid=record.id, status=record.status.value)
 
@@ -93,7 +88,7 @@ class WorkflowRpcs:
     async def ListWorkflows(
         self, request: pb.ListWorkflowsRequest, context: Any
     ) -> pb.ListWorkflowsResponse:
-        records = self._workflows.workflows()
+        records = self._workflows.workflows(current_identity())
         if not request.includeCompleted:
             records = [r for r in records if r.ended_at is None]
         infos = [workflow_info(r, self._workflows.jobs_of(r)) for r in records]
@@ -111,5 +106,5 @@ class WorkflowControlRpcs:
     _workflows: WorkflowRunner
 
     async def StopWorkflow(self, request: v1.WorkflowRef, context: Any) -> v1.WorkflowRef:
-        record = await self._workflows.stop(request.id)
+        record = await self._workflows.stop(current_identity(), request.id)
         return v1.WorkflowRef(id=record.id)

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
+from jobyard.domain.access import Scope
 from jobyard.domain.errors import InvalidArgument, NotFound
 from jobyard.domain.jobs import Job, looks_like_id_prefix
 from jobyard.domain.status import Status
@@ -39,7 +40,9 @@ class Store(Protocol):
         """The job with exactly this id; raises NotFound."""
         ...
 
-    def ids_with_prefix(self, prefix: str, limit: int) -> list[str]: ...
+    def ids_with_prefix(self, prefix: str, limit: int, scope: Scope | None = None) -> list[str]:
+        """Ids starting with ``prefix``, oldest first, only of the jobs ``scope`` admits."""
+        ...
 
     def list(self, statuses: Iterable[Status] | None = None, limit: int | None = None) -> list[Job]:
         """Jobs, oldest first, optionally only those in ``statuses``, at most ``limit``."""
@@ -89,10 +92,16 @@ class WorkflowStore(Protocol):
         """The workflow with exactly this id; raises NotFound."""
         ...
 
-    def ids_with_prefix(self, prefix: str, limit: int) -> builtins.list[str]: ...
+    def ids_with_prefix(
+        self, prefix: str, limit: int, scope: Scope | None = None
+    ) -> builtins.list[str]:
+        """Ids starting with ``prefix``, oldest first, only of those ``scope`` admits."""
+        ...
 
-    def list(self, *, unfinished_only: bool = False) -> builtins.list[WorkflowRecord]:
-        """Workflows, oldest first."""
+    def list(
+        self, *, unfinished_only: bool = False, scope: Scope | None = None
+    ) -> builtins.list[WorkflowRecord]:
+        """Workflows, oldest first (only unfinished ones; only those ``scope`` admits)."""
         ...
 
     def set_job(
@@ -109,7 +118,9 @@ class WorkflowStore(Protocol):
 class HasIds(Protocol):
     """What :func:`resolve_id` needs of a store."""
 
-    def ids_with_prefix(self, prefix: str, limit: int) -> builtins.list[str]: ...
+    def ids_with_prefix(
+        self, prefix: str, limit: int, scope: Scope | None = None
+    ) -> builtins.list[str]: ...
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -125,10 +136,12 @@ class JobQuery:
     created_before: datetime | None = None
     page_size: int = 100
     page_token: str = ""  # opaque: the seq of the last job of the previous page
+    scope: Scope | None = None  # the caller's (domain/access.py); None: every job
 
     def matches(self, job: Job) -> bool:
         return (
-            (not self.statuses or job.status in self.statuses)
+            (self.scope is None or self.scope.admits(job))
+            and (not self.statuses or job.status in self.statuses)
             and (not self.name or job.name == self.name)
             and all(job.spec.labels.get(k) == v for k, v in self.labels.items())
             and (not self.owner or job.owner == self.owner)
@@ -146,9 +159,13 @@ class JobQuery:
             raise InvalidArgument(f"invalid page token {self.page_token!r}") from None
 
 
-def resolve_id(store: HasIds, ref: str, kind: str = "job") -> str:
+def resolve_id(store: HasIds, ref: str, kind: str = "job", scope: Scope | None = None) -> str:
     """Map a full id or a unique prefix (at least 4 characters) of a ``kind`` ("job" or
-    "workflow") to its id. Unknown ids answer NotFound ("job not found: ID")."""
+    "workflow") to its id. Unknown ids answer NotFound ("job not found: ID").
+
+    With ``scope`` (the caller's) only what it admits is matched: another owner's job or
+    workflow is "not found" exactly as an absent one, and never makes a prefix ambiguous.
+    """
     ref = ref.strip().lower()
     if not looks_like_id_prefix(ref):
         raise NotFound(f"{kind} not found: {ref}")
@@ -156,12 +173,17 @@ def resolve_id(store: HasIds, ref: str, kind: str = "job") -> str:
         raise InvalidArgument(
             f"{kind} id prefix {ref!r} is too short: give at least {MIN_PREFIX_CHARS} characters"
         )
-    matches = store.ids_with_prefix(ref, limit=2)
+    matches = store.ids_with_prefix(ref, limit=2, scope=scope)
     if not matches:
         raise NotFound(f"{kind} not found: {ref}")
     if len(matches) > 1:
         raise InvalidArgument(f"{kind} id prefix {ref!r} is ambiguous: give more characters")
     return matches[0]
+
+
+def find_job(store: Store, ref: str, scope: Scope | None = None) -> Job:
+    """The job a full id or unique prefix names, among those ``scope`` admits."""
+    return store.get(resolve_id(store, ref, "job", scope))
 
 
 def check_fields(fields: dict[str, Any]) -> None:
@@ -170,4 +192,12 @@ def check_fields(fields: dict[str, Any]) -> None:
         raise ValueError(f"not mutable job fields: {sorted(unknown)}")
 
 
-__all__ = ["JobQuery", "NotFound", "Store", "WorkflowStore", "check_fields", "resolve_id"]
+__all__ = [
+    "JobQuery",
+    "NotFound",
+    "Store",
+    "WorkflowStore",
+    "check_fields",
+    "find_job",
+    "resolve_id",
+]

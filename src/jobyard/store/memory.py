@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+from jobyard.domain.access import Owned, Scope
 from jobyard.domain.errors import InvalidArgument, NotFound, StaleTransition, job_not_found
 from jobyard.domain.jobs import Job, StatusUpdate, utcnow
 from jobyard.domain.status import Status, can_transition
@@ -30,8 +31,8 @@ class MemoryStore:
         except KeyError:
             raise job_not_found(job_id) from None
 
-    def ids_with_prefix(self, prefix: str, limit: int) -> list[str]:
-        return [i for i in self._jobs if i.startswith(prefix)][:limit]
+    def ids_with_prefix(self, prefix: str, limit: int, scope: Scope | None = None) -> list[str]:
+        return _matching(self._jobs, prefix, limit, scope)
 
     def list(
         self, statuses: Iterable[Status] | None = None, limit: int | None = None
@@ -116,11 +117,19 @@ class MemoryWorkflowStore:
         except KeyError:
             raise NotFound(f"workflow not found: {workflow_id}") from None
 
-    def ids_with_prefix(self, prefix: str, limit: int) -> builtins.list[str]:
-        return [i for i in self._records if i.startswith(prefix)][:limit]
+    def ids_with_prefix(
+        self, prefix: str, limit: int, scope: Scope | None = None
+    ) -> builtins.list[str]:
+        return _matching(self._records, prefix, limit, scope)
 
-    def list(self, *, unfinished_only: bool = False) -> builtins.list[WorkflowRecord]:
-        return [r for r in self._records.values() if not unfinished_only or r.ended_at is None]
+    def list(
+        self, *, unfinished_only: bool = False, scope: Scope | None = None
+    ) -> builtins.list[WorkflowRecord]:
+        return [
+            r
+            for r in self._records.values()
+            if (not unfinished_only or r.ended_at is None) and (scope is None or scope.admits(r))
+        ]
 
     def set_job(
         self, workflow_id: str, name: str, *, job_id: str | None, status: str, reason: str | None
@@ -139,3 +148,11 @@ class MemoryWorkflowStore:
         if record.ended_at is None:
             ended = dataclasses.replace(record, status=status, ended_at=utcnow())
             self._records[workflow_id] = ended
+
+
+def _matching(
+    items: Mapping[str, Owned], prefix: str, limit: int, scope: Scope | None
+) -> list[str]:
+    """Ids of ``items`` starting with ``prefix`` (insertion order), only those ``scope`` admits."""
+    ids = [i for i, item in items.items() if i.startswith(prefix)]
+    return [i for i in ids if scope is None or scope.admits(items[i])][:limit]

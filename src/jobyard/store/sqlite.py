@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from jobyard.domain.access import Scope
 from jobyard.domain.errors import InvalidArgument, StaleTransition, job_not_found
 from jobyard.domain.jobs import Job, JobSpec, ProductRef, Resources, StatusUpdate, Usage, utcnow
 from jobyard.domain.status import Status, TerminationReason, can_transition, predecessors
@@ -64,6 +65,16 @@ def _ts(value: datetime | None) -> str | None:
 
 def _dt(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
+
+
+def scope_sql(scope: Scope | None) -> tuple[str, builtins.list[Any]]:
+    """A WHERE condition (and its parameters) admitting what ``scope`` admits, on a table
+    with ``owner`` and ``project`` columns."""
+    if scope is None:
+        return "1 = 1", []
+    if not scope.project:
+        return "owner = ?", [scope.owner]
+    return "(owner = ? OR project = ?)", [scope.owner, scope.project]
 
 
 @contextlib.contextmanager
@@ -166,11 +177,12 @@ class SQLiteStore:
             raise job_not_found(job_id)
         return self._jobs([row])[0]
 
-    def ids_with_prefix(self, prefix: str, limit: int) -> list[str]:
+    def ids_with_prefix(self, prefix: str, limit: int, scope: Scope | None = None) -> list[str]:
         escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        where, params = scope_sql(scope)
         rows = self._db.execute(
-            "SELECT id FROM jobs WHERE id LIKE ? ESCAPE '\\' ORDER BY seq LIMIT ?",
-            (escaped + "%", limit),
+            f"SELECT id FROM jobs WHERE id LIKE ? ESCAPE '\\' AND {where} ORDER BY seq LIMIT ?",
+            (escaped + "%", *params, limit),
         )
         return [r[0] for r in rows]
 
@@ -186,8 +198,8 @@ class SQLiteStore:
         return self._jobs(rows)
 
     def query(self, query: JobQuery) -> tuple[builtins.list[Job], str]:
-        where: builtins.list[str] = ["1 = 1"]
-        params: builtins.list[Any] = []
+        scoped, params = scope_sql(query.scope)
+        where: builtins.list[str] = [scoped]
         if query.statuses:
             where.append(f"status IN ({','.join('?' * len(query.statuses))})")
             params += [s.value for s in query.statuses]

@@ -6,10 +6,11 @@ import json
 import sqlite3
 from datetime import datetime
 
+from jobyard.domain.access import Scope
 from jobyard.domain.errors import InvalidArgument, NotFound
 from jobyard.domain.jobs import utcnow
 from jobyard.domain.workflows import WorkflowJobRow, WorkflowRecord, WorkflowStatus
-from jobyard.store.sqlite import transaction
+from jobyard.store.sqlite import scope_sql, transaction
 
 
 def workflow_not_found(workflow_id: str) -> NotFound:
@@ -49,18 +50,22 @@ class SQLiteWorkflowStore:
             raise workflow_not_found(workflow_id)
         return self._record(row)
 
-    def ids_with_prefix(self, prefix: str, limit: int) -> list[str]:
+    def ids_with_prefix(self, prefix: str, limit: int, scope: Scope | None = None) -> list[str]:
+        where, params = scope_sql(scope)
         rows = self._db.execute(
-            "SELECT id FROM workflows WHERE substr(id, 1, ?) = ? ORDER BY seq LIMIT ?",
-            (len(prefix), prefix, limit),
+            f"SELECT id FROM workflows WHERE substr(id, 1, ?) = ? AND {where} ORDER BY seq LIMIT ?",
+            (len(prefix), prefix, *params, limit),
         )
         return [r[0] for r in rows]
 
-    def list(self, *, unfinished_only: bool = False) -> list[WorkflowRecord]:
-        sql = "SELECT * FROM workflows"
+    def list(
+        self, *, unfinished_only: bool = False, scope: Scope | None = None
+    ) -> list[WorkflowRecord]:
+        where, params = scope_sql(scope)
         if unfinished_only:
-            sql += " WHERE ended_at IS NULL"
-        return [self._record(r) for r in self._db.execute(sql + " ORDER BY seq").fetchall()]
+            where += " AND ended_at IS NULL"
+        sql = f"SELECT * FROM workflows WHERE {where} ORDER BY seq"
+        return [self._record(r) for r in self._db.execute(sql, params).fetchall()]
 
     def set_job(
         self, workflow_id: str, name: str, *, job_id: str | None, status: str, reason: str | None

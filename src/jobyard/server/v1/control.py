@@ -7,6 +7,7 @@ from typing import Any
 from jobyard.api.gen import jobyard_v1_pb2 as v1
 from jobyard.engine import JobEngine
 from jobyard.engine.control import JobDetails
+from jobyard.server.auth import current_identity
 from jobyard.server.convert import details_to_proto
 
 
@@ -14,14 +15,14 @@ class ControlRpcs:
     _engine: JobEngine
 
     async def GetJob(self, request: v1.JobRef, context: Any) -> v1.JobDetails:
-        return _details(await self._engine.details(request.id))
+        return _details(await self._engine.details(current_identity(), request.id))
 
     async def SuspendJob(self, request: v1.JobRef, context: Any) -> v1.JobDetails:
-        job = await self._engine.suspend(request.id)
+        job = await self._engine.suspend(current_identity(), request.id)
         return _details(await self._engine.details_of(job))
 
     async def ResumeJob(self, request: v1.JobRef, context: Any) -> v1.JobDetails:
-        job = await self._engine.resume(request.id)
+        job = await self._engine.resume(current_identity(), request.id)
         return _details(await self._engine.details_of(job))
 
 

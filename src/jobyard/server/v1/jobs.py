@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -27,42 +28,32 @@ class JobRpcs:
     _engine: JobEngine
 
     async def RunJob(self, request: pb.RunJobReq, context: Any) -> v1.JobDetails:
-        caller = current_identity()
-        spec = spec_from_request(request)
-        job = await self._engine.submit(caller.name, spec, project=caller.project, caller=caller)
+        job = await self._engine.submit(current_identity(), spec_from_request(request))
         return await self._details(job)
 
     async def ListJobs(self, request: v1.ListJobsRequest, context: Any) -> v1.ListJobsResponse:
-        jobs, token = self._engine.query(query_from_request(request))
+        jobs, token = self._engine.query(current_identity(), query_from_request(request))
         details = [await self._details(job) for job in jobs]
         return v1.ListJobsResponse(jobs=details, nextPageToken=token)
 
     async def DeleteJob(self, request: v1.JobRef, context: Any) -> v1.JobRef:
-        job = await self._engine.delete(request.id)
+        job = await self._engine.delete(current_identity(), request.id)
         return v1.JobRef(id=job.id)
 
     async def ExtendJob(self, request: v1.ExtendJobRequest, context: Any) -> v1.JobDetails:
-        return await self._details(await self._engine.extend(request.id, request.seconds))
+        job = await self._engine.extend(current_identity(), request.id, request.seconds)
+        return await self._details(job)
 
     async def WatchJobs(
         self, request: v1.WatchJobsRequest, context: Any
     ) -> AsyncIterator[v1.JobEvent]:
-        """A snapshot of the watched jobs, then every change. With ids given, the stream
-        ends once all of them have ended; without, it lasts until the caller leaves."""
-        ids = [self._engine.job(ref).id for ref in request.ids]  # NotFound for any unknown
+        """The engine's watch (a snapshot, then every change), translated."""
+        changes = self._engine.watch_jobs(current_identity(), request.ids)
         try:
-            async with self._engine.events.subscribe(ids) as changes:
-                # Subscribed before the snapshot is read: no change falls in between.
-                snapshot = [self._engine.job(i) for i in ids] if ids else self._engine.jobs()
-                for job in snapshot:
-                    yield v1.JobEvent(job=await self._details(job), snapshot=True)
-                unfinished = {job.id for job in snapshot if not job.status.terminal}
-                if ids and not unfinished:
-                    return
-                async for job in changes:
-                    yield v1.JobEvent(job=await self._details(job))
-                    if ids and _ended(job, unfinished):
-                        return
+            async with contextlib.aclosing(changes):
+                async for change in changes:
+                    details = await self._details(change.job)
+                    yield v1.JobEvent(job=details, snapshot=change.snapshot)
         except WatcherTooSlow as exc:
             await context.abort(grpc.StatusCode.ABORTED, str(exc))
 
@@ -70,13 +61,6 @@ class JobRpcs:
         """As GetJob answers: live usage while the job has processes, and its output size."""
         details = await self._engine.details_of(job)
         return details_to_proto(job, usage=details.usage, output_bytes=details.output_bytes)
-
-
-def _ended(job: Job, unfinished: set[str]) -> bool:
-    """Track ``job``'s end; True once no watched job is left unfinished."""
-    if job.status.terminal:
-        unfinished.discard(job.id)
-    return not unfinished
 
 
 def query_from_request(request: v1.ListJobsRequest) -> JobQuery:

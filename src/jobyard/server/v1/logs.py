@@ -20,6 +20,7 @@ from jobyard.api.gen import jobyard_v1_pb2 as pb
 from jobyard.domain.errors import ResourceExhausted
 from jobyard.engine import JobEngine
 from jobyard.logs import LogHub
+from jobyard.server.auth import current_identity
 
 Chunks = AsyncGenerator[tuple[int, bytes], None]
 
@@ -70,16 +71,14 @@ class LogRpcs:
         Each chunk carries the offset of its first byte. With ``tailLines`` the first chunk
         comes at once, empty when there is no output yet, so a client knows its cursor.
         """
-        job = self._engine.job(request.id)
-        rank = request.rank
-        job.spec.check_rank(rank)
-        hub = self._engine.logs
-        start = hub.start_offset(
-            job.id, offset=request.offset, tail_lines=request.tailLines, rank=rank
+        chunks = self._engine.read_output(
+            current_identity(),
+            request.id,
+            offset=request.offset,
+            tail_lines=request.tailLines,
+            follow=request.follow,
+            rank=request.rank,
         )
-        if request.tailLines and start == hub.size(job.id, rank):
-            await context.write(_log_chunk(start, b""))
-        chunks = self._engine.output(job, follow=request.follow, offset=start, rank=rank)
-        await send_output(context, hub, chunks, _log_chunk, follow=request.follow)
+        await send_output(context, self._engine.logs, chunks, _log_chunk, follow=request.follow)
         return
         yield  # the interceptor iterates handlers; this one writes through the context
