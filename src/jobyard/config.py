@@ -138,6 +138,7 @@ class JobyardConfig:
     max_total_memory: int = 0  # MB, summed over active jobs; 0 = unbounded
     max_workflow_bytes: int = DEFAULT_MAX_WORKFLOW_BYTES
     max_workflow_jobs: int = DEFAULT_MAX_WORKFLOW_JOBS
+    max_upload_bytes: int = 64 << 20  # a job's (or workflow's) uploads together; 0 = any
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -188,6 +189,7 @@ _JOBYARD_KEYS = {
     "maxTotalMemory": ("max_total_memory", int),
     "maxWorkflowBytes": ("max_workflow_bytes", int),
     "maxWorkflowJobs": ("max_workflow_jobs", int),
+    "maxUploadBytes": ("max_upload_bytes", int),
 }
 _SLURM_KEYS = {
     "partition": ("partition", str),

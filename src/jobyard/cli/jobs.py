@@ -83,6 +83,20 @@ _LIMIT = click.IntRange(min=0)
 )
 @click.option("--label", "labels", multiple=True, metavar="K=V", help="Label (repeatable).")
 @click.option(
+    "--upload",
+    "uploads",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=True, dir_okay=True),
+    metavar="PATH",
+    help="File or directory placed in the job's /work before it starts (repeatable).",
+)
+@click.option(
+    "--volume", "volumes", multiple=True, metavar="NAME", help="Mount a volume at /volumes/NAME."
+)
+@click.option(
+    "--runtime", default="", metavar="NAME", help="Run with a runtime (its bin/ on PATH)."
+)
+@click.option(
     "--workflow", metavar="FILE", help="Run the YAML workflow in FILE instead of one command."
 )
 @_JSON
@@ -108,6 +122,9 @@ def run(
     time_limit: float,
     schedule: datetime | None,
     labels: tuple[str, ...],
+    uploads: tuple[str, ...],
+    volumes: tuple[str, ...],
+    runtime: str,
     as_json: bool,
 ) -> None:
     """Start COMMAND with ARGS as a new job.
@@ -124,6 +141,7 @@ def run(
       jobyard run --time 2h --schedule +10m --label team=red make test
       jobyard run --backend slurm --time 1h --replicas 2 hostname
       jobyard run --replicas 4 sh -c 'echo rank $JOBYARD_RANK of $JOBYARD_NUMBER_OF_NODES'
+      jobyard run --upload script.py --upload data/ python3 script.py
       jobyard run --workflow=pipeline.yaml
     """
     if workflow is not None:
@@ -150,6 +168,9 @@ def run(
         time_limit=time_limit,
         schedule=schedule,
         labels=lifecycle.labels_option(labels),
+        uploads=uploads,
+        volumes=volumes,
+        runtime=runtime,
     )
     click.echo(output.as_json(job) if as_json else output.started(job))
 

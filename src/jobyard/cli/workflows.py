@@ -62,7 +62,7 @@ def run(state: CliState, path: str, as_json: bool) -> None:
     except OSError as exc:
         message = f"cannot read {path}: {exc.strerror}"
         raise click.BadParameter(message, param_hint="--workflow") from exc
-    status = state.client().run_workflow(document, name=file.name)
+    status = state.client().run_workflow(document, name=file.name, base=file.parent)
     if as_json:
         click.echo(_json(status))
         return

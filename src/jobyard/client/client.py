@@ -19,6 +19,7 @@ from jobyard.client.lifecycle import LifecycleMethods, TimeArg, time_arg, whole_
 from jobyard.client.logs import LogMethods
 from jobyard.client.monitoring import MonitoringMethods
 from jobyard.client.settings import ENV_NAMES, ClientSettings
+from jobyard.client.uploads import read_uploads
 from jobyard.client.workflows import WorkflowMethods
 from jobyard.domain.errors import InvalidArgument
 
@@ -80,6 +81,9 @@ class Client(WorkflowMethods, LogMethods, LifecycleMethods, ControlMethods, Moni
         network: str = "",
         replicas: int = 1,
         backend: str = "",
+        uploads: Sequence[PathArg] = (),
+        volumes: Sequence[str] = (),
+        runtime: str = "",
     ) -> Job:
         """Run ``command args...`` as a new job. A limit of 0 means the server's default.
 
@@ -88,7 +92,9 @@ class Client(WorkflowMethods, LogMethods, LifecycleMethods, ControlMethods, Moni
         ``network`` "host" (the default) or "none" (a network namespace with only loopback);
         ``replicas`` runs the command that many times, as ranks 0..replicas-1 of one job
         (limits are the job's, shared by its ranks; ``logs(id, rank=r)`` reads one rank);
-        ``backend`` where it runs, "local" or "slurm" ("": the server's default).
+        ``backend`` where it runs, "local" or "slurm" ("": the server's default);
+        ``uploads`` local files and directories placed in the job's /work before it starts;
+        ``volumes`` volume names mounted at /volumes/NAME; ``runtime`` a runtime's name.
         """
         if isinstance(args, str):
             raise TypeError("args must be a sequence of strings, not one string")
@@ -112,6 +118,9 @@ class Client(WorkflowMethods, LogMethods, LifecycleMethods, ControlMethods, Moni
             network=network,
             replicas=replicas,
             backend=backend,
+            uploads=read_uploads(uploads),
+            volumes=list(volumes),
+            runtime=runtime,
         )
         # jobyard.v1: the seed's flat RunJobRes carries only ten of the job's fields.
         return Job.from_details(self._unary(self._v1.RunJob, request))

@@ -89,6 +89,8 @@ class Job:
             expires_at=msg.expiresAt,
             replicas=msg.replicas,
             workflow_id=msg.workflowId,
+            volumes=tuple(msg.volumes),
+            uploads=tuple(msg.uploads),
             project=msg.project,
             labels=dict(msg.labels),
             environment=dict(msg.environment),

@@ -9,6 +9,7 @@ from typing import Any
 
 from jobyard.api.gen import joblet_pb2, joblet_pb2_grpc, jobyard_v1_pb2, jobyard_v1_pb2_grpc
 from jobyard.client.base import Connected
+from jobyard.client.uploads import workflow_files
 from jobyard.domain.jobs import rfc3339
 
 WORKFLOW_TERMINAL = frozenset({"COMPLETED", "FAILED", "STOPPED"})
@@ -88,13 +89,23 @@ class WorkflowStatus:
 class WorkflowMethods(Connected):
     """Client methods for the seed's workflow RPCs (joblet.JobService)."""
 
-    def run_workflow(self, document: str | Path, name: str = "") -> WorkflowStatus:
-        """Submit a workflow: its YAML text, or the path of a YAML file."""
+    def run_workflow(
+        self, document: str | Path, name: str = "", *, base: Path | None = None
+    ) -> WorkflowStatus:
+        """Submit a workflow: its YAML text, or the path of a YAML file.
+
+        Files its jobs name in ``uploads: {files: [...]}`` are read relative to ``base``
+        (default: the YAML file's directory, or the current one for YAML text) and sent along.
+        """
         if isinstance(document, Path):
             name = name or document.name
+            base = base or document.parent
             document = document.read_text()
+        files = workflow_files(document, base or Path.cwd())
         stub = joblet_pb2_grpc.JobServiceStub(self._channel)
-        request = joblet_pb2.RunWorkflowRequest(workflow=name, yamlContent=document)
+        request = joblet_pb2.RunWorkflowRequest(
+            workflow=name, yamlContent=document, workflowFiles=files
+        )
         res = self._unary(stub.RunWorkflow, request)
         return self.workflow(res.workflowUuid)
 

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from jobyard.domain.access import Identity, scope
@@ -31,6 +32,7 @@ from jobyard.domain.errors import (
 )
 from jobyard.domain.jobs import Job, JobSpec, Resources, Usage, new_job_id, utcnow
 from jobyard.domain.status import ACTIVE, Status, TerminationReason
+from jobyard.domain.uploads import Upload, top_level, validate_uploads
 from jobyard.engine.attachments import Attachments, NoAttachments
 from jobyard.engine.backends import Backends
 from jobyard.engine.control import JobControl, suspension_closed
@@ -49,6 +51,7 @@ from jobyard.engine.timing import (
     not_before,
     whole_millis,
 )
+from jobyard.engine.uploads import place_in_workdir
 from jobyard.logs import JobLayout, LogHub
 from jobyard.runtime.base import ExitInfo, Handle, LaunchRequest, Runtime
 from jobyard.store.base import JobQuery, Store, find_job
@@ -67,6 +70,7 @@ class EngineConfig:
     default_max_pids: int = 1024
     stop_grace_seconds: float = 0.1
     default_time_limit_seconds: float = 0.0  # for jobs that ask for none; 0 = none
+    max_upload_bytes: int = 64 << 20  # per job, all its uploads together; 0 = unbounded
 
 
 class JobEngine(JobControl, JobReading):
@@ -152,9 +156,19 @@ class JobEngine(JobControl, JobReading):
     def _runtime(self, job: Job) -> Runtime:
         return self._backends[job.backend]
 
-    async def submit(self, caller: Identity, spec: JobSpec, *, workflow_id: str = "") -> Job:
+    async def submit(
+        self,
+        caller: Identity,
+        spec: JobSpec,
+        *,
+        workflow_id: str = "",
+        uploads: Sequence[Upload] = (),
+    ) -> Job:
         """Validate, persist (durably) and admit a job owned by ``caller`` (and filed under
-        its project); returns it as it stands then."""
+        its project); returns it as it stands then. ``uploads`` are placed in the job's work
+        directory before anything can start it."""
+        files = self.check_uploads(uploads)
+        spec = dataclasses.replace(spec, uploads=top_level(files)) if files else spec
         # A workflow's jobs had their volumes and runtimes checked when it was accepted.
         spec = self.prepare(spec, None if workflow_id else caller)
         spec = dataclasses.replace(spec, schedule=ceil_millis(spec.schedule))
@@ -173,6 +187,8 @@ class JobEngine(JobControl, JobReading):
         )
         # The output files exist from the start, so a follower of a queued job waits on them.
         self._layout.create_job_dir(job.id, spec.replicas)
+        if files:
+            place_in_workdir(self._layout, job.id, files)
         self._store.create(job)
         self.events.publish(job)
         log.info("job accepted | jobId=%s owner=%s project=%s status=%s",
@@ -181,6 +197,14 @@ class JobEngine(JobControl, JobReading):
             self._arm_start(job)
         await self._admit()
         return self._store.get(job.id)
+
+    @property
+    def layout(self) -> JobLayout:
+        return self._layout
+
+    def check_uploads(self, uploads: Sequence[Upload]) -> tuple[Upload, ...]:
+        """Uploads with normalized paths, within the server's bounds (else InvalidArgument)."""
+        return validate_uploads(uploads, self._config.max_upload_bytes)
 
     def job(self, caller: Identity, ref: str) -> Job:
         """The job a full id or unique prefix names, if ``caller`` may see it (else NotFound,

@@ -20,13 +20,14 @@ import contextlib
 import dataclasses
 import logging
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from jobyard.domain.access import SYSTEM, Identity, Role, scope
 from jobyard.domain.errors import FailedPrecondition, InvalidArgument, JobyardError, NotFound
 from jobyard.domain.jobs import Job, utcnow
 from jobyard.domain.status import Status, TerminationReason
+from jobyard.domain.uploads import Upload, select
 from jobyard.domain.workflows import (
     PENDING,
     WorkflowJobRow,
@@ -37,6 +38,7 @@ from jobyard.domain.workflows import (
 from jobyard.engine.events import WatcherTooSlow
 from jobyard.engine.jobs import JobEngine
 from jobyard.engine.parsing import WorkflowParser
+from jobyard.engine.uploads import load, place
 from jobyard.store.base import JobQuery, WorkflowStore, resolve_id
 
 log = logging.getLogger("jobyard.workflows")
@@ -112,13 +114,24 @@ class WorkflowRunner:
 
     # -- commands ------------------------------------------------------------------------
 
-    async def submit(self, caller: Identity, document: str, name: str = "") -> WorkflowRecord:
+    async def submit(
+        self,
+        caller: Identity,
+        document: str,
+        name: str = "",
+        *,
+        uploads: Sequence[Upload] = (),
+    ) -> WorkflowRecord:
         """Validate and store a workflow owned by ``caller`` (filed under its project); its
-        jobs start in the background."""
+        jobs start in the background. ``uploads`` are the files its jobs name in
+        ``uploads: {files: [...]}``, checked with everything else before anything runs and
+        kept until each of those jobs is created."""
         spec = await self._parser.parse(document)
-        for job in spec.jobs:  # host, volume and runtime checks too, before anything runs
+        files = self._engine.check_uploads(uploads)
+        for job in spec.jobs:  # host, volume, runtime and upload checks, before anything runs
             try:
                 self._engine.prepare(job.spec, caller)
+                select(files, job.spec.uploads)
             except (InvalidArgument, NotFound) as exc:
                 raise type(exc)(f"invalid workflow: job {job.name!r}: {exc}") from None
         record = WorkflowRecord(
@@ -128,6 +141,8 @@ class WorkflowRunner:
                        for i, j in enumerate(spec.jobs)),
             project=caller.project,
         )  # fmt: skip
+        if files:
+            place(self._engine.layout.workflow_uploads(record.id), files)
         self._store.create(record)
         self._live[record.id] = _Live(
             record.id, record.owner, record.project, spec, pending=set(spec.by_name)
@@ -255,7 +270,11 @@ class WorkflowRunner:
     async def _start(self, live: _Live, name: str) -> Job:
         live.pending.discard(name)
         spec = live.by_name[name].spec
-        job = await self._engine.submit(live.submitter, spec, workflow_id=live.id)
+        stored = self._engine.layout.workflow_uploads(live.id)
+        job = await self._engine.submit(
+            live.submitter, spec, workflow_id=live.id,
+            uploads=load(stored, spec.uploads) if spec.uploads else (),
+        )  # fmt: skip
         live.by_job[job.id] = name
         self._store.set_job(live.id, name, job_id=job.id, status=job.status.value, reason=None)
         return job

@@ -9,6 +9,8 @@
     DATA/jobs/<id>/output.rank-<r>.log   the same for rank r > 0
     DATA/jobs/<id>/run/         runtime-private state (exit status written by the supervisor)
     DATA/jobs/<id>/work/        the job's working directory
+    DATA/workflows/<id>/uploads/  files sent with a workflow, copied into each job that names
+                                them when it is created (root's, 0700)
 """
 
 from __future__ import annotations
@@ -68,6 +70,9 @@ class JobLayout:
 
     def workdir(self, job_id: str) -> Path:
         return self.job_dir(job_id) / "work"
+
+    def workflow_uploads(self, workflow_id: str) -> Path:
+        return self.data_dir / "workflows" / workflow_id / "uploads"
 
     def create_job_dir(self, job_id: str, replicas: int = 1) -> None:
         """The job's directory with an output file per rank: a follower of a job that has

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +19,7 @@ from jobyard.domain.jobs import (
     rfc3339,
     utcnow,
 )
+from jobyard.domain.uploads import Upload
 
 NO_EXIT_CODE = -1
 
@@ -43,9 +45,12 @@ def spec_from_request(req: pb.RunJobReq) -> JobSpec:
         replicas=req.replicas or 1,
         volumes=tuple(req.volumes),
         runtime_env=req.runtime,
-        uploads=tuple(u.path for u in req.uploads),
         backend=req.backend,
     )
+
+
+def uploads_from_proto(msgs: Iterable[pb.FileUpload]) -> list[Upload]:
+    return [Upload(m.path, m.content, m.mode, m.isDirectory) for m in msgs]
 
 
 def parse_time(what: str, value: str) -> datetime | None:

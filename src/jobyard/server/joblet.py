@@ -11,7 +11,13 @@ from jobyard.domain.jobs import rfc3339
 from jobyard.engine import JobEngine
 from jobyard.engine.workflows import WorkflowRunner
 from jobyard.server.auth import current_identity
-from jobyard.server.convert import NO_EXIT_CODE, flat_fields, job_to_proto, spec_from_request
+from jobyard.server.convert import (
+    NO_EXIT_CODE,
+    flat_fields,
+    job_to_proto,
+    spec_from_request,
+    uploads_from_proto,
+)
 from jobyard.server.v1.logs import send_output
 from jobyard.server.workflows import WorkflowRpcs
 
@@ -23,7 +29,11 @@ class JobletServicer(pb_grpc.JobletServiceServicer):
         self._engine = engine
 
     async def RunJob(self, request: pb.RunJobReq, context: Any) -> pb.RunJobRes:
-        job = await self._engine.submit(current_identity(), spec_from_request(request))
+        job = await self._engine.submit(
+            current_identity(),
+            spec_from_request(request),
+            uploads=uploads_from_proto(request.uploads),
+        )
         return pb.RunJobRes(**flat_fields(job))
 
     async def GetJobStatus(self, request: pb.GetJobStatusReq, context: Any) -> pb.GetJobStatusRes:

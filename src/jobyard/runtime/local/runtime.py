@@ -294,6 +294,7 @@ class LocalRuntime:
                 raise LaunchError(f"cannot prepare the job: {path} is not a directory")
             os.chown(path, uid, gid)
             path.chmod(0o700)
+        _give_tree(request.workdir, config.uid, config.gid)
         for rank in range(replicas):
             for name in _STALE_STATE_FILES:
                 (rank_dir(request.state_dir, rank) / name).unlink(missing_ok=True)
@@ -592,3 +593,13 @@ class LocalRuntime:
                     log.warning("job cgroup not removed | jobId=%s error=%s", job_id, exc)
                     return
                 await asyncio.sleep(0.02)
+
+
+def _give_tree(root: Path, uid: int, gid: int) -> None:
+    """Hand what the server placed in the work directory (uploads) to the job user.
+
+    Never follows a symlink: the server writes none there, and a job cannot have run yet.
+    """
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in (*dirnames, *filenames):
+            os.chown(os.path.join(dirpath, name), uid, gid, follow_symlinks=False)

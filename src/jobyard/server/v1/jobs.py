@@ -17,7 +17,12 @@ from jobyard.domain.status import Status
 from jobyard.engine import JobEngine
 from jobyard.engine.events import WatcherTooSlow
 from jobyard.server.auth import current_identity
-from jobyard.server.convert import details_to_proto, parse_time, spec_from_request
+from jobyard.server.convert import (
+    details_to_proto,
+    parse_time,
+    spec_from_request,
+    uploads_from_proto,
+)
 from jobyard.store.base import JobQuery
 
 DEFAULT_PAGE_SIZE = 100
@@ -28,7 +33,11 @@ class JobRpcs:
     _engine: JobEngine
 
     async def RunJob(self, request: pb.RunJobReq, context: Any) -> v1.JobDetails:
-        job = await self._engine.submit(current_identity(), spec_from_request(request))
+        job = await self._engine.submit(
+            current_identity(),
+            spec_from_request(request),
+            uploads=uploads_from_proto(request.uploads),
+        )
         return await self._details(job)
 
     async def ListJobs(self, request: v1.ListJobsRequest, context: Any) -> v1.ListJobsResponse:
