@@ -16,8 +16,9 @@ Example::
     jobyard:
       backend: local              # where jobs that name no backend run: local or slurm
       backends: [local, slurm]    # the backends this server offers (default: just that one)
-      jobUser: nobody             # user (name or uid) jobs run as; never root
-      jobGroup: nogroup
+      jobUidRange: "200000-265535"  # each running job gets a uid (and gid) of its own
+      jobUids: {alice: 1001}      # owners that run as a fixed user instead (name or uid)
+      jobOwnerAccounts: false     # true: an owner with a local account runs as it
       cgroupRoot: jobyard         # cgroup directory name under each hierarchy
       defaultMaxPids: 1024
       maxOutputBytes: 1073741824  # per job; a job writing more is stopped; 0 = unlimited
@@ -127,8 +128,9 @@ class SlurmConfig:
 class JobyardConfig:
     backend: str = "local"
     backends: tuple[str, ...] = ()  # () = just ``backend``
-    job_user: str = "nobody"
-    job_group: str = "nogroup"
+    job_uid_range: str = "200000-265535"  # "" = none: every owner needs a fixed uid
+    job_uids: dict[str, str | int] = dataclasses.field(default_factory=dict)
+    job_owner_accounts: bool = False
     cgroup_root: str = "jobyard"
     default_max_pids: int = 1024
     max_output_bytes: int = 1 << 30  # per job; 0 = unlimited
@@ -152,6 +154,29 @@ class ServerConfig:
     jobyard: JobyardConfig = JobyardConfig()
     ucloud: UcloudConfig | None = None  # no products, applications or charging without it
     slurm: SlurmConfig = SlurmConfig()
+
+
+def _replaced_job_user(value: Any) -> None:
+    raise InvalidArgument(
+        "jobUser/jobGroup are replaced: every job now runs as a uid of its own from "
+        "jobUidRange (default 200000-265535); to run an owner as a fixed user, use "
+        "jobUids: {owner: user}"
+    )
+
+
+def _owner_uids(value: Any) -> dict[str, str | int]:
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise InvalidArgument("must map owner names to a user name or uid")
+    bad = [k for k, v in value.items() if isinstance(v, bool) or not isinstance(v, str | int)]
+    if bad:
+        raise InvalidArgument(f"owner {bad[0]!r}: give a user name or uid")
+    return dict(value)
+
+
+def _flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidArgument("must be true or false")
+    return value
 
 
 _JOBLET_KEYS = {
@@ -178,8 +203,11 @@ def _names(value: Any) -> tuple[str, ...]:
 _JOBYARD_KEYS = {
     "backend": ("backend", str),
     "backends": ("backends", _names),
-    "jobUser": ("job_user", str),
-    "jobGroup": ("job_group", str),
+    "jobUser": ("job_user", _replaced_job_user),
+    "jobGroup": ("job_group", _replaced_job_user),
+    "jobUidRange": ("job_uid_range", str),
+    "jobUids": ("job_uids", _owner_uids),
+    "jobOwnerAccounts": ("job_owner_accounts", _flag),
     "cgroupRoot": ("cgroup_root", str),
     "defaultMaxPids": ("default_max_pids", int),
     "maxOutputBytes": ("max_output_bytes", int),

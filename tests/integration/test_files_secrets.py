@@ -59,7 +59,7 @@ def test_files_lists_regular_files_with_size_and_sha256(
         assert info.modified.endswith("Z")
     assert files["big.bin"].size == BIG_BYTES
     # The work directory is the job's working directory.
-    assert (work / "where.txt").read_text().strip() == str(work)
+    assert (work / "where.txt").read_text().strip() == "/work"
 
 
 def test_download_streams_a_file_byte_for_byte(

@@ -5,6 +5,7 @@ way. Needs root and cgroups, as every test of the real runtime."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
@@ -18,6 +19,7 @@ from jobyard.domain.errors import LaunchError
 from jobyard.domain.jobs import JobSpec
 from jobyard.runtime.base import ExitInfo, Handle, LaunchRequest
 from jobyard.runtime.local import LocalRuntime, LocalRuntimeConfig
+from jobyard.runtime.local.cgroups import JobCgroup
 from jobyard.runtime.local.supervisors import Supervisors
 from tests.conftest import root_problem
 
@@ -29,7 +31,7 @@ WAIT_SECONDS = 30.0
 
 def new_runtime() -> LocalRuntime:
     """A runtime instance of its own, as a restarted server would have."""
-    config = LocalRuntimeConfig.from_names("nobody", "nogroup", cgroup_root=CGROUP_ROOT)
+    config = LocalRuntimeConfig(cgroup_root=CGROUP_ROOT)
     return LocalRuntime(config)
 
 
@@ -107,6 +109,16 @@ async def test_a_new_runtime_reports_the_rank_that_failed_first(
     assert (info.exit_code, info.message) == (9, "rank 1 failed: exit code 9")
 
 
+def commands(cgroup: JobCgroup) -> list[str]:
+    """The command names of the cgroup's processes: a rank counts once its command runs
+    (a process in the cgroup may still be its launch chain, setting up the mounts)."""
+    names = []
+    for pid in cgroup.pids():
+        with contextlib.suppress(FileNotFoundError):
+            names.append(Path(f"/proc/{pid}/comm").read_text().strip())
+    return names
+
+
 async def test_stop_from_a_new_runtime_ends_every_rank_at_once(
     tmp_path: Path, started: list[Started]
 ) -> None:
@@ -114,7 +126,7 @@ async def test_stop_from_a_new_runtime_ends_every_rank_at_once(
     handle = await launch(started, req)
     runtime = new_runtime()
     cgroup = runtime.cgroups.job(req.job_id)
-    await eventually(lambda: len(cgroup.pids()) == 4, "every rank")
+    await eventually(lambda: commands(cgroup) == ["sleep"] * 4, "every rank's command")
     shims = [s.pid for s in Supervisors.parse(handle).ranks]
     began = time.monotonic()
     await runtime.stop(req.job_id, handle, grace_seconds=5.0)
@@ -132,7 +144,8 @@ async def test_a_rank_whose_supervisor_dies_is_lost_and_stops_the_job(
     req = request(tmp_path, 2, "sleep", "100")
     handle = await launch(started, req)
     runtime = new_runtime()
-    await eventually(lambda: len(runtime.cgroups.job(req.job_id).pids()) == 2, "every rank")
+    cgroup = runtime.cgroups.job(req.job_id)
+    await eventually(lambda: commands(cgroup) == ["sleep"] * 2, "every rank's command")
     os.kill(Supervisors.parse(handle).ranks[1].pid, signal.SIGKILL)
     info = await wait_with(runtime, req, handle)
     assert info.lost

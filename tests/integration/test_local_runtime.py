@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from jobyard.domain.errors import FailedPrecondition, InvalidArgument, LaunchError
+from jobyard.domain.errors import FailedPrecondition, LaunchError
 from jobyard.domain.jobs import JobSpec, Resources
 from jobyard.runtime.base import ExitInfo, Handle, LaunchRequest
 from jobyard.runtime.local import LocalRuntime, LocalRuntimeConfig
@@ -32,9 +32,9 @@ from jobyard.runtime.local.cgroups import (
     Limits,
     block_device_of,
 )
+from jobyard.runtime.local.runtime import DEFAULT_UID_RANGE
 from tests.conftest import root_problem
 
-NOBODY = 65534
 CGROUP_ROOT = "jobyard-test"
 WAIT_SECONDS = 30.0  # a generous bound: only a hang should ever hit it
 
@@ -43,8 +43,7 @@ def _problem() -> str | None:
     problem = root_problem()
     if problem is None:
         try:
-            LocalRuntimeConfig.from_names("nobody", "nogroup")
-            LocalRuntime(LocalRuntimeConfig.from_names("nobody", "nogroup"))
+            LocalRuntime(LocalRuntimeConfig())
         except Exception as exc:
             return f"the local runtime cannot run here: {exc}"
     return problem
@@ -79,7 +78,7 @@ Launch = Callable[..., Awaitable[Job]]
 
 
 def new_config() -> LocalRuntimeConfig:
-    return LocalRuntimeConfig.from_names("nobody", "nogroup", cgroup_root=CGROUP_ROOT)
+    return LocalRuntimeConfig(cgroup_root=CGROUP_ROOT)
 
 
 @pytest.fixture
@@ -177,21 +176,6 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-# -- configuration (no root needed) -----------------------------------------------------
-
-
-def test_config_resolves_names_and_refuses_root() -> None:
-    config = LocalRuntimeConfig.from_names("nobody", "nogroup")
-    assert (config.uid, config.gid) == (NOBODY, NOBODY)
-    assert LocalRuntimeConfig.from_names("65534", 65534).uid == NOBODY
-    with pytest.raises(InvalidArgument, match="never run as root"):
-        LocalRuntimeConfig.from_names("root", "nogroup")
-    with pytest.raises(InvalidArgument, match="never run as root"):
-        LocalRuntimeConfig(uid=0, gid=NOBODY)
-    with pytest.raises(InvalidArgument, match="no such user"):
-        LocalRuntimeConfig.from_names("no-such-user-here", "nogroup")
-
-
 # -- running ----------------------------------------------------------------------------
 
 
@@ -225,16 +209,26 @@ async def test_exit_code_is_kept(runtime: LocalRuntime, launch: Launch) -> None:
 
 
 @requires_root
-async def test_runs_as_nobody_without_new_privileges(runtime: LocalRuntime, launch: Launch) -> None:
+async def test_runs_as_a_uid_of_its_own_without_new_privileges(
+    runtime: LocalRuntime, launch: Launch
+) -> None:
     job = await launch(
         "sh", "-c", "id -u; id -g; id -G; grep -E '^(NoNewPrivs|CapEff|CapBnd):' /proc/self/status"
     )
+    held = runtime.uids.records.holder(os.stat(job.request.workdir).st_uid)
     await wait(runtime, job)
     lines = job.output.split("\n")
-    assert lines[:3] == ["65534", "65534", "65534"]
+    uid = int(lines[0])
+    first, last = DEFAULT_UID_RANGE
+    assert first <= uid <= last
+    assert lines[:3] == [str(uid)] * 3  # its gid is the same number, and no other group
     fields = dict(line.split(":\t") for line in lines[3:] if line)
     assert fields == {"NoNewPrivs": "1", "CapEff": "0" * 16, "CapBnd": "0" * 16}
-    assert os.stat(job.request.workdir).st_uid == NOBODY
+    work = os.stat(job.request.workdir)
+    assert (work.st_uid, work.st_gid, work.st_mode & 0o777) == (uid, uid, 0o700)
+    assert held == job.id  # recorded while it ran...
+    await runtime.cleanup(job.id, job.handle)
+    assert runtime.uids.records.holder(uid) is None  # ...and given back at the end
 
 
 @requires_root
@@ -277,7 +271,7 @@ async def test_environment_is_only_the_jobs(
     replica = {key: env.pop(key) for key in list(env) if key.startswith("JOBYARD_")}
     assert replica == {"JOBYARD_RANK": "0", "JOBYARD_NUMBER_OF_NODES": "1",
                        "JOBYARD_CORES": "1", "JOBYARD_NODES": "127.0.0.1"}  # fmt: skip
-    assert env.pop("HOME") == str(job.request.workdir)
+    assert env.pop("HOME") == "/work"
     assert set(env) <= {"PATH", "LANG", "PWD"}
 
 
@@ -527,7 +521,7 @@ request = LaunchRequest(
     job_dir.name, JobSpec("sh", ("-c", "sleep 0.5; exit 7")),
     job_dir / "output.log", job_dir / "run", job_dir / "work",
 )
-config = LocalRuntimeConfig.from_names("nobody", "nogroup", cgroup_root=sys.argv[2])
+config = LocalRuntimeConfig(cgroup_root=sys.argv[2])
 print(asyncio.run(LocalRuntime(config).start(request)).backend_id)
 """
 

@@ -25,7 +25,7 @@ async def test_an_unrecorded_launch_is_lost_and_released(tmp_path: Path) -> None
     layout = JobLayout(tmp_path / "data")
     layout.prepare()
     store = SQLiteStore(layout.database)
-    runtime = LocalRuntime(LocalRuntimeConfig.from_names(cgroup_root="jobyard-test"))
+    runtime = LocalRuntime(LocalRuntimeConfig(cgroup_root="jobyard-test"))
     job = Job(new_job_id(), "alice", JobSpec("sleep", ("100",)), Status.INITIALIZING, utcnow())
     store.create(job)  # as the dead server left it: launching, no handle recorded
     layout.create_job_dir(job.id)

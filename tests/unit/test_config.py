@@ -61,7 +61,8 @@ def test_defaults_match_the_seed(tmp_path: Path) -> None:
     g = config.grpc
     assert (g.max_recv_msg_size, g.max_send_msg_size) == (524288, 4194304)
     assert g.keep_alive_time_seconds == 30
-    assert config.jobyard.job_user == "nobody"
+    assert config.jobyard.job_uid_range == "200000-265535"
+    assert (config.jobyard.job_uids, config.jobyard.job_owner_accounts) == ({}, False)
     assert config.certs_dir is None
     assert config.insecure_dev is False
 
@@ -100,8 +101,9 @@ def test_values_other_than_the_defaults_are_taken(tmp_path: Path) -> None:
           keepAliveTime: 2m
         jobyard:
           backend: slurm
-          jobUser: jobs
-          jobGroup: jobs
+          jobUidRange: "300000-300999"
+          jobUids: {alice: 1001, bob: build}
+          jobOwnerAccounts: true
           cgroupRoot: yard
           defaultMaxPids: 64
     """
@@ -118,8 +120,28 @@ def test_values_other_than_the_defaults_are_taken(tmp_path: Path) -> None:
     assert config.grpc.keep_alive_time_seconds == 120
     assert config.grpc.max_recv_msg_size == 524288  # untouched keys keep their default
     assert config.jobyard == JobyardConfig(
-        backend="slurm", job_user="jobs", job_group="jobs", cgroup_root="yard", default_max_pids=64
+        backend="slurm",
+        job_uid_range="300000-300999",
+        job_uids={"alice": 1001, "bob": "build"},
+        job_owner_accounts=True,
+        cgroup_root="yard",
+        default_max_pids=64,
     )
+
+
+@pytest.mark.parametrize(
+    ("line", "match"),
+    [
+        ("jobUser: nobody", "jobUser/jobGroup are replaced.*jobUidRange.*jobUids"),
+        ("jobGroup: nogroup", "jobUser/jobGroup are replaced"),
+        ("jobUids: [alice]", "jobUids: must map owner names"),
+        ("jobUids: {alice: [1]}", "owner 'alice': give a user name or uid"),
+        ("jobOwnerAccounts: yes-please", "jobOwnerAccounts: must be true or false"),
+    ],
+)
+def test_job_user_keys_refused_with_what_to_use(tmp_path: Path, line: str, match: str) -> None:
+    with pytest.raises(InvalidArgument, match=match):
+        load_config(write(tmp_path, f"jobyard:\n  {line}\n"), data_dir=tmp_path)
 
 
 def test_bare_numbers_are_seconds(tmp_path: Path) -> None:

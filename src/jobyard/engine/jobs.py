@@ -388,6 +388,7 @@ class JobEngine(JobControl, JobReading):
             rank_outputs=tuple(
                 self._layout.output(job.id, rank) for rank in range(1, job.spec.replicas)
             ),
+            owner=job.owner,
         )
         try:
             return await runtime.start(request)

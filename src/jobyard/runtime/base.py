@@ -37,6 +37,7 @@ class LaunchRequest:
     workdir: Path  # the job's working directory (created by the runtime, owned by the job user)
     # The outputs of ranks 1..replicas-1, in rank order: each rank writes its own file.
     rank_outputs: tuple[Path, ...] = ()
+    owner: str = ""  # who submitted it: a runtime may run an owner's jobs as its account
 
     def output(self, rank: int) -> Path:
         """Where rank ``rank`` writes its stdout and stderr."""

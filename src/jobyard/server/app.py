@@ -53,19 +53,33 @@ def make_backends(config: ServerConfig, layout: JobLayout) -> Backends:
 
 def make_runtime(name: str, config: ServerConfig, layout: JobLayout) -> Runtime:
     if name == "local":
-        return make_local_runtime(config)
+        return make_local_runtime(config, layout)
     # TODO: the slurm backend (runtime/slurm/) lands next; until then it is refused here.
     raise InvalidArgument(f"config: unknown backend {name!r}")
 
 
-def make_local_runtime(config: ServerConfig) -> Runtime:
+def make_local_runtime(config: ServerConfig, layout: JobLayout) -> Runtime:
     from jobyard.runtime.local import LocalRuntime, LocalRuntimeConfig
+    from jobyard.runtime.local.users import parse_uid_range
 
+    j = config.jobyard
+    uid_range = parse_uid_range(j.job_uid_range)
+    if uid_range and uid_range[1] - uid_range[0] + 1 < config.joblet.max_concurrent_jobs:
+        raise InvalidArgument(
+            f"config: jobyard.jobUidRange {j.job_uid_range} holds fewer uids than "
+            f"joblet.maxConcurrentJobs ({config.joblet.max_concurrent_jobs}): one uid per job"
+        )
+    hidden = [layout.data_dir.resolve()]
+    if config.certs_dir is not None:
+        hidden.append(Path(config.certs_dir).resolve())
     return LocalRuntime(
-        LocalRuntimeConfig.from_names(
-            user=config.jobyard.job_user,
-            group=config.jobyard.job_group,
-            cgroup_root=config.jobyard.cgroup_root,
+        LocalRuntimeConfig(
+            uid_range=uid_range,
+            fixed_uids=j.job_uids,
+            owner_accounts=j.job_owner_accounts,
+            hidden=tuple(hidden),
+            cgroup_root=j.cgroup_root,
+            default_max_pids=j.default_max_pids,
             # Also the grace for a job's other ranks when one rank fails.
             stop_grace_seconds=config.joblet.cleanup_timeout_seconds,
         ),

@@ -1,27 +1,36 @@
-"""LocalRuntime: jobs as namespaced, cgroup-limited processes of an unprivileged user.
+"""LocalRuntime: jobs as namespaced, cgroup-limited processes, each of a uid of its own.
 
 Launch chain (no Python process stays per job, and the exit status is recorded by a
 process that outlives the server)::
 
-    server --Popen--> unshare --pid --mount --ipc --uts [--net]   (new session, fixed env,
-                        |                                         stdin = the job's env)
-                        `--exec--> sh shim.sh ...            supervisor: host pid namespace,
-                                     |                       outside the job's cgroups
-                                     `--fork--> sh (PID 1)   joins the job's cgroups, mounts
-                                                  |          /proc, /dev/shm, /tmp
-                                                  `--exec--> setpriv --reuid ... -- sh -c ...
+    server --Popen--> sh -c OPEN_STAGE      opens the rank's exit, log and launch-error
+                        |                   files (fds 3-5) through the host's mount
+                        `--exec--> unshare --pid --mount --ipc --uts [--net]
+                                     |       (new session, fixed env, stdin = the job's env)
+                                     `--exec--> sh shim.sh ...   supervisor: host pid
+                                                  |              namespace, outside the
+                                                  |              job's cgroups
+                                                  `--fork--> sh (PID 1)   joins the job's
+                                                   |   cgroups, makes the job's view of the
+                                                   |   file system (mounts.py), cd /work
+                                                   `--exec--> setpriv --reuid ... -- sh -c ...
                                                                `--exec--> sh: reads the env
                                                                   `--exec--> CMD (PID 1)
+
+Each job runs as a uid of its own (:class:`~jobyard.runtime.local.users.UidPolicy`): taken
+at launch, given back by :meth:`LocalRuntime.cleanup`, recorded on the host so that a
+restarted server neither forgets an adopted job's uid nor hands it to another job.
 
 Nothing that runs as root sees the job's environment (an ``LD_PRELOAD`` there would run
 the job's code as root): it travels in a memfd on stdin and is read by the last shell,
 after the drop to the job user.
 
 The shim writes ``STATE_DIR/exit`` when PID 1 ends (the kernel then kills whatever else is
-left in the namespace). :meth:`LocalRuntime.wait` watches the shim through a pidfd — also
-for jobs an earlier server started — and reads that file. Stop, suspend, resume, usage and
-the OOM verdict act on the job's cgroup (:mod:`jobyard.runtime.local.cgroups`), so they reach
-every process of the job, double-forked or not.
+left in the namespace), over blanks written at launch: a full disk cannot lose the record.
+:meth:`LocalRuntime.wait` watches the shim through a pidfd — also for jobs an earlier
+server started — and reads that file. Stop, suspend, resume, usage and the OOM verdict act
+on the job's cgroup (:mod:`jobyard.runtime.local.cgroups`), so they reach every process
+of the job, double-forked or not.
 
 Replicas: a job of N replicas is N such chains, ranks 0..N-1, each with its own supervisor,
 PID, mount, IPC and UTS namespaces, output file and replica files
@@ -50,11 +59,10 @@ import shutil
 import signal
 import stat
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
-from jobyard.config import JobyardConfig
 from jobyard.domain.errors import FailedPrecondition, InvalidArgument, LaunchError
 from jobyard.domain.jobs import DEFAULT_MAX_PIDS, NETWORK_NONE
 from jobyard.runtime.base import ExitInfo, Handle, LaunchRequest, Usage
@@ -78,7 +86,7 @@ from jobyard.runtime.local.processes import (
     until,
 )
 from jobyard.runtime.local.supervisors import Supervisor, Supervisors, rank_dir, start_ticks
-from jobyard.runtime.local.users import resolve_gid, resolve_uid
+from jobyard.runtime.local.users import JobIds, UidPolicy
 from jobyard.runtime.ranks import RankInfo, combine_exits, cores, first_failure
 
 log = logging.getLogger("jobyard.runtime.local")
@@ -99,14 +107,27 @@ ROOT_ENV = {"PATH": TOOL_PATH}  # all the launch chain's root stages ever see
 # the command with stdin on /dev/null.
 ENV_STAGE = '. /dev/stdin && exec "$@" </dev/null'
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+DEFAULT_UID_RANGE = (200000, 265535)
+DEFAULT_UID_RECORDS = Path("/run/jobyard-uids")  # a tmpfs: outlives the server, not a reboot
+# Before the supervisor records an exit status: blanks it overwrites in place ("0\n...").
+EXIT_PLACEHOLDER = b" " * 15 + b"\n"
+# The root stage of the launch chain: the rank's exit, log and launch-error files opened
+# through the host's mount, before `unshare` (see shim.sh), on the fds the shim expects.
+OPEN_STAGE = 'exec 3<>exit 4>>shim.log 5>launch-error && exec "$@"'
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class LocalRuntimeConfig:
-    """Who jobs run as and where their cgroups go."""
+    """Who jobs run as, what they may not see and where their cgroups go."""
 
-    uid: int
-    gid: int
+    # Each job gets a uid (and the gid of that number) of its own from this range...
+    uid_range: tuple[int, int] | None = DEFAULT_UID_RANGE
+    # ...unless its owner runs as a fixed user (name or number): sites mapping owners to
+    # accounts; or, with owner_accounts, as the local account of the owner's name.
+    fixed_uids: Mapping[str, str | int] = dataclasses.field(default_factory=dict)
+    owner_accounts: bool = False
+    uid_records: Path = DEFAULT_UID_RECORDS
+    hidden: tuple[Path, ...] = ()  # host paths no job sees (the data dir, the certificates)
     cgroup_root: str = "jobyard"  # directory name under each cgroup hierarchy
     default_max_pids: int = DEFAULT_MAX_PIDS  # for jobs that ask for no pids limit; 0 = none
     cgroup_mount: Path = Path("/sys/fs/cgroup")
@@ -114,41 +135,19 @@ class LocalRuntimeConfig:
     stop_grace_seconds: float = 0.1
 
     def __post_init__(self) -> None:
-        if self.uid <= 0 or self.gid <= 0:
-            raise InvalidArgument(
-                f"invalid job user {self.uid}:{self.gid}: jobs must never run as root"
-            )
         if self.default_max_pids < 0:
             raise InvalidArgument("invalid defaultMaxPids: must not be negative")
         if self.stop_grace_seconds < 0:
             raise InvalidArgument("invalid stop grace: must not be negative")
+        for path in self.hidden:
+            if not path.is_absolute():
+                raise InvalidArgument(f"invalid hidden path {path}: must be absolute")
+            mounts.check_hideable(path)
         check_name(self.cgroup_root, "cgroupRoot")
 
-    @classmethod
-    def from_names(
-        cls,
-        user: str | int = "nobody",
-        group: str | int = "nogroup",
-        *,
-        cgroup_root: str = "jobyard",
-        default_max_pids: int = DEFAULT_MAX_PIDS,
-        cgroup_mount: Path = Path("/sys/fs/cgroup"),
-        stop_grace_seconds: float = 0.1,
-    ) -> LocalRuntimeConfig:
-        """A config for ``user``/``group`` given by name or number."""
-        return cls(
-            resolve_uid(user), resolve_gid(group), cgroup_root, default_max_pids, cgroup_mount,
-            stop_grace_seconds,
-        )  # fmt: skip
-
-    @classmethod
-    def from_config(cls, config: JobyardConfig) -> LocalRuntimeConfig:
-        return cls.from_names(
-            config.job_user,
-            config.job_group,
-            cgroup_root=config.cgroup_root,
-            default_max_pids=config.default_max_pids,
-        )
+    def uid_policy(self) -> UidPolicy:
+        """The policy for these settings (refuses root, overlaps and shared uids)."""
+        return UidPolicy(self.uid_range, self.uid_records, self.fixed_uids, self.owner_accounts)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -218,6 +217,15 @@ def _freezer(job_id: str, change: Callable[[], None]) -> None:
         raise
 
 
+def _preallocate_exit(path: Path) -> None:
+    """The rank's exit record, written now so that recording the end needs no free space."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    try:
+        os.write(fd, EXIT_PLACEHOLDER)
+    finally:
+        os.close(fd)
+
+
 def _ended_at(path: Path) -> datetime:
     return datetime.fromtimestamp(path.stat().st_mtime, UTC)
 
@@ -252,7 +260,9 @@ class LocalRuntime:
         # This host's CPUs and memory bound one job; how many run at once is configured.
         self.capacity = capacity or Capacity(memory_mb=host_memory_mb())
         self._tools = _Tools.find()
+        self.uids = config.uid_policy()
         self.cgroups = cgroups or detect_cgroups(config.cgroup_mount, root_name=config.cgroup_root)
+        self._view_hidden = config.hidden
 
     # -- start ----------------------------------------------------------------------
 
@@ -261,30 +271,31 @@ class LocalRuntime:
         cgroup: JobCgroup | None = None
         pids: list[int] = []
         try:
-            self._make_dirs(request, created)
-            self._write_replica_files(request)
+            ids = self.uids.acquire(request.job_id, request.owner)
+            self._make_dirs(request, ids, created)
+            self._write_replica_files(request, ids)
             cgroup = self.cgroups.create(request.job_id, self._limits(request))
-            await self._spawn_ranks(request, cgroup, pids)
+            await self._spawn_ranks(request, ids, cgroup, pids)
         except BaseException as exc:
             await self._undo_launch(request.job_id, cgroup, pids)
             self._remove_dirs(created)
+            self.uids.release(request.job_id)
             if isinstance(exc, OSError):
                 raise LaunchError(f"cannot start the job: {exc}") from exc
             raise
         # Our own unreaped children always have a /proc entry, so this cannot be None.
         ranks = tuple(Supervisor(pid, start_ticks(pid) or 0) for pid in pids)
-        log.info("job launched | jobId=%s shimPids=%s cgroup=v%d", request.job_id,
-                 ",".join(map(str, pids)), self.cgroups.version)  # fmt: skip
+        log.info("job launched | jobId=%s shimPids=%s cgroup=v%d uid=%d", request.job_id,
+                 ",".join(map(str, pids)), self.cgroups.version, ids.uid)  # fmt: skip
         return Supervisors(ranks, request.state_dir).handle
 
-    def _make_dirs(self, request: LaunchRequest, created: list[Path]) -> None:
+    def _make_dirs(self, request: LaunchRequest, ids: JobIds, created: list[Path]) -> None:
         replicas = request.spec.replicas
         outputs = [request.output(rank) for rank in range(replicas)]
         for path in (request.state_dir, request.workdir, *outputs):
             if not path.is_absolute():  # the handle and the shim rely on absolute paths
                 raise LaunchError(f"cannot prepare the job: {path} is not an absolute path")
-        config = self._config
-        owners = [(request.state_dir, 0, 0), (request.workdir, config.uid, config.gid)]
+        owners = [(request.state_dir, 0, 0), (request.workdir, ids.uid, ids.gid)]
         owners += [(rank_dir(request.state_dir, rank), 0, 0) for rank in range(1, replicas)]
         for path, uid, gid in owners:
             if not os.path.lexists(path):
@@ -294,21 +305,23 @@ class LocalRuntime:
                 raise LaunchError(f"cannot prepare the job: {path} is not a directory")
             os.chown(path, uid, gid)
             path.chmod(0o700)
-        _give_tree(request.workdir, config.uid, config.gid)
+        _give_tree(request.workdir, ids.uid, ids.gid)
         for rank in range(replicas):
             for name in _STALE_STATE_FILES:
                 (rank_dir(request.state_dir, rank) / name).unlink(missing_ok=True)
+            _preallocate_exit(rank_dir(request.state_dir, rank) / "exit")
 
     def _rank_info(self, request: LaunchRequest) -> RankInfo:
         spec = request.spec
         share = cores(spec.resources, spec.replicas, len(os.sched_getaffinity(0)))
         return RankInfo(request.job_id, spec.replicas, share)
 
-    def _write_replica_files(self, request: LaunchRequest) -> None:
-        mounts.make_mount_point()
+    def _write_replica_files(self, request: LaunchRequest, ids: JobIds) -> None:
+        mounts.make_mount_points()
         mounts.write_shared_info(request.state_dir, self._rank_info(request))
+        view = mounts.JobView(ids.uid, ids.gid, self._view_hidden)
         for rank in range(request.spec.replicas):
-            mounts.write_rank_mounts(request, rank, rank_dir(request.state_dir, rank))
+            mounts.write_rank_mounts(request, rank, rank_dir(request.state_dir, rank), view)
 
     @staticmethod
     def _remove_dirs(created: list[Path]) -> None:
@@ -338,14 +351,14 @@ class LocalRuntime:
         )
 
     async def _spawn_ranks(
-        self, request: LaunchRequest, cgroup: JobCgroup, pids: list[int]
+        self, request: LaunchRequest, ids: JobIds, cgroup: JobCgroup, pids: list[int]
     ) -> None:
         """Start every rank's supervisor, appending each pid to ``pids`` as it starts."""
         info = self._rank_info(request)
         procs_files = cgroup.procs_files()
         shared_netns: int | None = None
         for rank in range(request.spec.replicas):
-            argv = self._argv(request, rank, procs_files, shared_netns)
+            argv = self._argv(request, rank, ids, procs_files, shared_netns)
             pids.append(self._spawn(request, rank, argv, self._env(request, info, rank)))
             if rank == 0 and request.spec.network == NETWORK_NONE and request.spec.replicas > 1:
                 shared_netns = await own_netns(pids[0])
@@ -363,7 +376,7 @@ class LocalRuntime:
                     stdin=environment,
                     stdout=output,
                     stderr=output,
-                    cwd=request.workdir,
+                    cwd=rank_dir(request.state_dir, rank),  # OPEN_STAGE's files are here
                     env=ROOT_ENV,
                     start_new_session=True,
                     close_fds=True,
@@ -375,22 +388,23 @@ class LocalRuntime:
         return shim.pid
 
     def _argv(
-        self, request: LaunchRequest, rank: int, procs_files: list[Path], netns_of: int | None
-    ) -> list[str]:
+        self, request: LaunchRequest, rank: int, ids: JobIds, procs_files: list[Path],
+        netns_of: int | None,
+    ) -> list[str]:  # fmt: skip
         """The launch chain of one rank; ``netns_of``: the pid whose network namespace the
         rank enters (rank 0's, for the other ranks of a ``--network none`` job)."""
-        tools, config = self._tools, self._config
+        tools = self._tools
         enter = [] if netns_of is None else [tools.nsenter, f"--net=/proc/{netns_of}/ns/net", "--"]
         namespaces = ["--pid", "--mount", "--ipc", "--uts", "--propagation", "private"]
         if request.spec.network == NETWORK_NONE and netns_of is None:
             namespaces.append("--net")  # a new, empty network namespace: only loopback
         state = rank_dir(request.state_dir, rank)
-        shim = [SHELL, str(SHIM_SCRIPT), str(state), str(request.workdir),
+        shim = [SHELL, str(SHIM_SCRIPT), mounts.WORK_DIR,
                 tools.mount, str(state / mounts.FSTAB_FILE)]  # fmt: skip
         drop = [
             tools.setpriv,
-            f"--reuid={config.uid}",
-            f"--regid={config.gid}",
+            f"--reuid={ids.uid}",
+            f"--regid={ids.gid}",
             "--clear-groups",
             "--no-new-privs",
             "--inh-caps=-all",
@@ -399,6 +413,10 @@ class LocalRuntime:
         ]
         command = [SHELL, "-c", ENV_STAGE, "jobyard", request.spec.command, *request.spec.args]
         return [
+            SHELL,
+            "-c",
+            OPEN_STAGE,
+            "jobyard-open",
             *enter,
             tools.unshare,
             *namespaces,
@@ -413,7 +431,7 @@ class LocalRuntime:
     @staticmethod
     def _env(request: LaunchRequest, info: RankInfo, rank: int) -> dict[str, str]:
         # Only what the job was given: nothing of the server's environment leaks in.
-        env = {"PATH": JOB_PATH, "HOME": str(request.workdir), "LANG": JOB_LANG}
+        env = {"PATH": JOB_PATH, "HOME": mounts.WORK_DIR, "LANG": JOB_LANG}
         env |= request.spec.environment
         env |= request.spec.secret_environment
         env |= info.environment(rank)  # last: a job cannot be told a wrong rank
@@ -591,8 +609,9 @@ class LocalRuntime:
                 # EBUSY while the last processes finish exiting.
                 if exc.errno != errno.EBUSY or loop.time() >= deadline:
                     log.warning("job cgroup not removed | jobId=%s error=%s", job_id, exc)
-                    return
+                    return  # its uid stays taken: processes of the job may still hold it
                 await asyncio.sleep(0.02)
+        self.uids.release(job_id)
 
 
 def _give_tree(root: Path, uid: int, gid: int) -> None:
