@@ -20,7 +20,9 @@ from tests.integration.test_log_limits import configured
 
 WAIT_SECONDS = 60
 # What the job sees in its work directory: mode, owner and type of each entry, then contents.
-LISTING = "find . -mindepth 1 | sort | xargs stat -c '%n %a %U %F'; cat tool.sh data/sub/notes.txt"
+LISTING = (
+    "id -u; find . -mindepth 1 | sort | xargs stat -c '%n %a %u %F'; cat tool.sh data/sub/notes.txt"
+)
 
 
 @pytest.fixture
@@ -49,12 +51,13 @@ def test_files_and_directories_arrive_with_their_modes(admin: Client, tree: Path
         "sh", ["-c", f"{LISTING}; ./tool.sh"], uploads=[tree / "tool.sh", tree / "data"]
     )
     out = _output(admin, job.id)
+    uid = out.split("\n", 1)[0]  # the job's own uid owns them
 
     assert job.uploads == ("tool.sh", "data")
-    assert "./tool.sh 750 nobody regular file" in out
-    assert "./data 700 nobody directory" in out
-    assert "./data/sub 755 nobody directory" in out
-    assert "./data/sub/notes.txt 600 nobody regular file" in out
+    assert f"./tool.sh 750 {uid} regular file" in out
+    assert f"./data 700 {uid} directory" in out
+    assert f"./data/sub 755 {uid} directory" in out
+    assert f"./data/sub/notes.txt 600 {uid} regular file" in out
     assert "secret-ish notes" in out and out.rstrip().endswith("tool ran")
 
 
