@@ -14,6 +14,7 @@ from jobyard.domain.errors import (
     InvalidArgument,
     JobyardError,
     NotFound,
+    PaymentRequired,
     PermissionDenied,
     ResourceExhausted,
     Unauthenticated,
@@ -26,6 +27,8 @@ ERROR_CODES: tuple[tuple[type[JobyardError], grpc.StatusCode], ...] = (
     (PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
     (Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
     (ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    # gRPC has no "payment required"; out of credits is a quota that is used up.
+    (PaymentRequired, grpc.StatusCode.RESOURCE_EXHAUSTED),
 )
 
 

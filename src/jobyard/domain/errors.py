@@ -9,6 +9,8 @@
     ├── PermissionDenied          the caller's role forbids the action  -> PERMISSION_DENIED
     ├── Unauthenticated           no usable client identity            -> UNAUTHENTICATED
     ├── ResourceExhausted         a configured capacity is full         -> RESOURCE_EXHAUSTED
+    ├── PaymentRequired           the wallet cannot pay the job's first unit (HTTP 402)
+                                                                        -> RESOURCE_EXHAUSTED
     ├── LaunchError               the runtime could not start the job   (job -> FAILED/LAUNCH_ERROR)
     └── StaleTransition           compare-and-set lost a race in the store
 
@@ -45,6 +47,10 @@ class Unauthenticated(JobyardError):
 
 class ResourceExhausted(JobyardError):
     pass
+
+
+class PaymentRequired(JobyardError):
+    """Not enough credits: nothing was created. HTTP faces answer 402."""
 
 
 class LaunchError(JobyardError):

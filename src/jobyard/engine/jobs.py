@@ -33,6 +33,7 @@ from jobyard.domain.errors import (
 from jobyard.domain.jobs import Job, JobSpec, Resources, Usage, new_job_id, utcnow
 from jobyard.domain.status import ACTIVE, Status, TerminationReason
 from jobyard.domain.uploads import Upload, top_level, validate_uploads
+from jobyard.engine.accounting import NO_CREDITS_MESSAGE, Accounting, Charger
 from jobyard.engine.attachments import Attachments, NoAttachments
 from jobyard.engine.backends import Backends
 from jobyard.engine.control import JobControl, suspension_closed
@@ -82,6 +83,8 @@ class JobEngine(JobControl, JobReading):
         hub: LogHub,
         config: EngineConfig,
         attachments: Attachments | None = None,
+        *,
+        accounting: Accounting | None = None,
     ) -> None:
         self._store = store
         self.attachments: Attachments = attachments or NoAttachments()
@@ -99,6 +102,10 @@ class JobEngine(JobControl, JobReading):
         # Jobs holding capacity (active, or QUEUED in a backend's own queue), kept current
         # by _transition and _update so admission reads no rows.
         self._active: dict[str, Job] = {}
+        self._charger = None if accounting is None else Charger(
+            accounting.ledger, accounting.prices, job=store.get, stop=self._out_of_credits,
+            clock=accounting.clock, rate=accounting.rate,
+        )  # fmt: skip
 
     # -- lifecycle of the engine -------------------------------------------------------
 
@@ -112,15 +119,26 @@ class JobEngine(JobControl, JobReading):
             await self._reconcile(job)
         for job in self._store.list([Status.SCHEDULED]):
             self._arm_start(job)
+        if self._charger is not None:
+            # Re-armed from the ledger; units that started while no server ran are charged.
+            for job in self._store.list([Status.RUNNING]):
+                self._charger.observe(job)
         await self._admit()
 
     async def close(self) -> None:
         """Stop watching; running jobs keep running and are adopted on the next start."""
         await self._timers.close()
+        if self._charger is not None:
+            await self._charger.close()
         for task in self._watchers.values():
             task.cancel()
         await asyncio.gather(*self._watchers.values(), return_exceptions=True)
         self._watchers.clear()
+
+    @property
+    def charger(self) -> Charger | None:
+        """What charges running jobs (None: this server charges nothing)."""
+        return self._charger
 
     @property
     def watching(self) -> int:
@@ -172,6 +190,8 @@ class JobEngine(JobControl, JobReading):
         # A workflow's jobs had their volumes and runtimes checked when it was accepted.
         spec = self.prepare(spec, None if workflow_id else caller)
         spec = dataclasses.replace(spec, schedule=ceil_millis(spec.schedule))
+        if self._charger is not None:
+            await self._charger.admit(caller.name, caller.project, spec)  # PaymentRequired
         now = whole_millis(utcnow())
         status, message = initial_status(spec, now)
         job = Job(
@@ -276,6 +296,8 @@ class JobEngine(JobControl, JobReading):
         job = self._store.transition(job_id, new, message, **fields)
         self._hold(job)
         self.events.publish(job)
+        if self._charger is not None:
+            self._charger.observe(job)
         return job
 
     def _update(self, job_id: str, **fields: Any) -> Job:
@@ -538,12 +560,19 @@ class JobEngine(JobControl, JobReading):
 
     async def _expire(self, job_id: str) -> None:
         """The time limit is reached: stop the job as a user's stop does, reason TIME_LIMIT."""
+        await self._terminate(job_id, TerminationReason.TIME_LIMIT,
+                              "time limit reached: signals sent")  # fmt: skip
+
+    async def _out_of_credits(self, job_id: str) -> None:
+        """Its next unit cannot be paid: stop the job at once, reason NO_CREDITS."""
+        await self._terminate(job_id, TerminationReason.NO_CREDITS, NO_CREDITS_MESSAGE)
+
+    async def _terminate(self, job_id: str, reason: TerminationReason, message: str) -> None:
         try:
-            job = self._transition(job_id, Status.STOPPING, "time limit reached: signals sent",
-                                   reason=TerminationReason.TIME_LIMIT)  # fmt: skip
+            job = self._transition(job_id, Status.STOPPING, message, reason=reason)
         except StaleTransition:
             return  # it ended, or is being stopped, meanwhile
-        log.info("job time limit reached | jobId=%s", job_id)
+        log.info("job terminated | jobId=%s reason=%s", job_id, reason)
         await self._signal_stop(job)
 
     async def extend(self, caller: Identity, ref: str, seconds: float) -> Job:
@@ -586,6 +615,8 @@ def _stopped_message(reason: TerminationReason | None) -> str:
         return "stopped: output limit reached"
     if reason is TerminationReason.TIME_LIMIT:
         return "stopped: time limit reached"
+    if reason is TerminationReason.NO_CREDITS:
+        return NO_CREDITS_MESSAGE
     return "stopped by user request"
 
 
