@@ -246,7 +246,7 @@ async def engine_for(tmp_path: Path, ledger: MemoryLedger, clock: ManualClock,
     hub.start()
     engine = JobEngine(
         MemoryStore(), runtime or FakeRuntime(), layout, hub,
-        EngineConfig(host_cpus=2, host_memory_mb=4096),
+        EngineConfig(),
         accounting=Accounting(ledger, PRICES.get, clock=clock),
     )  # fmt: skip
     await engine.start()
@@ -295,7 +295,7 @@ async def test_engine_rearms_running_jobs_after_a_restart(tmp_path: Path) -> Non
     store = MemoryStore()
 
     def engine() -> JobEngine:
-        return JobEngine(store, runtime, layout, hub, EngineConfig(host_cpus=2),
+        return JobEngine(store, runtime, layout, hub, EngineConfig(),
                          accounting=Accounting(ledger, PRICES.get, clock=clock))  # fmt: skip
 
     first = engine()

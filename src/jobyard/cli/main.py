@@ -15,6 +15,7 @@ from jobyard.cli.logs import log as log_command
 from jobyard.cli.monitor import COMMANDS as MONITOR_COMMANDS
 from jobyard.cli.server import server as server_command
 from jobyard.cli.state import EXIT_INTERRUPTED, CliState
+from jobyard.cli.wallets import wallets as wallets_group
 from jobyard.client.settings import env_help
 from jobyard.domain.errors import JobyardError
 
@@ -68,7 +69,7 @@ def cli(
 
 for _command in (*JOB_COMMANDS, log_command, *CONTROL_COMMANDS, certs_group, server_command):
     cli.add_command(_command)
-for _command in (*LIFECYCLE_COMMANDS, *MONITOR_COMMANDS):
+for _command in (*LIFECYCLE_COMMANDS, *MONITOR_COMMANDS, wallets_group):
     cli.add_command(_command)
 
 

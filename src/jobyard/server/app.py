@@ -13,11 +13,13 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from jobyard.accounting.sqlite import SQLiteLedger
 from jobyard.api.gen import joblet_pb2_grpc, jobyard_v1_pb2_grpc
 from jobyard.config import ServerConfig, backend_names
 from jobyard.domain.errors import InvalidArgument
 from jobyard.domain.workflows import WorkflowLimits
 from jobyard.engine import EngineConfig, JobEngine
+from jobyard.engine.accounting import Accounting
 from jobyard.engine.backends import Backends
 from jobyard.engine.parsing import ProcessWorkflowParser
 from jobyard.engine.workflows import WorkflowRunner
@@ -31,6 +33,7 @@ from jobyard.server.strict import StrictRequestInterceptor
 from jobyard.server.v1 import JobyardServicer
 from jobyard.store import SQLiteStore
 from jobyard.store.workflows import SQLiteWorkflowStore
+from jobyard.ucloud.catalog import Catalog
 
 log = logging.getLogger("jobyard.server")
 
@@ -163,6 +166,8 @@ class RunningServer:
     hub: LogHub
     store: SQLiteStore
     port: int
+    catalog: Catalog = dataclasses.field(default_factory=Catalog)  # the `ucloud:` products
+    ledger: SQLiteLedger | None = None  # wallets and charges
 
     async def stop(self, grace: float = SHUTDOWN_GRACE_SECONDS) -> None:
         # Jobs keep running: the next server adopts them. Followers first: they end with
@@ -176,8 +181,10 @@ class RunningServer:
 
 
 async def start_server(
-    config: ServerConfig, runtime: Runtime | Backends | None = None
+    config: ServerConfig, runtime: Runtime | Backends | None = None, *, charge_rate: float = 1.0
 ) -> RunningServer:
+    """Start the daemon. ``charge_rate`` (seconds of running time charged per second; tests
+    raise it so that a priced minute passes quickly) is 1 in production."""
     if config.certs_dir is None and not config.insecure_dev:
         raise InvalidArgument("no certificates given: pass --certs DIR (or --insecure-dev)")
     layout = JobLayout(Path(config.data_dir))
@@ -185,9 +192,13 @@ async def start_server(
     store = SQLiteStore(layout.database)
     hub = LogHub(layout, log_config(config))
     hub.start()
+    catalog = Catalog.of(config.ucloud)
+    ledger = SQLiteLedger(store.connection)
+    accounting = Accounting(ledger, catalog.pricing, rate=charge_rate)
     engine = JobEngine(
-        store, runtime or make_backends(config, layout), layout, hub, engine_config(config)
-    )
+        store, runtime or make_backends(config, layout), layout, hub, engine_config(config),
+        accounting=accounting,
+    )  # fmt: skip
     g = config.grpc
     workflows = WorkflowRunner(
         engine,
@@ -231,8 +242,9 @@ async def start_server(
     log.info("server listening | address=%s port=%d tls=%s dataDir=%s",
              config.listen, port, config.certs_dir is not None, config.data_dir)  # fmt: skip
     return RunningServer(
-        server=server, engine=engine, workflows=workflows, hub=hub, store=store, port=port
-    )
+        server=server, engine=engine, workflows=workflows, hub=hub, store=store, port=port,
+        catalog=catalog, ledger=ledger,
+    )  # fmt: skip
 
 
 class _Formatter(logging.Formatter):
