@@ -48,7 +48,8 @@ class ServerThread:
             certs_dir=self.certs_dir,
             listen="127.0.0.1:0",
         )
-        self.running = self.call(start_server(config))
+        rate = self._config.get("charge_rate", 1.0)
+        self.running = self.call(start_server(config, charge_rate=rate))
         return self.running.port
 
     @property

@@ -14,6 +14,7 @@ import pytest
 
 from jobyard.accounting.ledger import Charge, ChargeOutcome, Pricing
 from jobyard.accounting.memory import MemoryLedger
+from jobyard.domain.access import Identity, Role
 from jobyard.domain.errors import PaymentRequired
 from jobyard.domain.jobs import Job, JobSpec, ProductRef, utcnow
 from jobyard.domain.status import Status, TerminationReason
@@ -27,6 +28,7 @@ PRODUCT = ProductRef("example-compute-1", "example-compute", "example")
 FREE = ProductRef("free-1", "example-compute", "example")
 PER_MINUTE = Pricing("example-compute-1 (example-compute)", 1000, 60.0)
 PRICES = {PRODUCT: PER_MINUTE, FREE: dataclasses.replace(PER_MINUTE, free=True)}
+ALICE = Identity("alice", Role.USER)
 MAX_WAKE_UPS = 1000
 T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=utcnow().tzinfo)
 
@@ -261,8 +263,8 @@ async def test_engine_refuses_the_create_and_keeps_no_job(tmp_path: Path) -> Non
     ledger = MemoryLedger()
     async with engine_for(tmp_path, ledger, ManualClock(utcnow())) as engine:
         with pytest.raises(PaymentRequired):
-            await engine.submit("alice", JobSpec(command="sleep", product=PRODUCT))
-        assert engine.jobs() == []
+            await engine.submit(ALICE, JobSpec(command="sleep", product=PRODUCT))
+        assert engine.jobs(ALICE) == []
 
 
 async def test_engine_stops_a_job_out_of_credits_with_no_credits(tmp_path: Path) -> None:
@@ -270,15 +272,15 @@ async def test_engine_stops_a_job_out_of_credits_with_no_credits(tmp_path: Path)
     ledger.deposit("alice", "", 1_000)  # exactly the first minute
     async with engine_for(tmp_path, ledger, clock) as engine:
         assert engine.charger is not None
-        job = await engine.submit("alice", JobSpec(command="sleep", product=PRODUCT))
+        job = await engine.submit(ALICE, JobSpec(command="sleep", product=PRODUCT))
         await engine.charger.settled()
         assert ledger.wallet("alice").balance == 0
-        assert engine.job(job.id).status is Status.RUNNING
+        assert engine.job(ALICE, job.id).status is Status.RUNNING
         await clock.advance(61, engine.charger)
         async with asyncio.timeout(2):  # the fake runtime ends a stopped job at once
-            while not engine.job(job.id).status.terminal:
+            while not engine.job(ALICE, job.id).status.terminal:
                 await asyncio.sleep(0.001)
-        stopped = engine.job(job.id)
+        stopped = engine.job(ALICE, job.id)
         assert (stopped.status, stopped.reason) == (Status.STOPPED, TerminationReason.NO_CREDITS)
         messages = [u.message for u in stopped.updates]
         assert messages[-2:] == [NO_CREDITS_MESSAGE, NO_CREDITS_MESSAGE]
@@ -300,7 +302,7 @@ async def test_engine_rearms_running_jobs_after_a_restart(tmp_path: Path) -> Non
 
     first = engine()
     await first.start()
-    job = await first.submit("alice", JobSpec(command="sleep", product=PRODUCT, replicas=2))
+    job = await first.submit(ALICE, JobSpec(command="sleep", product=PRODUCT, replicas=2))
     assert first.charger is not None
     await first.charger.settled()
     await first.close()
