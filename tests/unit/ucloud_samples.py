@@ -61,3 +61,13 @@ def seed_provider_create() -> dict[str, Any]:
     end = text.index("}'\n", start) + 1
     body: dict[str, Any] = json.loads(text[start:end])
     return dict(body["items"][0])
+
+
+def seed_user_create() -> dict[str, Any]:
+    """The item of seed 001's ``POST /api/jobs`` body (a JobSpecification)."""
+    text = (SEEDS / "001_caddbb6e5bb4baee.txt").read_text()
+    anchor = text.index('"$host/api/jobs" -d \'')
+    start = anchor + len('"$host/api/jobs" -d \'')
+    end = text.index("}'\n", start) + 1
+    body: dict[str, Any] = json.loads(text[start:end])
+    return dict(body["items"][0])
