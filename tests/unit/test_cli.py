@@ -272,6 +272,7 @@ def test_status_prints_the_seeds_block_then_extras(fake: type[FakeClient]) -> No
             max_memory=512,
             exit_code=137,
             owner="alice",
+            project="physics",
             termination_reason="OOM_KILLED",
             message="memory limit reached",
             secret_environment={"TOKEN": "********"},
@@ -283,7 +284,7 @@ def test_status_prints_the_seeds_block_then_extras(fake: type[FakeClient]) -> No
     assert result.stdout == (
         f"Id: {JOB_ID}\nCommand: python3 script.py\nStatus: FAILED\nStarted At: s\n"
         "Ended At: e\nMaxCPU: 50\nMaxMemory: 512\nMaxIOBPS: 0\nExitCode: 137\n"
-        "Owner: alice\nReason: OOM_KILLED\nMessage: memory limit reached\n"
+        "Owner: alice\nProject: physics\nReason: OOM_KILLED\nMessage: memory limit reached\n"
         "SecretEnvironment: TOKEN=********\n"
     )
 

@@ -56,6 +56,7 @@ def status(job: Job) -> str:
         ("Runtime", job.runtime),
         ("Backend", job.backend),
         ("Owner", job.owner),
+        ("Project", job.project),
         ("Labels", _pairs(job.labels)),
         ("ScheduledTime", job.scheduled_time),
         ("TimeLimit", format_duration(job.time_limit_seconds) if job.time_limit_seconds else ""),
