@@ -206,7 +206,9 @@ def test_wait_outlives_a_daemon_restart(tmp_path: Path) -> None:
             [*jobyard_argv(), "wait", "--json", "--timeout", "60", job_id],
             env=own.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
-        time.sleep(0.5)  # the wait is watching
+        assert waiting.stderr is not None
+        # The CLI says so once the server is watching the job for it.
+        assert waiting.stderr.readline().startswith(f"Waiting for job {job_id}: ")
         assert own.process is not None
         own.process.send_signal(signal.SIGTERM)
         own.process.wait(10)

@@ -18,6 +18,7 @@ from jobyard.cli import state as state_module
 from jobyard.cli.logs import attach_follow_values
 from jobyard.cli.main import cli
 from jobyard.client import Job, JobDetails, JobUsage, LogChunk, StopResult
+from jobyard.client.lifecycle import JobEvent
 from jobyard.config import ServerConfig
 from jobyard.domain.access import Identity, Role
 from jobyard.domain.errors import NotFound
@@ -95,8 +96,11 @@ class FakeClient:
             yield LogChunk(offset, chunk)
             offset += len(chunk)
 
-    def wait(self, id: str, timeout: float | None = None) -> Job:
+    def wait(self, id: str, timeout: float | None = None, *, on_event: Any = None) -> Job:
         self._call("wait", id, timeout=timeout)
+        if on_event is not None:
+            on_event(JobEvent(dataclasses.replace(self.job_answer, status="RUNNING"), True))
+            on_event(JobEvent(self.job_answer, False))
         return self.job_answer
 
     def details(self, id: str) -> JobDetails:
@@ -328,6 +332,8 @@ def test_wait_passes_the_timeout(fake: type[FakeClient]) -> None:
     assert result.exit_code == 0
     assert fake.instances[-1].calls == [("wait", (JOB_ID,), {"timeout": 2.5})]
     assert result.stdout.startswith(f"Id: {JOB_ID}\n")
+    # Progress goes to stderr, once per unfinished status; stdout is the job alone.
+    assert result.stderr == f"Waiting for job {JOB_ID}: RUNNING\n"
 
 
 def test_server_errors_print_the_message_on_stderr_and_exit_1(fake: type[FakeClient]) -> None:

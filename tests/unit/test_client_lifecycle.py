@@ -87,6 +87,15 @@ def test_wait_returns_the_event_that_shows_the_end(client: Client, v1_stub: Fake
     assert stream.cancelled  # the watch is ended, not left open
 
 
+def test_wait_tells_on_event_every_state_it_sees(client: Client, v1_stub: FakeV1) -> None:
+    v1_stub.streams = [FakeStream([event("RUNNING", True), event("STOPPING"), event("STOPPED")])]
+    seen: list[tuple[str, bool]] = []
+
+    client.wait("j1", on_event=lambda e: seen.append((e.job.status, e.snapshot)))
+
+    assert seen == [("RUNNING", True), ("STOPPING", False), ("STOPPED", False)]
+
+
 def test_wait_on_an_ended_job_returns_its_snapshot(client: Client, v1_stub: FakeV1) -> None:
     v1_stub.streams = [FakeStream([event("COMPLETED", True)])]
     assert client.wait("j1").status == "COMPLETED"

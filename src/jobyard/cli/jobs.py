@@ -9,6 +9,7 @@ import click
 
 from jobyard.cli import lifecycle, output, workflows
 from jobyard.cli.state import CliState, pass_state
+from jobyard.client.lifecycle import JobEvent
 from jobyard.domain.errors import InvalidArgument
 from jobyard.domain.jobs import NETWORK_HOST, NETWORKS, parse_key_values
 
@@ -287,7 +288,15 @@ def wait(state: CliState, id: str, timeout: float | None, as_json: bool) -> None
     Example:
       jobyard wait --timeout 60 f47ac10b-58cc-4372-a567-0e02b2c3d479
     """
-    job = state.client().wait(id, timeout=timeout)
+    shown: list[str] = []
+
+    def progress(event: JobEvent) -> None:
+        # On stderr, so that stdout stays the job alone (--json); once per status.
+        if not event.job.done and (not shown or shown[-1] != event.job.status):
+            shown.append(event.job.status)
+            click.echo(f"Waiting for job {event.job.id}: {event.job.status}", err=True)
+
+    job = state.client().wait(id, timeout=timeout, on_event=progress)
     click.echo(output.as_json(job) if as_json else output.status(job))
 
 

@@ -11,7 +11,7 @@ import contextlib
 import dataclasses
 import os
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
@@ -145,11 +145,19 @@ class LifecycleMethods(Connected):
         finally:
             call.cancel()  # ends the RPC when the caller stops early
 
-    def wait(self, id: str, timeout: float | None = None) -> Job:
+    def wait(
+        self,
+        id: str,
+        timeout: float | None = None,
+        *,
+        on_event: Callable[[JobEvent], None] | None = None,
+    ) -> Job:
         """Block until the job has ended and return it; ``TimeoutError`` after ``timeout`` s.
 
         A watch the server closes early is opened again (a fresh snapshot); a server that
         restarts is waited for, up to ``WAIT_RECONNECT_SECONDS`` without hearing from it.
+        ``on_event`` is told every state the watch reports (snapshots included), e.g. to show
+        progress: the first call means the server is watching the job for us.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         backoff, reached = Backoff(WAIT_RECONNECT_SECONDS), False
@@ -162,6 +170,8 @@ class LifecycleMethods(Connected):
                 for event in self.watch([id], timeout=left):
                     reached = True
                     backoff.reset()
+                    if on_event is not None:
+                        on_event(event)
                     if event.job.done:
                         return event.job
             except TimeoutError:
