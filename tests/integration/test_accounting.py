@@ -121,3 +121,29 @@ def test_rendered_argv_reaches_the_program_literally(priced: ServerThread, certs
     finally:
         admin.close()
     assert not Path("/tmp/pwned").exists()
+
+
+def test_charging_goes_on_across_a_server_restart_without_double_or_missed_units(
+    priced: ServerThread,
+) -> None:
+    ledger(priced).deposit("alice", "", 3000)  # three minutes
+    job = submit(priced, on_product(priced, "sleep", "300"))
+    charged = ledger(priced).charges
+    priced.call(_until(lambda: len(charged(job.id)) == 1))
+    priced.stop()  # the job runs on, unwatched and uncharged, while no server is up
+    priced.call(asyncio.sleep(1.5))  # 90 s of charged time: unit 1 starts meanwhile
+    priced.start()
+    ended = wait_ended(priced, job.id)
+    assert (ended.status, ended.reason) == (Status.STOPPED, TerminationReason.NO_CREDITS)
+    ranges = [(r.charge.first_unit, r.charge.last_unit) for r in ledger(priced).charges(job.id)]
+    # Every unit 0..2 charged exactly once (how they group depends on when the server was
+    # back), and unit 3, which the wallet could not pay, not at all.
+    units = [u for first, last in ranges for u in range(first, last + 1)]
+    assert units == [0, 1, 2]
+    assert ledger(priced).wallet("alice").balance == 0
+
+
+async def _until(condition: Any) -> None:
+    async with asyncio.timeout(WAIT_SECONDS):
+        while not condition():
+            await asyncio.sleep(0.01)

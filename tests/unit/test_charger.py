@@ -204,8 +204,25 @@ async def test_a_restart_charges_missed_units_once_and_rearms_from_the_ledger() 
     second.put(running())
     await second.charger.settled()
     assert second.balance() == 5_000
-    assert [r.charge.charge_id for r in ledger.charges("job-1")][-1] == "job-1-units-2-4"
+    assert [r.charge.charge_id for r in ledger.charges("job-1")][2:] == [
+        "job-1-units-2-2", "job-1-units-3-3", "job-1-units-4-4",
+    ]  # fmt: skip
     assert clock.armed[-1] == T0 + timedelta(seconds=300)
+
+
+async def test_a_catch_up_pays_every_unit_it_can_then_stops_the_job() -> None:
+    ledger, clock = MemoryLedger(), ManualClock(T0)
+    ledger.deposit("alice", "", 3_000)
+    first = desk(ledger, clock)
+    first.put(running())
+    await clock.advance(61, first.charger)
+    await first.charger.close()
+    await clock.advance(180, first.charger)  # units 2, 3 and 4 started while down
+    second = desk(ledger, clock)
+    second.put(running())
+    await second.charger.settled()
+    assert [r.charge.last_unit for r in ledger.charges("job-1")] == [0, 1, 2]
+    assert (second.balance(), second.stopped) == (0, ["job-1"])
 
 
 async def test_a_charge_applied_before_a_crash_is_not_taken_again() -> None:

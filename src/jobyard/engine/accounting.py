@@ -11,7 +11,8 @@ Event driven: the engine reports every change of a job (:meth:`Charger.observe`)
 job gets one timer, at its next unit boundary, and no other job is looked at. What is paid
 lives only in the ledger (:meth:`Ledger.charged_units`), so a restarted server re-arms
 each running job from there and charges, once, the units that started while it was down;
-a charge is identified by the job and its unit range, so doing it again is a duplicate.
+each unit is one charge, identified by the job and the unit, so doing it again is a
+duplicate.
 
 A job whose next unit cannot be paid is stopped at once (reason NO_CREDITS).
 """
@@ -178,34 +179,31 @@ class Charger:
         running = self.running_seconds(job, now)
         due = int(running // pricing.unit_seconds) + 1  # units started so far
         paid = await self._ledger.charged_units(job.id)
-        if due > paid and not await self._charge(job, pricing, paid, due - 1):
+        if due > paid and not await self._charge(job, pricing, range(paid, due)):
             return
         wait = (due * pricing.unit_seconds - running) / self._rate
         self._arm(job.id, now + timedelta(seconds=wait))
 
-    async def _charge(self, job: Job, pricing: Pricing, first: int, last: int) -> bool:
-        """Charge units ``first..last``; False when the job was stopped for lack of credits."""
+    async def _charge(self, job: Job, pricing: Pricing, units: range) -> bool:
+        """Charge ``units``, one charge each, in order (so the ids never depend on how
+        units were grouped, and a wallet pays every unit it can); False when the job was
+        stopped for lack of credits."""
         periods = job.spec.replicas
-        charge = Charge(
-            job_id=job.id,
-            owner=job.owner,
-            project=job.project,
-            first_unit=first,
-            last_unit=last,
-            periods=periods,
-            credits=pricing.cost(last - first + 1, periods),
-            product=pricing.product,
-        )
-        [outcome] = await self._ledger.charge([charge])
-        if outcome is ChargeOutcome.INSUFFICIENT_FUNDS:
-            log.info("job out of credits | jobId=%s chargeId=%s credits=%d",
-                     job.id, charge.charge_id, charge.credits)  # fmt: skip
-            self._cancel(job.id)
-            await self._stop(job.id)
-            return False
-        log.info("job charged | jobId=%s chargeId=%s units=%d periods=%d credits=%d outcome=%s",
-                 job.id, charge.charge_id, charge.units, periods, charge.credits,
-                 outcome)  # fmt: skip
+        charges = [
+            Charge(job_id=job.id, owner=job.owner, project=job.project, first_unit=n,
+                   last_unit=n, periods=periods, credits=pricing.cost(1, periods),
+                   product=pricing.product)
+            for n in units
+        ]  # fmt: skip
+        for charge, outcome in zip(charges, await self._ledger.charge(charges), strict=True):
+            if outcome is ChargeOutcome.INSUFFICIENT_FUNDS:
+                log.info("job out of credits | jobId=%s chargeId=%s credits=%d",
+                         job.id, charge.charge_id, charge.credits)  # fmt: skip
+                self._cancel(job.id)
+                await self._stop(job.id)
+                return False
+            log.info("job charged | jobId=%s chargeId=%s periods=%d credits=%d outcome=%s",
+                     job.id, charge.charge_id, periods, charge.credits, outcome)  # fmt: skip
         return True
 
     def running_seconds(self, job: Job, now: datetime) -> float:
