@@ -28,6 +28,7 @@ Example::
       maxTotalMemory: 0           # MB; the same for maxMemory; 0 = any
       maxWorkflowBytes: 1048576   # a bigger workflow document is refused
       maxWorkflowJobs: 5000       # a workflow with more jobs is refused
+      secretKeyFile: /etc/jobyard/key  # 0600, seals secrets at rest (default DATA/server.key)
     ucloud:                       # products, applications, accounting: see jobyard.ucloud.catalog
       providerId: example
       products: [...]             # Product.Compute, as the seed's resolvedProduct
@@ -141,6 +142,7 @@ class JobyardConfig:
     max_workflow_bytes: int = DEFAULT_MAX_WORKFLOW_BYTES
     max_workflow_jobs: int = DEFAULT_MAX_WORKFLOW_JOBS
     max_upload_bytes: int = 64 << 20  # a job's (or workflow's) uploads together; 0 = any
+    secret_key_file: Path | None = None  # None: DATA/server.key, created on the first start
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -218,6 +220,7 @@ _JOBYARD_KEYS = {
     "maxWorkflowBytes": ("max_workflow_bytes", int),
     "maxWorkflowJobs": ("max_workflow_jobs", int),
     "maxUploadBytes": ("max_upload_bytes", int),
+    "secretKeyFile": ("secret_key_file", Path),
 }
 _SLURM_KEYS = {
     "partition": ("partition", str),

@@ -288,13 +288,20 @@ class FakeStub:
         self.jobs: dict[str, joblet_pb2.Job] = {}
         self.statuses: list[str] = []
         self.calls: list[FakeCall] = []
+        self.metadata: list[dict[str, str]] = []  # of each RunJob attempt
+        self.run_failures: list[grpc.RpcError] = []  # raised by the next RunJob attempts
 
     def _record(self, name: str, request: Any, timeout: float | None) -> None:
         self.requests.append((name, request, timeout))
 
     # jobyard.v1 RunJob and GetJob (the SDK needs every field; the seed's answers are flat).
-    def RunJob(self, request: joblet_pb2.RunJobReq, timeout: float | None = None) -> Any:
+    def RunJob(
+        self, request: joblet_pb2.RunJobReq, timeout: float | None = None, metadata: Any = ()
+    ) -> Any:
         self._record("RunJob", request, timeout)
+        self.metadata.append(dict(metadata))
+        if self.run_failures:
+            raise self.run_failures.pop(0)
         job = joblet_pb2.Job(
             id="j1", command=request.command, args=request.args, status="INITIALIZING"
         )
@@ -369,6 +376,52 @@ def test_submit_sends_command_args_limits_and_environment(client: Client, stub: 
         ("-c", "echo hi"),
         "INITIALIZING",
     )
+
+
+def test_submit_sends_a_fresh_request_id_each_time(client: Client, stub: FakeStub) -> None:
+    client.submit("true")
+    client.submit("true")
+    keys = [m["idempotency-key"] for m in stub.metadata]
+    assert len(set(keys)) == 2 and all(len(k) == 36 for k in keys)
+
+
+def test_a_submit_whose_answer_was_lost_is_retried_with_the_same_id(
+    client: Client, stub: FakeStub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jobyard.client import base
+
+    monkeypatch.setattr(base, "CREATE_RETRY_PAUSES_SECONDS", (0.0, 0.0))
+    stub.run_failures = [
+        FakeRpcError(grpc.StatusCode.UNAVAILABLE, "connection reset"),
+        FakeRpcError(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline"),
+    ]
+    job = client.submit("true", request_id="my-retry-1")
+    assert job.id == "j1"
+    assert [m["idempotency-key"] for m in stub.metadata] == ["my-retry-1"] * 3
+
+
+def test_a_refused_submit_is_not_retried(
+    client: Client, stub: FakeStub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jobyard.client import base
+
+    monkeypatch.setattr(base, "CREATE_RETRY_PAUSES_SECONDS", (0.0, 0.0))
+    stub.run_failures = [FakeRpcError(grpc.StatusCode.INVALID_ARGUMENT, "invalid name")]
+    with pytest.raises(InvalidArgument, match="invalid name"):
+        client.submit("true")
+    assert len(stub.metadata) == 1
+
+
+def test_submit_gives_up_after_its_retries(
+    client: Client, stub: FakeStub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jobyard.client import base
+
+    monkeypatch.setattr(base, "CREATE_RETRY_PAUSES_SECONDS", (0.0, 0.0))
+    stub.run_failures = [FakeRpcError(grpc.StatusCode.UNAVAILABLE, "down")] * 3
+    with pytest.raises(ConnectionFailed, match="cannot reach"):
+        client.submit("true")
+    assert len(stub.metadata) == 3
 
 
 def test_submit_refuses_fewer_than_one_replica_before_sending(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import grpc
 
 from jobyard.domain.errors import (
+    AlreadyExists,
     FailedPrecondition,
     InvalidArgument,
     JobyardError,
@@ -29,6 +30,7 @@ ERROR_CODES: tuple[tuple[type[JobyardError], grpc.StatusCode], ...] = (
     (ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
     # gRPC has no "payment required"; out of credits is a quota that is used up.
     (PaymentRequired, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
 )
 
 

@@ -84,6 +84,7 @@ class Client(WorkflowMethods, LogMethods, LifecycleMethods, ControlMethods, Moni
         uploads: Sequence[PathArg] = (),
         volumes: Sequence[str] = (),
         runtime: str = "",
+        request_id: str | None = None,
     ) -> Job:
         """Run ``command args...`` as a new job. A limit of 0 means the server's default.
 
@@ -95,6 +96,10 @@ class Client(WorkflowMethods, LogMethods, LifecycleMethods, ControlMethods, Moni
         ``backend`` where it runs, "local" or "slurm" ("": the server's default);
         ``uploads`` local files and directories placed in the job's /work before it starts;
         ``volumes`` volume names mounted at /volumes/NAME; ``runtime`` a runtime's name.
+
+        Submitting is idempotent: the call carries a request id (``request_id``, or a new
+        one) and is retried with it when its answer is lost, so it creates one job at most;
+        the same ``request_id`` with other arguments is refused (AlreadyExists).
         """
         if isinstance(args, str):
             raise TypeError("args must be a sequence of strings, not one string")
@@ -123,7 +128,7 @@ class Client(WorkflowMethods, LogMethods, LifecycleMethods, ControlMethods, Moni
             runtime=runtime,
         )
         # jobyard.v1: the seed's flat RunJobRes carries only ten of the job's fields.
-        return Job.from_details(self._unary(self._v1.RunJob, request))
+        return Job.from_details(self._create(self._v1.RunJob, request, request_id))
 
     def job(self, id: str) -> Job:
         """The job with this id (or unique id prefix), with its history."""

@@ -90,12 +90,18 @@ class WorkflowMethods(Connected):
     """Client methods for the seed's workflow RPCs (joblet.JobService)."""
 
     def run_workflow(
-        self, document: str | Path, name: str = "", *, base: Path | None = None
+        self,
+        document: str | Path,
+        name: str = "",
+        *,
+        base: Path | None = None,
+        request_id: str | None = None,
     ) -> WorkflowStatus:
         """Submit a workflow: its YAML text, or the path of a YAML file.
 
         Files its jobs name in ``uploads: {files: [...]}`` are read relative to ``base``
         (default: the YAML file's directory, or the current one for YAML text) and sent along.
+        Idempotent as :meth:`Client.submit` is: a lost answer is retried, one workflow at most.
         """
         if isinstance(document, Path):
             name = name or document.name
@@ -106,7 +112,7 @@ class WorkflowMethods(Connected):
         request = joblet_pb2.RunWorkflowRequest(
             workflow=name, yamlContent=document, workflowFiles=files
         )
-        res = self._unary(stub.RunWorkflow, request)
+        res = self._create(stub.RunWorkflow, request, request_id)
         return self.workflow(res.workflowUuid)
 
     def workflow(self, id: str) -> WorkflowStatus:

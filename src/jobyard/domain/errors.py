@@ -11,6 +11,7 @@
     ├── ResourceExhausted         a configured capacity is full         -> RESOURCE_EXHAUSTED
     ├── PaymentRequired           the wallet cannot pay the job's first unit (HTTP 402)
                                                                         -> RESOURCE_EXHAUSTED
+    ├── AlreadyExists             a request id reused for another request -> ALREADY_EXISTS
     ├── LaunchError               the runtime could not start the job   (job -> FAILED/LAUNCH_ERROR)
     └── StaleTransition           compare-and-set lost a race in the store
 
@@ -51,6 +52,10 @@ class ResourceExhausted(JobyardError):
 
 class PaymentRequired(JobyardError):
     """Not enough credits: nothing was created. HTTP faces answer 402."""
+
+
+class AlreadyExists(JobyardError):
+    """A create's request id (idempotency key) was used before for a different request."""
 
 
 class LaunchError(JobyardError):

@@ -31,6 +31,7 @@ from jobyard.domain.errors import (
     job_not_running,
 )
 from jobyard.domain.jobs import Job, JobSpec, Resources, Usage, new_job_id, utcnow
+from jobyard.domain.requests import DuplicateRequest, replayed
 from jobyard.domain.status import ACTIVE, Status, TerminationReason
 from jobyard.domain.uploads import Upload, top_level, validate_uploads
 from jobyard.engine.accounting import NO_CREDITS_MESSAGE, Accounting, Charger
@@ -40,6 +41,7 @@ from jobyard.engine.control import JobControl, suspension_closed
 from jobyard.engine.events import JobEvents
 from jobyard.engine.files import JobFiles
 from jobyard.engine.reading import JobReading
+from jobyard.engine.requests import RequestKeys
 from jobyard.engine.timers import JobTimers
 from jobyard.engine.timing import (
     EXPIRY_TIMER,
@@ -56,6 +58,7 @@ from jobyard.engine.uploads import place_in_workdir
 from jobyard.logs import JobLayout, LogHub
 from jobyard.runtime.base import ExitInfo, Handle, LaunchRequest, Runtime
 from jobyard.store.base import JobQuery, Store, find_job
+from jobyard.store.sealing import SecretBox
 
 log = logging.getLogger("jobyard.engine")
 
@@ -85,8 +88,11 @@ class JobEngine(JobControl, JobReading):
         attachments: Attachments | None = None,
         *,
         accounting: Accounting | None = None,
+        requests: RequestKeys | None = None,
     ) -> None:
         self._store = store
+        # Request ids of idempotent creates; the server passes one keyed with its key file.
+        self.requests = requests or RequestKeys(SecretBox.ephemeral().fingerprint)
         self.attachments: Attachments = attachments or NoAttachments()
         self._backends = Backends.of(runtime)
         self._layout = layout
@@ -181,10 +187,22 @@ class JobEngine(JobControl, JobReading):
         *,
         workflow_id: str = "",
         uploads: Sequence[Upload] = (),
+        request_key: str = "",
     ) -> Job:
         """Validate, persist (durably) and admit a job owned by ``caller`` (and filed under
         its project); returns it as it stands then. ``uploads`` are placed in the job's work
-        directory before anything can start it."""
+        directory before anything can start it.
+
+        With a ``request_key`` (the client's idempotency key), a retry of the same request
+        by the same owner is answered with the job the first one created.
+        """
+        request = self.requests.key(
+            caller.name, request_key, "run_job", {"spec": spec, "uploads": uploads}
+        )
+        if request is not None:
+            claimed = self._store.claimed(caller.name, request.key, utcnow())
+            if claimed is not None:
+                return self._store.get(replayed(request, claimed, "job"))
         files = self.check_uploads(uploads)
         spec = dataclasses.replace(spec, uploads=top_level(files)) if files else spec
         # A workflow's jobs had their volumes and runtimes checked when it was accepted.
@@ -209,7 +227,12 @@ class JobEngine(JobControl, JobReading):
         self._layout.create_job_dir(job.id, spec.replicas)
         if files:
             place_in_workdir(self._layout, job.id, files)
-        self._store.create(job)
+        try:
+            self._store.create(job, request)
+        except DuplicateRequest as taken:  # a retry that raced its first attempt
+            self._layout.remove(job.id)
+            assert request is not None
+            return self._store.get(replayed(request, taken.claimed, "job"))
         self.events.publish(job)
         log.info("job accepted | jobId=%s owner=%s project=%s status=%s",
                  job.id, job.owner, job.project, job.status)  # fmt: skip

@@ -26,6 +26,7 @@ from typing import Any
 from jobyard.domain.access import SYSTEM, Identity, Role, scope
 from jobyard.domain.errors import FailedPrecondition, InvalidArgument, JobyardError, NotFound
 from jobyard.domain.jobs import Job, utcnow
+from jobyard.domain.requests import DuplicateRequest, replayed
 from jobyard.domain.status import Status, TerminationReason
 from jobyard.domain.uploads import Upload, select
 from jobyard.domain.workflows import (
@@ -121,11 +122,19 @@ class WorkflowRunner:
         name: str = "",
         *,
         uploads: Sequence[Upload] = (),
+        request_key: str = "",
     ) -> WorkflowRecord:
         """Validate and store a workflow owned by ``caller`` (filed under its project); its
         jobs start in the background. ``uploads`` are the files its jobs name in
         ``uploads: {files: [...]}``, checked with everything else before anything runs and
-        kept until each of those jobs is created."""
+        kept until each of those jobs is created. With a ``request_key``, a retry is
+        answered with the workflow the first attempt created."""
+        body = {"document": document, "name": name, "uploads": uploads}
+        request = self._engine.requests.key(caller.name, request_key, "run_workflow", body)
+        if request is not None:
+            claimed = self._store.claimed(caller.name, request.key, utcnow())
+            if claimed is not None:
+                return self._store.get(replayed(request, claimed, "workflow"))
         spec = await self._parser.parse(document)
         files = self._engine.check_uploads(uploads)
         for job in spec.jobs:  # host, volume, runtime and upload checks, before anything runs
@@ -141,9 +150,13 @@ class WorkflowRunner:
                        for i, j in enumerate(spec.jobs)),
             project=caller.project,
         )  # fmt: skip
+        try:
+            self._store.create(record, request)
+        except DuplicateRequest as taken:  # a retry that raced its first attempt
+            assert request is not None
+            return self._store.get(replayed(request, taken.claimed, "workflow"))
         if files:
             place(self._engine.layout.workflow_uploads(record.id), files)
-        self._store.create(record)
         self._live[record.id] = _Live(
             record.id, record.owner, record.project, spec, pending=set(spec.by_name)
         )

@@ -22,6 +22,7 @@ from jobyard.engine import EngineConfig, JobEngine
 from jobyard.engine.accounting import Accounting
 from jobyard.engine.backends import Backends
 from jobyard.engine.parsing import ProcessWorkflowParser
+from jobyard.engine.requests import RequestKeys
 from jobyard.engine.workflows import WorkflowRunner
 from jobyard.logs import JobLayout, LogConfig, LogHub
 from jobyard.runtime.base import Runtime
@@ -32,6 +33,7 @@ from jobyard.server.monitoring import MonitoringServicer
 from jobyard.server.strict import StrictRequestInterceptor
 from jobyard.server.v1 import JobyardServicer
 from jobyard.store import SQLiteStore
+from jobyard.store.sealing import KEY_FILE_NAME, SecretBox
 from jobyard.store.workflows import SQLiteWorkflowStore
 from jobyard.ucloud.catalog import Catalog
 
@@ -189,6 +191,7 @@ async def start_server(
         raise InvalidArgument("no certificates given: pass --certs DIR (or --insecure-dev)")
     layout = JobLayout(Path(config.data_dir))
     layout.prepare()
+    box = SecretBox.from_file(config.jobyard.secret_key_file or layout.data_dir / KEY_FILE_NAME)
     store = SQLiteStore(layout.database)
     hub = LogHub(layout, log_config(config))
     hub.start()
@@ -198,6 +201,7 @@ async def start_server(
     engine = JobEngine(
         store, runtime or make_backends(config, layout), layout, hub, engine_config(config),
         accounting=accounting,
+        requests=RequestKeys(box.fingerprint),
     )  # fmt: skip
     g = config.grpc
     workflows = WorkflowRunner(

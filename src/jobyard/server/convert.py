@@ -22,6 +22,8 @@ from jobyard.domain.jobs import (
 from jobyard.domain.uploads import Upload
 
 NO_EXIT_CODE = -1
+# gRPC metadata carrying a create's request id (see jobyard.domain.requests).
+IDEMPOTENCY_KEY = "idempotency-key"
 
 
 def spec_from_request(req: pb.RunJobReq) -> JobSpec:
@@ -148,3 +150,11 @@ def usage_to_proto(usage: Usage) -> v1.Usage:
         memoryCurrentBytes=usage.memory_current_bytes,
         ioBytes=usage.io_bytes,
     )
+
+
+def request_key(context: Any) -> str:
+    """The create's request id from the call's metadata ("" when the client sent none)."""
+    for key, value in context.invocation_metadata() or ():
+        if key == IDEMPOTENCY_KEY:
+            return value if isinstance(value, str) else bytes(value).decode(errors="replace")
+    return ""

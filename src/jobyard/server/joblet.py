@@ -15,6 +15,7 @@ from jobyard.server.convert import (
     NO_EXIT_CODE,
     flat_fields,
     job_to_proto,
+    request_key,
     spec_from_request,
     uploads_from_proto,
 )
@@ -33,6 +34,7 @@ class JobletServicer(pb_grpc.JobletServiceServicer):
             current_identity(),
             spec_from_request(request),
             uploads=uploads_from_proto(request.uploads),
+            request_key=request_key(context),
         )
         return pb.RunJobRes(**flat_fields(job))
 

@@ -12,7 +12,7 @@ from jobyard.api.gen import jobyard_v1_pb2 as v1
 from jobyard.domain.workflows import WorkflowRecord
 from jobyard.engine.workflows import WorkflowJobView, WorkflowRunner
 from jobyard.server.auth import current_identity
-from jobyard.server.convert import NO_EXIT_CODE, uploads_from_proto
+from jobyard.server.convert import NO_EXIT_CODE, request_key, uploads_from_proto
 
 NOT_STARTED_ID = "0"  # the seed's jobId for jobs not started yet
 
@@ -80,6 +80,7 @@ class WorkflowRpcs:
             request.yamlContent,
             request.workflow,
             uploads=uploads_from_proto(request.workflowFiles),
+            request_key=request_key(context),
         )
         return pb.RunWorkflowResponse(workflowUuid=record.id, status=record.status.value)
 

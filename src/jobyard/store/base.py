@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from jobyard.domain.access import Scope
 from jobyard.domain.errors import InvalidArgument, NotFound
 from jobyard.domain.jobs import Job, looks_like_id_prefix
+from jobyard.domain.requests import Claimed, RequestKey
 from jobyard.domain.status import Status
 from jobyard.domain.workflows import WorkflowRecord, WorkflowStatus
 
@@ -32,8 +33,15 @@ MIN_PREFIX_CHARS = 4
 
 
 class Store(Protocol):
-    def create(self, job: Job) -> None:
-        """Persist a new job (and its first history entry) durably before returning."""
+    def create(self, job: Job, request: RequestKey | None = None) -> None:
+        """Persist a new job (and its first history entry) durably before returning; with
+        ``request``, record its request id in the same transaction (DuplicateRequest if an
+        unexpired use of that id exists)."""
+        ...
+
+    def claimed(self, owner: str, key: str, now: datetime) -> Claimed | None:
+        """The unexpired use of request id ``key`` by ``owner`` (jobs and workflows share
+        the ids of one owner)."""
         ...
 
     def get(self, job_id: str) -> Job:
@@ -84,9 +92,12 @@ class Store(Protocol):
 class WorkflowStore(Protocol):
     """Workflows and the place of each of their jobs (one record per RunWorkflow)."""
 
-    def create(self, record: WorkflowRecord) -> None:
-        """Persist a new workflow and all its job rows in one durable transaction."""
+    def create(self, record: WorkflowRecord, request: RequestKey | None = None) -> None:
+        """Persist a new workflow and all its job rows in one durable transaction (with its
+        request id, as :meth:`Store.create`)."""
         ...
+
+    def claimed(self, owner: str, key: str, now: datetime) -> Claimed | None: ...
 
     def get(self, workflow_id: str) -> WorkflowRecord:
         """The workflow with exactly this id; raises NotFound."""

@@ -5,25 +5,57 @@ from __future__ import annotations
 import builtins
 import dataclasses
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 from jobyard.domain.access import Owned, Scope
 from jobyard.domain.errors import InvalidArgument, NotFound, StaleTransition, job_not_found
 from jobyard.domain.jobs import Job, StatusUpdate, utcnow
+from jobyard.domain.requests import Claimed, DuplicateRequest, RequestKey
 from jobyard.domain.status import Status, can_transition
 from jobyard.domain.workflows import WorkflowRecord, WorkflowStatus
 from jobyard.store.base import SPEC_FIELDS, JobQuery, check_fields
 
 
-class MemoryStore:
-    def __init__(self) -> None:
-        self._jobs: dict[str, Job] = {}
+class MemoryRequestKeys:
+    """Request ids of idempotent creates, as the SQLite stores keep them in request_keys."""
 
-    def create(self, job: Job) -> None:
+    def __init__(self) -> None:
+        self._keys: dict[tuple[str, str], tuple[RequestKey, str]] = {}
+
+    def claimed(self, owner: str, key: str, now: datetime) -> Claimed | None:
+        found = self._keys.get((owner, key))
+        if found is None or found[0].expires_at <= now:
+            return None
+        return Claimed(found[0].fingerprint, found[1])
+
+    def check(self, request: RequestKey | None) -> None:
+        """Raise DuplicateRequest if ``request``'s id is taken (before anything is created)."""
+        if request is not None:
+            claimed = self.claimed(request.owner, request.key, utcnow())
+            if claimed is not None:
+                raise DuplicateRequest(claimed)
+
+    def record(self, request: RequestKey | None, result_id: str) -> None:
+        if request is not None:
+            self._keys[(request.owner, request.key)] = (request, result_id)
+
+
+class MemoryStore:
+    def __init__(self, requests: MemoryRequestKeys | None = None) -> None:
+        self._jobs: dict[str, Job] = {}
+        self._requests = requests or MemoryRequestKeys()
+
+    def create(self, job: Job, request: RequestKey | None = None) -> None:
         if job.id in self._jobs:
             raise InvalidArgument(f"job {job.id} exists")
+        self._requests.check(request)
         first = StatusUpdate(job.created_at, job.status, job.message)
         self._jobs[job.id] = dataclasses.replace(job, updates=(first,))
+        self._requests.record(request, job.id)
+
+    def claimed(self, owner: str, key: str, now: datetime) -> Claimed | None:
+        return self._requests.claimed(owner, key, now)
 
     def get(self, job_id: str) -> Job:
         try:
@@ -103,13 +135,19 @@ def _with_fields(job: Job, fields: dict[str, Any]) -> Job:
 class MemoryWorkflowStore:
     """An in-memory WorkflowStore with the same semantics as SQLiteWorkflowStore."""
 
-    def __init__(self) -> None:
+    def __init__(self, requests: MemoryRequestKeys | None = None) -> None:
         self._records: dict[str, WorkflowRecord] = {}
+        self._requests = requests or MemoryRequestKeys()
 
-    def create(self, record: WorkflowRecord) -> None:
+    def create(self, record: WorkflowRecord, request: RequestKey | None = None) -> None:
         if record.id in self._records:
             raise InvalidArgument(f"workflow {record.id} exists")
+        self._requests.check(request)
         self._records[record.id] = record
+        self._requests.record(request, record.id)
+
+    def claimed(self, owner: str, key: str, now: datetime) -> Claimed | None:
+        return self._requests.claimed(owner, key, now)
 
     def get(self, workflow_id: str) -> WorkflowRecord:
         try:

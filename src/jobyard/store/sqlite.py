@@ -20,8 +20,10 @@ from typing import Any
 from jobyard.domain.access import Scope
 from jobyard.domain.errors import InvalidArgument, StaleTransition, job_not_found
 from jobyard.domain.jobs import Job, JobSpec, ProductRef, Resources, StatusUpdate, Usage, utcnow
+from jobyard.domain.requests import Claimed, RequestKey
 from jobyard.domain.status import Status, TerminationReason, can_transition, predecessors
 from jobyard.store.base import JobQuery, check_fields
+from jobyard.store.requests import duplicate, find_claim, insert_claim, purge_expired
 
 BUSY_TIMEOUT_MS = 5000
 _IN_CHUNK = 500  # ids per IN (...) list, well under SQLite's variable limit
@@ -105,8 +107,9 @@ class SQLiteStore:
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute("PRAGMA synchronous = FULL")
         self._db.execute("PRAGMA foreign_keys = ON")
-        path.chmod(0o600)  # holds secret environments
+        path.chmod(0o600)
         self._migrate()
+        purge_expired(self._db, utcnow())
 
     def _migrate(self) -> None:
         self._db.execute(
@@ -131,16 +134,25 @@ class SQLiteStore:
         row = self._db.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
         return int(row[0] or 0)
 
-    def create(self, job: Job) -> None:
+    def create(self, job: Job, request: RequestKey | None = None) -> None:
         row = self._row(job)
         names = ", ".join(row)
         marks = ", ".join("?" * len(row))
+        now = utcnow()
         try:
             with transaction(self._db):
                 self._db.execute(f"INSERT INTO jobs ({names}) VALUES ({marks})", list(row.values()))
                 self._add_update(job.id, job.created_at, job.status, job.message)
+                if request is not None:
+                    insert_claim(self._db, request, job.id, now)
         except sqlite3.IntegrityError as exc:
+            taken = duplicate(self._db, request, now) if request is not None else None
+            if taken is not None:
+                raise taken from exc
             raise InvalidArgument(f"job {job.id} exists") from exc
+
+    def claimed(self, owner: str, key: str, now: datetime) -> Claimed | None:
+        return find_claim(self._db, owner, key, now)
 
     @staticmethod
     def _row(job: Job) -> dict[str, Any]:

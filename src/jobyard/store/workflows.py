@@ -9,7 +9,9 @@ from datetime import datetime
 from jobyard.domain.access import Scope
 from jobyard.domain.errors import InvalidArgument, NotFound
 from jobyard.domain.jobs import utcnow
+from jobyard.domain.requests import Claimed, RequestKey
 from jobyard.domain.workflows import WorkflowJobRow, WorkflowRecord, WorkflowStatus
+from jobyard.store.requests import duplicate, find_claim, insert_claim
 from jobyard.store.sqlite import scope_sql, transaction
 
 
@@ -23,14 +25,23 @@ class SQLiteWorkflowStore:
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
 
-    def create(self, record: WorkflowRecord) -> None:
+    def create(self, record: WorkflowRecord, request: RequestKey | None = None) -> None:
+        now = utcnow()
         try:
-            self._insert(record)
+            self._insert(record, request, now)
         except sqlite3.IntegrityError as exc:
+            taken = duplicate(self._db, request, now) if request is not None else None
+            if taken is not None:
+                raise taken from exc
             raise InvalidArgument(f"workflow {record.id} exists") from exc
 
-    def _insert(self, record: WorkflowRecord) -> None:
+    def claimed(self, owner: str, key: str, now: datetime) -> Claimed | None:
+        return find_claim(self._db, owner, key, now)
+
+    def _insert(self, record: WorkflowRecord, request: RequestKey | None, now: datetime) -> None:
         with transaction(self._db):
+            if request is not None:
+                insert_claim(self._db, request, record.id, now)
             self._db.execute(
                 "INSERT INTO workflows (id, name, owner, project, document, status, created_at)"
                 " VALUES (?,?,?,?,?,?,?)",

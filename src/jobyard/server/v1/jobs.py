@@ -20,6 +20,7 @@ from jobyard.server.auth import current_identity
 from jobyard.server.convert import (
     details_to_proto,
     parse_time,
+    request_key,
     spec_from_request,
     uploads_from_proto,
 )
@@ -37,6 +38,7 @@ class JobRpcs:
             current_identity(),
             spec_from_request(request),
             uploads=uploads_from_proto(request.uploads),
+            request_key=request_key(context),
         )
         return await self._details(job)
 
