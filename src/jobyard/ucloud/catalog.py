@@ -160,7 +160,12 @@ class Catalog:
         return found
 
     def pricing(self, ref: ProductRef) -> Pricing | None:
-        """The price of a job's product (None: no longer offered, so not charged)."""
+        """The price of a job's product (None: no longer offered, so not charged).
+
+        TODO: keep the price on the job when it is created (as UCloud keeps its
+        resolvedProduct), so that a product removed from or repriced in the config while
+        jobs run on it goes on charging them at the price they started with.
+        """
         found = self._products.get((ref.id, ref.category))
         return None if found is None else found.pricing()
 
