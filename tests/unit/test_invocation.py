@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pydantic
 import pytest
 
 from jobyard.domain.errors import InvalidArgument
 from jobyard.ucloud import Application, check_backend, render
+from jobyard.ucloud.invocation import environment
 from tests.unit.ucloud_samples import application, seed_provider_create
 
 
@@ -181,3 +183,43 @@ def test_ranges_and_options_are_enforced() -> None:
         render(a, {"e": {"type": "text", "value": "B"}})
     with pytest.raises(InvalidArgument, match="is of type integer, given a value of type boolean"):
         render(a, {"i": {"type": "boolean", "value": True}})
+
+
+def test_environment_items_are_built_like_invocation_items() -> None:
+    raw = application(
+        [WORD],
+        [{"type": "text", "name": "value"}, {"type": "boolean", "name": "b", "optional": True},
+         {"type": "integer", "name": "n", "optional": True}],
+    )  # fmt: skip
+    raw["invocation"]["environment"] = {
+        "GREETING": {"type": "var", "variableNames": ["value"], "prefixGlobal": "hello"},
+        "MODE": {"type": "word", "word": "batch"},
+        "FLAG": {"type": "bool_flag", "variableName": "b", "flag": "--on"},
+        "COUNT": {"type": "var", "variableNames": ["n"]},
+        "REF": {"type": "env", "variable": "HOME"},
+    }
+    a = Application.model_validate(raw)
+    values = {
+        "value": {"type": "text", "value": "$(id) world"},
+        "b": {"type": "boolean", "value": True},
+    }
+    assert environment(a, values) == {
+        "GREETING": "hello $(id) world",
+        "MODE": "batch",
+        "FLAG": "--on",
+    }
+    assert environment(app([WORD], []), {}) == {}
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"BAD-NAME": {"type": "word", "word": "x"}}, "'BAD-NAME' is not a variable name"),
+        ({"X": {"type": "var", "variableNames": ["nope"]}}, "environment.X uses unknown parameter"),
+    ],
+)
+def test_bad_environment_items_are_refused(env: dict[str, Any], message: str) -> None:
+    raw = application([WORD], [])
+    raw["invocation"]["environment"] = env
+    with pytest.raises(pydantic.ValidationError, match=message):
+        Application.model_validate(raw)

@@ -88,3 +88,13 @@ def test_seed_000s_docker_job_is_refused_naming_the_backend() -> None:
 def test_bad_specifications_are_refused(changes: dict[str, Any], message: str) -> None:
     with pytest.raises(InvalidArgument, match=message):
         catalog_job_spec(CATALOG, parse_specification(spec_of(**changes)))
+
+
+def test_the_applications_environment_is_the_jobs() -> None:
+    raw = application([{"type": "word", "word": "run"}], [{"type": "text", "name": "t"}])
+    raw["invocation"]["environment"] = {"T": {"type": "var", "variableNames": ["t"]}}
+    app = Application.model_validate(raw)
+    prod = Product.model_validate(product())
+    specification = parse_specification(spec_of(parameters={"t": {"type": "text", "value": "a b"}}))
+    spec = job_spec(specification, app, prod)
+    assert dict(spec.environment) == {"T": "a b"}

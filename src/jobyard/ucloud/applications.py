@@ -8,6 +8,7 @@ as it was configured or sent.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 import pydantic
@@ -16,6 +17,7 @@ from jobyard.ucloud.models import UcloudModel
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.+:-]{0,127}$"
 _PARAM = r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$"
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 MAX_PARAMETERS = 256
 MAX_INVOCATION_ITEMS = 1024
 MAX_TEXT_CHARS = 4096
@@ -188,7 +190,10 @@ class ApplicationInvocation(UcloudModel):
     web: Any = None
     ssh: Any = None
     container: Any = None
-    environment: Any = None
+    # Environment variables of the job, each built like an invocation item (joined by spaces).
+    environment: dict[str, InvocationParameter] | None = pydantic.Field(
+        default=None, max_length=MAX_PARAMETERS
+    )
     allow_additional_mounts: bool | None = None
     allow_additional_peers: bool | None = None
     allow_multi_node: bool = False
@@ -203,24 +208,30 @@ class ApplicationInvocation(UcloudModel):
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
             raise ValueError(f"parameter name(s) given twice: {', '.join(twice)}")
-        for i, item in enumerate(self.invocation):
-            used = (
-                item.variable_names
-                if isinstance(item, VariableParameter)
-                else [item.variable_name]
-                if isinstance(item, BoolFlagParameter)
-                else []
-            )
-            unknown = [n for n in used if n not in names]
+        items = [(f"invocation[{i}]", item) for i, item in enumerate(self.invocation)]
+        for key, item in (self.environment or {}).items():
+            if not _ENV_NAME.fullmatch(key):
+                raise ValueError(f"environment: {key!r} is not a variable name")
+            items.append((f"environment.{key}", item))
+        for where, item in items:
+            unknown = [n for n in _uses(item) if n not in names]
             if unknown:
                 raise ValueError(
-                    f"invocation[{i}] uses unknown parameter(s) {', '.join(unknown)} "
+                    f"{where} uses unknown parameter(s) {', '.join(unknown)} "
                     f"(known: {', '.join(names) or 'none'})"
                 )
         return self
 
     def parameter(self, name: str) -> ApplicationParameter | None:
         return next((p for p in self.parameters if p.name == name), None)
+
+
+def _uses(item: InvocationParameter) -> list[str]:
+    if isinstance(item, VariableParameter):
+        return item.variable_names
+    if isinstance(item, BoolFlagParameter):
+        return [item.variable_name]
+    return []
 
 
 class ApplicationMetadata(UcloudModel):

@@ -193,6 +193,23 @@ def render(application: Application, parameters: Mapping[str, Any] | None) -> li
     return argv
 
 
+def environment(application: Application, parameters: Mapping[str, Any] | None) -> dict[str, str]:
+    """The job's environment from the application's ``environment`` items: each built as
+    an invocation item and joined by spaces; an item that produces nothing sets nothing
+    (``env`` references too: they name Kubernetes variables jobyard does not have)."""
+    items = application.invocation.environment or {}
+    if not items:
+        return {}
+    values = resolve(application, parameters or {})
+    params = {p.name: p for p in application.invocation.parameters}
+    out: dict[str, str] = {}
+    for name, item in items.items():
+        built = _build(item, params, values)
+        if built:
+            out[name] = " ".join(built)
+    return out
+
+
 def _default(param: ApplicationParameter) -> Any:
     default = param.default_value
     if default is None:
@@ -299,6 +316,7 @@ __all__ = [
     "TextAreaValue",
     "TextValue",
     "check_backend",
+    "environment",
     "parse_values",
     "render",
     "resolve",

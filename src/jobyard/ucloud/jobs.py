@@ -16,7 +16,7 @@ from jobyard.domain.errors import InvalidArgument
 from jobyard.domain.jobs import MAX_REPLICAS, MAX_TIME_LIMIT_SECONDS, JobSpec
 from jobyard.ucloud.applications import Application, NameAndVersion
 from jobyard.ucloud.catalog import Catalog
-from jobyard.ucloud.invocation import check_backend, render
+from jobyard.ucloud.invocation import check_backend, environment, render
 from jobyard.ucloud.models import UcloudModel, invalid
 from jobyard.ucloud.products import Product
 
@@ -89,6 +89,7 @@ def job_spec(
         command=argv[0],
         args=tuple(argv[1:]),
         name=name,
+        environment=environment(application, specification.parameters),
         resources=product.resources(),
         time_limit_seconds=float(duration.total_seconds) if duration else 0.0,
         replicas=specification.replicas,
