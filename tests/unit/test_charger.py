@@ -334,3 +334,23 @@ async def test_engine_rearms_running_jobs_after_a_restart(tmp_path: Path) -> Non
     assert second.charger.timed == {job.id}
     await second.close()
     hub.close()
+
+
+async def test_with_an_accounting_interval_units_are_charged_in_batches() -> None:
+    jobs: dict[str, Job] = {}
+    ledger, clock = MemoryLedger(), ManualClock(T0)
+    ledger.deposit("alice", "", 100_000)
+
+    async def stop(job_id: str) -> None:
+        raise AssertionError("not stopped")
+
+    charger = Charger(ledger, PRICES.get, job=jobs.__getitem__, stop=stop, clock=clock,
+                      interval_seconds=900)  # fmt: skip
+    jobs["job-1"] = running(replicas=2)
+    charger.observe(jobs["job-1"])
+    await clock.advance(899, charger)
+    assert [len(call) for call in ledger.calls] == [1]  # unit 0, as the job started
+    await clock.advance(1, charger)  # 15 min: units 1..15 have started, in one call
+    assert [len(call) for call in ledger.calls] == [1, 15]
+    assert {(c.units, c.periods) for c in ledger.calls[1]} == {(1, 2)}
+    assert ledger.wallet("alice").balance == 100_000 - 16 * 2 * 1000

@@ -74,6 +74,7 @@ class Accounting:
     prices: PriceList
     clock: Clock | None = None
     rate: float = 1.0
+    interval_seconds: float | None = None  # see Charger
 
 
 class Charger:
@@ -81,7 +82,9 @@ class Charger:
 
     ``job`` reads a job's current record, ``stop`` stops one for lack of credits. ``rate``
     is how many seconds of running time are charged per second of wall time: 1, except in
-    tests that want a minute to pass quickly.
+    tests that want a minute to pass quickly. With ``interval_seconds`` (UCloud/Core's
+    ``accountingIntervalSeconds``) a job is charged at most that often, each time for every
+    unit started since (one charge per unit, in one call), instead of at each unit's start.
     """
 
     def __init__(
@@ -93,9 +96,11 @@ class Charger:
         stop: Callable[[str], Awaitable[None]],
         clock: Clock | None = None,
         rate: float = 1.0,
+        interval_seconds: float | None = None,
     ) -> None:
-        if not rate > 0:
-            raise ValueError("rate must be positive")
+        if not rate > 0 or (interval_seconds is not None and not interval_seconds > 0):
+            raise ValueError("rate and interval must be positive")
+        self._interval = interval_seconds
         self._ledger = ledger
         self._prices = prices
         self._job = job
@@ -182,6 +187,8 @@ class Charger:
         if due > paid and not await self._charge(job, pricing, range(paid, due)):
             return
         wait = (due * pricing.unit_seconds - running) / self._rate
+        if self._interval is not None:
+            wait = max(wait, self._interval)
         self._arm(job.id, now + timedelta(seconds=wait))
 
     async def _charge(self, job: Job, pricing: Pricing, units: range) -> bool:

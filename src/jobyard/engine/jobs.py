@@ -111,6 +111,7 @@ class JobEngine(JobControl, JobReading):
         self._charger = None if accounting is None else Charger(
             accounting.ledger, accounting.prices, job=store.get, stop=self._out_of_credits,
             clock=accounting.clock, rate=accounting.rate,
+            interval_seconds=accounting.interval_seconds,
         )  # fmt: skip
 
     # -- lifecycle of the engine -------------------------------------------------------
