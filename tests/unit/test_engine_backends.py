@@ -157,3 +157,12 @@ async def test_a_job_in_the_backend_queue_is_adopted_after_a_restart(rig: Rig) -
 def test_a_registry_refuses_a_default_it_lacks() -> None:
     with pytest.raises(InvalidArgument, match="default backend 'slurm' is not one of local"):
         Backends([FakeRuntime(name="local")], "slurm")
+
+
+async def test_extend_moves_the_backends_own_limit_first(rig: Rig) -> None:
+    job = await rig.engine.submit("alice", spec(backend="batch", time_limit_seconds=60))
+    rig.batch.begin(job.id)
+    await rig.status(job.id, Status.RUNNING)
+    extended = await rig.engine.extend(job.id, 30)
+    assert extended.spec.time_limit_seconds == 90
+    assert rig.batch.extended == {job.id: 90}

@@ -141,6 +141,8 @@ class JobEngine(JobControl, JobReading):
             task.cancel()
         await asyncio.gather(*self._watchers.values(), return_exceptions=True)
         self._watchers.clear()
+        for runtime in self._backends:
+            await runtime.close()
 
     @property
     def charger(self) -> Charger | None:
@@ -603,6 +605,10 @@ class JobEngine(JobControl, JobReading):
         """Give an unfinished job ``seconds`` more wall time (UCloud extend)."""
         job = self.job(caller, ref)
         fields, message = extension(job, seconds)
+        if job.backend_id:  # the backend's own limit moves first (Slurm's TimeLimit)
+            await self._runtime(job).extend(
+                job.id, Handle(job.backend_id), fields["time_limit_seconds"]
+            )
         try:
             job = self._store.annotate(job.id, message, only_in=EXTENDABLE, **fields)
         except StaleTransition:
@@ -651,6 +657,9 @@ def _outcome(info: ExitInfo) -> _ExitOutcome:
     if info.lost:
         return (Status.FAILED, {"reason": TerminationReason.LOST},
                 info.message or "the runtime no longer knows the job")  # fmt: skip
+    if info.stopped is not None:
+        return (Status.STOPPED, {"reason": info.stopped, "exit_code": STOPPED_EXIT_CODE},
+                info.message or _stopped_message(info.stopped))  # fmt: skip
     if info.launch_failed:
         return (Status.FAILED, {"reason": TerminationReason.LAUNCH_ERROR,
                                 "exit_code": info.exit_code},

@@ -23,6 +23,7 @@ from typing import Protocol
 
 from jobyard.domain.errors import LaunchError
 from jobyard.domain.jobs import JobSpec, Usage
+from jobyard.domain.status import TerminationReason
 from jobyard.runtime.capacity import Capacity
 
 __all__ = ["ExitInfo", "Handle", "LaunchRequest", "Runtime", "Usage"]
@@ -64,6 +65,9 @@ class ExitInfo:
     oom_killed: bool = False
     lost: bool = False  # the runtime no longer knows the job and no exit was recorded
     launch_failed: bool = False  # setup failed after start() returned (message says why)
+    # The backend itself stopped the job (e.g. Slurm's own time limit, or a cancel from
+    # outside jobyard): the job is STOPPED with this reason.
+    stopped: TerminationReason | None = None
     ended_at: datetime | None = None  # when recorded by the backend (else: now)
     message: str = ""
 
@@ -103,9 +107,18 @@ class Runtime(Protocol):
 
     async def suspend(self, job_id: str, handle: Handle) -> None: ...
 
+    async def extend(self, job_id: str, handle: Handle, time_limit_seconds: float) -> None:
+        """The job's time limit is now ``time_limit_seconds``: move the backend's own limit
+        (a batch system's), if it keeps one. The engine enforces the limit itself."""
+        ...
+
     async def resume(self, job_id: str, handle: Handle) -> None: ...
 
     async def usage(self, job_id: str, handle: Handle) -> Usage: ...
+
+    async def close(self) -> None:
+        """Release what the runtime itself holds (pollers, ...); jobs keep running."""
+        ...
 
     async def cleanup(self, job_id: str, handle: Handle) -> None:
         """Release what the job held (cgroups, ...) once it has ended. Idempotent.

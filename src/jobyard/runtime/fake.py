@@ -29,6 +29,7 @@ class FakeRuntime:
         self.started: dict[str, LaunchRequest] = {}
         self.suspended: set[str] = set()
         self.cleaned: set[str] = set()
+        self.extended: dict[str, float] = {}  # job id -> the time limit it was given
         self.fail_launch: str | None = None  # message for the next start to fail with
         self.ignore_stop = False
         self._exits: dict[str, asyncio.Future[ExitInfo]] = {}
@@ -82,6 +83,12 @@ class FakeRuntime:
 
     async def resume(self, job_id: str, handle: Handle) -> None:
         self.suspended.discard(job_id)
+
+    async def close(self) -> None:
+        pass
+
+    async def extend(self, job_id: str, handle: Handle, time_limit_seconds: float) -> None:
+        self.extended[job_id] = time_limit_seconds
 
     async def usage(self, job_id: str, handle: Handle) -> Usage:
         return Usage()

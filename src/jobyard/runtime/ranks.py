@@ -12,7 +12,8 @@ facts as ``JOBYARD_*`` environment variables:
 - ``node-0.txt`` .. ``node-<N-1>.txt`` / ``JOBYARD_NODES``: each rank's address (the
   variable lists all of them, comma-separated, in rank order).
 
-Every rank runs on this host, so every address is :data:`NODE_ADDRESS` (127.0.0.1): it
+On the local backend every rank runs on this host, so every address is
+:data:`NODE_ADDRESS` (127.0.0.1): it
 reaches a rank's listening sockets on the host network and on a job's own loopback alike
 (``--network none`` gives all ranks of a job one network namespace). A single-replica job
 gets the same, as rank 0 of 1, so programs need not special-case it.
@@ -57,6 +58,12 @@ class RankInfo:
     job_id: str
     replicas: int
     cores: int
+    # Each rank's node (index = rank), e.g. the hostnames of a Slurm allocation; () = every
+    # rank on this host, at NODE_ADDRESS.
+    nodes: tuple[str, ...] = ()
+
+    def node(self, rank: int) -> str:
+        return self.nodes[rank] if self.nodes else NODE_ADDRESS
 
     def shared_files(self) -> dict[str, str]:
         """The files that are the same for every rank (``rank.txt`` is per rank)."""
@@ -65,7 +72,7 @@ class RankInfo:
             "cores.txt": f"{self.cores}\n",
             "job_id.txt": f"{self.job_id}\n",
         }
-        files |= {f"node-{rank}.txt": f"{NODE_ADDRESS}\n" for rank in range(self.replicas)}
+        files |= {f"node-{rank}.txt": f"{self.node(rank)}\n" for rank in range(self.replicas)}
         return files
 
     @staticmethod
@@ -78,7 +85,7 @@ class RankInfo:
             "JOBYARD_RANK": str(rank),
             "JOBYARD_NUMBER_OF_NODES": str(self.replicas),
             "JOBYARD_CORES": str(self.cores),
-            "JOBYARD_NODES": ",".join([NODE_ADDRESS] * self.replicas),
+            "JOBYARD_NODES": ",".join(self.node(r) for r in range(self.replicas)),
         }
 
 

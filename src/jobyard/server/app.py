@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import logging
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -59,7 +60,8 @@ def make_backends(config: ServerConfig, layout: JobLayout) -> Backends:
 def make_runtime(name: str, config: ServerConfig, layout: JobLayout) -> Runtime:
     if name == "local":
         return make_local_runtime(config, layout)
-    # TODO: the slurm backend (runtime/slurm/) lands next; until then it is refused here.
+    if name == "slurm":
+        return make_slurm_runtime(config, layout)
     raise InvalidArgument(f"config: unknown backend {name!r}")
 
 
@@ -89,6 +91,38 @@ def make_local_runtime(config: ServerConfig, layout: JobLayout) -> Runtime:
             stop_grace_seconds=config.joblet.cleanup_timeout_seconds,
         ),
         capacity=local_capacity(config),
+    )
+
+
+def make_slurm_runtime(config: ServerConfig, layout: JobLayout) -> Runtime:
+    from jobyard.runtime.slurm import SlurmRuntime, SlurmRuntimeConfig
+    from jobyard.runtime.slurm.launch import SbatchOptions
+    from jobyard.runtime.slurm.runtime import job_user
+
+    slurm = config.slurm
+    shared = slurm.shared_dir or layout.data_dir
+    if shared != layout.data_dir and shared not in layout.data_dir.parents:
+        raise InvalidArgument(
+            f"config: slurm.sharedDir {shared} must hold the data directory {layout.data_dir} "
+            "(every node reads and writes the jobs' files there)"
+        )
+    uid, gid = job_user(config.jobyard.job_user, config.jobyard.job_group)
+    options = SbatchOptions(slurm.partition, slurm.account, slurm.qos,
+                            slurm.default_time_limit_seconds)  # fmt: skip
+    capacity = Capacity(max_jobs=slurm.max_jobs, cpus=slurm.max_cpus or 4096,
+                        memory_mb=slurm.max_memory, what="slurm")  # fmt: skip
+    return SlurmRuntime(
+        SlurmRuntimeConfig(
+            uid=uid,
+            gid=gid,
+            options=options,
+            shared_dir=shared,
+            python=slurm.python or sys.executable,
+            tools_dir=slurm.tools_dir,
+            stop_grace_seconds=config.joblet.cleanup_timeout_seconds,
+            capacity=capacity,
+        ),
+        layout,
     )
 
 

@@ -578,6 +578,12 @@ class LocalRuntime:
                 f"job {job_id} did not freeze within {FREEZE_TIMEOUT_SECONDS:g} s"
             )
 
+    async def close(self) -> None:
+        """Nothing held: every job's state is in its handle, state dir and cgroup."""
+
+    async def extend(self, job_id: str, handle: Handle, time_limit_seconds: float) -> None:
+        """Nothing to move: the engine enforces a local job's time limit."""
+
     async def resume(self, job_id: str, handle: Handle) -> None:
         cgroup = self._existing(job_id)
         _freezer(job_id, cgroup.thaw)
