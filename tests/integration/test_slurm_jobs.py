@@ -6,7 +6,6 @@ step per rank, isolation inside it, the state files the server watches.
 
 from __future__ import annotations
 
-import pwd
 import socket
 
 import pytest
@@ -21,7 +20,7 @@ __all__ = ["sadmin", "slurm_server"]  # fixtures
 
 def slurm_id(server: ServerThread, job_id: str) -> str:
     assert server.running is not None
-    backend_id = server.running.engine.job(job_id).backend_id
+    backend_id = server.running.store.get(job_id).backend_id
     assert backend_id.isdigit(), backend_id
     return backend_id
 
@@ -29,15 +28,17 @@ def slurm_id(server: ServerThread, job_id: str) -> str:
 def test_a_job_goes_through_the_slurm_queue_and_completes_isolated(
     slurm_server: ServerThread, sadmin: Client
 ) -> None:
-    script = "echo pid=$$ uid=$(id -u) node=$(cat /run/jobyard/node-0.txt); exit 0"
+    script = "echo pid=$$ uid=$(id -u) node=$(cat /run/jobyard/node-0.txt) cwd=$PWD; exit 0"
     job = sadmin.submit("sh", ["-c", script])
     assert (job.status, job.backend) == ("QUEUED", "slurm")
     done = sadmin.wait(job.id, timeout=WAIT_SECONDS)
     assert (done.status, done.exit_code, done.termination_reason) == ("COMPLETED", 0, "EXITED")
-    # PID 1 of its own namespace, the unprivileged job user, the allocation's node.
-    uid = pwd.getpwnam("nobody").pw_uid
+    # PID 1 of its own namespace, a uid of its own (the local backend's policy), the
+    # allocation's node, in /work.
     output = b"".join(sadmin.logs(job.id)).decode()
-    assert output == f"pid=1 uid={uid} node={socket.gethostname()}\n"
+    fields = dict(pair.split("=", 1) for pair in output.split())
+    assert (fields["pid"], fields["node"], fields["cwd"]) == ("1", socket.gethostname(), "/work")
+    assert 200000 <= int(fields["uid"]) <= 265535
     statuses = [u.status for u in done.updates]
     assert statuses == ["QUEUED", "QUEUED", "RUNNING", "COMPLETED"]
     assert done.updates[1].message.startswith("waiting in the slurm queue (backend id ")

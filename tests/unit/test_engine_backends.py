@@ -160,9 +160,9 @@ def test_a_registry_refuses_a_default_it_lacks() -> None:
 
 
 async def test_extend_moves_the_backends_own_limit_first(rig: Rig) -> None:
-    job = await rig.engine.submit("alice", spec(backend="batch", time_limit_seconds=60))
+    job = await rig.engine.submit(ALICE, spec(backend="batch", time_limit_seconds=60))
     rig.batch.begin(job.id)
     await rig.status(job.id, Status.RUNNING)
-    extended = await rig.engine.extend(job.id, 30)
+    extended = await rig.engine.extend(ALICE, job.id, 30)
     assert extended.spec.time_limit_seconds == 90
     assert rig.batch.extended == {job.id: 90}

@@ -9,6 +9,7 @@ import pytest
 
 from jobyard.domain.jobs import JobSpec, Resources
 from jobyard.runtime.base import LaunchRequest
+from jobyard.runtime.local.users import JobIds
 from jobyard.runtime.slurm.launch import SbatchOptions, SlurmLaunch, sbatch_argv, slurm_time
 from jobyard.runtime.slurm.launcher import placement
 
@@ -61,13 +62,16 @@ def test_replicas_share_the_job_limits_over_their_tasks(tmp_path: Path) -> None:
 def test_the_launch_file_is_root_only_and_round_trips(tmp_path: Path) -> None:
     req = request(tmp_path, environment={"A": "1"}, secret_environment={"TOKEN": "s3cret"},
                   replicas=2)  # fmt: skip
-    launch = SlurmLaunch.of(req, 65534, 65534, cores=1, grace=0.1)
+    launch = SlurmLaunch.of(req, JobIds(200001, 200001), cores=1, grace=0.1,
+                            hidden=(tmp_path,))  # fmt: skip
     path = tmp_path / "launch.json"
     launch.write(path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600  # it holds the secret environment
     assert SlurmLaunch.read(path) == launch
     assert launch.environment == {"A": "1", "TOKEN": "s3cret"}
     assert launch.outputs == (str(req.output_path), str(req.output(1)))
+    assert (launch.uid, launch.gid) == (200001, 200001)
+    assert launch.view().hidden == (tmp_path,)
 
 
 @pytest.mark.parametrize(

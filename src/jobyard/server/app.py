@@ -6,9 +6,9 @@ import asyncio
 import dataclasses
 import logging
 import signal
-import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -38,6 +38,9 @@ from jobyard.store.sealing import KEY_FILE_NAME, SecretBox
 from jobyard.store.workflows import SQLiteWorkflowStore
 from jobyard.ucloud.catalog import Catalog
 
+if TYPE_CHECKING:
+    from jobyard.runtime.local import LocalRuntimeConfig
+
 log = logging.getLogger("jobyard.server")
 
 SERVICES = (
@@ -66,7 +69,21 @@ def make_runtime(name: str, config: ServerConfig, layout: JobLayout) -> Runtime:
 
 
 def make_local_runtime(config: ServerConfig, layout: JobLayout) -> Runtime:
-    from jobyard.runtime.local import LocalRuntime, LocalRuntimeConfig
+    from jobyard.runtime.local import LocalRuntime
+
+    return LocalRuntime(local_runtime_config(config, layout), capacity=local_capacity(config))
+
+
+def make_slurm_runtime(config: ServerConfig, layout: JobLayout) -> Runtime:
+    from jobyard.runtime.slurm.setup import slurm_runtime
+
+    # Jobs on Slurm run as the local backend's users would: a uid of their own, the data
+    # directory and certificates hidden.
+    return slurm_runtime(config, layout, local_runtime_config(config, layout))
+
+
+def local_runtime_config(config: ServerConfig, layout: JobLayout) -> LocalRuntimeConfig:
+    from jobyard.runtime.local import LocalRuntimeConfig
     from jobyard.runtime.local.users import parse_uid_range
 
     j = config.jobyard
@@ -79,50 +96,15 @@ def make_local_runtime(config: ServerConfig, layout: JobLayout) -> Runtime:
     hidden = [layout.data_dir.resolve()]
     if config.certs_dir is not None:
         hidden.append(Path(config.certs_dir).resolve())
-    return LocalRuntime(
-        LocalRuntimeConfig(
-            uid_range=uid_range,
-            fixed_uids=j.job_uids,
-            owner_accounts=j.job_owner_accounts,
-            hidden=tuple(hidden),
-            cgroup_root=j.cgroup_root,
-            default_max_pids=j.default_max_pids,
-            # Also the grace for a job's other ranks when one rank fails.
-            stop_grace_seconds=config.joblet.cleanup_timeout_seconds,
-        ),
-        capacity=local_capacity(config),
-    )
-
-
-def make_slurm_runtime(config: ServerConfig, layout: JobLayout) -> Runtime:
-    from jobyard.runtime.slurm import SlurmRuntime, SlurmRuntimeConfig
-    from jobyard.runtime.slurm.launch import SbatchOptions
-    from jobyard.runtime.slurm.runtime import job_user
-
-    slurm = config.slurm
-    shared = slurm.shared_dir or layout.data_dir
-    if shared != layout.data_dir and shared not in layout.data_dir.parents:
-        raise InvalidArgument(
-            f"config: slurm.sharedDir {shared} must hold the data directory {layout.data_dir} "
-            "(every node reads and writes the jobs' files there)"
-        )
-    uid, gid = job_user(config.jobyard.job_user, config.jobyard.job_group)
-    options = SbatchOptions(slurm.partition, slurm.account, slurm.qos,
-                            slurm.default_time_limit_seconds)  # fmt: skip
-    capacity = Capacity(max_jobs=slurm.max_jobs, cpus=slurm.max_cpus or 4096,
-                        memory_mb=slurm.max_memory, what="slurm")  # fmt: skip
-    return SlurmRuntime(
-        SlurmRuntimeConfig(
-            uid=uid,
-            gid=gid,
-            options=options,
-            shared_dir=shared,
-            python=slurm.python or sys.executable,
-            tools_dir=slurm.tools_dir,
-            stop_grace_seconds=config.joblet.cleanup_timeout_seconds,
-            capacity=capacity,
-        ),
-        layout,
+    return LocalRuntimeConfig(
+        uid_range=uid_range,
+        fixed_uids=j.job_uids,
+        owner_accounts=j.job_owner_accounts,
+        hidden=tuple(hidden),
+        cgroup_root=j.cgroup_root,
+        default_max_pids=j.default_max_pids,
+        # Also the grace for a job's other ranks when one rank fails.
+        stop_grace_seconds=config.joblet.cleanup_timeout_seconds,
     )
 
 

@@ -32,7 +32,9 @@ from typing import Any
 
 from jobyard.domain.jobs import JobSpec
 from jobyard.runtime.base import LaunchRequest
+from jobyard.runtime.local.mounts import JobView
 from jobyard.runtime.local.supervisors import rank_dir
+from jobyard.runtime.local.users import JobIds
 
 LAUNCH_FILE = "launch.json"
 SLURM_SUBDIR = "slurm"
@@ -61,17 +63,19 @@ class SlurmLaunch:
     network: str
     replicas: int
     cores: int  # whole cores each rank may count on (cores.txt)
-    uid: int
+    uid: int  # the job's own (the local runtime's uid policy), never root
     gid: int
     state_dir: str
     workdir: str
     outputs: tuple[str, ...]  # each rank's output file, in rank order
     stop_grace_seconds: float = 0.1  # SIGTERM to SIGKILL when a failed rank stops the others
+    hidden: tuple[str, ...] = ()  # host paths no job sees (the data dir, the certificates)
 
     @classmethod
     def of(
-        cls, request: LaunchRequest, uid: int, gid: int, cores: int, grace: float
-    ) -> SlurmLaunch:
+        cls, request: LaunchRequest, ids: JobIds, cores: int, grace: float,
+        hidden: tuple[Path, ...] = (),
+    ) -> SlurmLaunch:  # fmt: skip
         spec = request.spec
         return cls(
             job_id=request.job_id,
@@ -81,12 +85,13 @@ class SlurmLaunch:
             network=spec.network,
             replicas=spec.replicas,
             cores=cores,
-            uid=uid,
-            gid=gid,
+            uid=ids.uid,
+            gid=ids.gid,
             state_dir=str(request.state_dir),
             workdir=str(request.workdir),
             outputs=tuple(str(request.output(rank)) for rank in range(spec.replicas)),
             stop_grace_seconds=grace,
+            hidden=tuple(map(str, hidden)),
         )
 
     def write(self, path: Path) -> None:
@@ -100,6 +105,7 @@ class SlurmLaunch:
         raw: dict[str, Any] = json.loads(path.read_text())
         raw["args"] = tuple(raw["args"])
         raw["outputs"] = tuple(raw["outputs"])
+        raw["hidden"] = tuple(raw.get("hidden", ()))
         return cls(**raw)
 
     def rank_dir(self, rank: int) -> Path:
@@ -108,6 +114,10 @@ class SlurmLaunch:
     @staticmethod
     def rank_dir_of(state_dir: Path, rank: int) -> Path:
         return rank_dir(state_dir, rank)
+
+    def view(self) -> JobView:
+        """What the job may not see, and who owns its private /run (mounts.py)."""
+        return JobView(self.uid, self.gid, tuple(Path(p) for p in self.hidden))
 
     def request(self) -> LaunchRequest:
         """The launch as the local runtime's helpers (rank files, mounts) take it."""

@@ -31,13 +31,13 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from jobyard.domain.errors import FailedPrecondition, InvalidArgument, LaunchError
+from jobyard.domain.errors import FailedPrecondition, LaunchError
 from jobyard.domain.jobs import Usage
 from jobyard.logs import JobLayout
 from jobyard.runtime.base import ExitInfo, Handle, LaunchRequest
 from jobyard.runtime.capacity import Capacity
 from jobyard.runtime.local.runtime import LAUNCH_FAILED_EXIT_CODE
-from jobyard.runtime.local.users import resolve_gid, resolve_uid
+from jobyard.runtime.local.users import JobIds, UidPolicy
 from jobyard.runtime.ranks import combine_exits, cores
 from jobyard.runtime.slurm import launch as files
 from jobyard.runtime.slurm.launch import SbatchOptions, SlurmLaunch, sbatch_argv, slurm_time
@@ -57,22 +57,16 @@ CLEANUP_TIMEOUT_SECONDS = 10.0  # how long a finished job's allocation may take 
 class SlurmRuntimeConfig:
     """Where jobs go (partition, account, qos), as whom, and with which tools."""
 
-    uid: int
-    gid: int
+    uids: UidPolicy  # who each job runs as: the local runtime's policy (a uid of its own)
     options: SbatchOptions = dataclasses.field(default_factory=SbatchOptions)
     shared_dir: Path | None = None  # every job's state dir must be under it
     python: str = sys.executable  # jobyard's interpreter on the nodes
     tools_dir: str = ""
+    hidden: tuple[Path, ...] = ()  # host paths no job sees (the data dir, the certificates)
     stop_grace_seconds: float = 0.1  # a failed rank's peers: SIGTERM, this grace, SIGKILL
     capacity: Capacity = dataclasses.field(
         default_factory=lambda: Capacity(max_jobs=1000, cpus=4096, what="slurm")
     )
-
-    def __post_init__(self) -> None:
-        if self.uid <= 0 or self.gid <= 0:
-            raise InvalidArgument(
-                f"invalid job user {self.uid}:{self.gid}: jobs must never run as root"
-            )
 
 
 class SlurmRuntime:
@@ -94,15 +88,19 @@ class SlurmRuntime:
 
     async def start(self, request: LaunchRequest) -> Handle:
         self._check_shared(request)
+        ids = self._config.uids.acquire(request.job_id, request.owner)
         try:
-            self._prepare(request)
+            self._prepare(request, ids)
             out = await self.tools.run(*sbatch_argv(self.tools.sbatch, request,
                                                     self._config.options))  # fmt: skip
-        except (OSError, SlurmError) as exc:
-            raise LaunchError(f"cannot hand the job to Slurm: {exc}") from exc
-        slurm_id = out.strip().split(";")[0]
-        if not slurm_id.isdigit():
-            raise LaunchError(f"sbatch answered no job id: {out.strip()!r}")
+            slurm_id = out.strip().split(";")[0]
+            if not slurm_id.isdigit():
+                raise LaunchError(f"sbatch answered no job id: {out.strip()!r}")
+        except BaseException as exc:
+            self._config.uids.release(request.job_id)
+            if isinstance(exc, OSError | SlurmError):
+                raise LaunchError(f"cannot hand the job to Slurm: {exc}") from exc
+            raise
         log.info("job submitted to slurm | jobId=%s slurmJobId=%s", request.job_id, slurm_id)
         return Handle(slurm_id)
 
@@ -116,10 +114,10 @@ class SlurmRuntime:
             if not path.is_absolute() or (shared is not None and shared not in path.parents):
                 raise LaunchError(f"{path} is not under the shared directory {shared}")
 
-    def _prepare(self, request: LaunchRequest) -> None:
+    def _prepare(self, request: LaunchRequest, ids: JobIds) -> None:
         config, state = self._config, request.state_dir
         owned = [(state, 0, 0, 0o700), (state / files.SLURM_SUBDIR, 0, 0, 0o700),
-                 (request.workdir, config.uid, config.gid, 0o700)]  # fmt: skip
+                 (request.workdir, ids.uid, ids.gid, 0o700)]  # fmt: skip
         owned += [(files.SlurmLaunch.rank_dir_of(state, r), 0, 0, 0o700)
                   for r in range(1, request.spec.replicas)]  # fmt: skip
         for path, uid, gid, mode in owned:
@@ -134,7 +132,7 @@ class SlurmRuntime:
                          files.STOP_MARK, "launch-error", "shim.log"):  # fmt: skip
                 (rank_dir / name).unlink(missing_ok=True)
         share = cores(request.spec.resources, request.spec.replicas, config.capacity.cpus)
-        launch = SlurmLaunch.of(request, config.uid, config.gid, share, config.stop_grace_seconds)
+        launch = SlurmLaunch.of(request, ids, share, config.stop_grace_seconds, config.hidden)
         launch.write(state / files.LAUNCH_FILE)
         script = state / files.SLURM_SUBDIR / files.BATCH_SCRIPT
         script.write_text(files.batch_script(config.python, state))
@@ -281,6 +279,7 @@ class SlurmRuntime:
         else:
             await self._until_ended(handle.backend_id)
         (self._state_dir(job_id) / files.LAUNCH_FILE).unlink(missing_ok=True)
+        self._config.uids.release(job_id)  # the job's uid is free once Slurm ended it
 
     async def _until_ended(self, slurm_id: str) -> None:
         loop = asyncio.get_running_loop()
@@ -337,9 +336,4 @@ def _last_line(path: Path) -> str:
     return lines[-1] if lines else ""
 
 
-def job_user(user: str | int, group: str | int) -> tuple[int, int]:
-    """The uid and gid jobs run as (names or numbers; never root)."""
-    return resolve_uid(user), resolve_gid(group)
-
-
-__all__ = ["SlurmRuntime", "SlurmRuntimeConfig", "job_user"]
+__all__ = ["SlurmRuntime", "SlurmRuntimeConfig"]

@@ -36,9 +36,11 @@ from jobyard.runtime.local.runtime import (
     ENV_STAGE,
     JOB_LANG,
     JOB_PATH,
+    OPEN_STAGE,
     SHIM_SCRIPT,
     TOOL_PATH,
     _env_memfd,
+    _preallocate_exit,
 )
 from jobyard.runtime.local.supervisors import rank_dir
 from jobyard.runtime.ranks import RankInfo
@@ -69,17 +71,18 @@ def chain(launch: SlurmLaunch, rank: int) -> list[str]:
     namespaces = ["--pid", "--mount", "--ipc", "--uts", "--propagation", "private"]
     if launch.network == NETWORK_NONE:
         namespaces.append("--net")
-    state = rank_dir(Path(launch.state_dir), rank)
+    state = rank_dir(Path(launch.state_dir), rank)  # OPEN_STAGE's files are here (cwd)
     drop = [tool("setpriv"), f"--reuid={launch.uid}", f"--regid={launch.gid}", "--clear-groups",
             "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all", "--"]  # fmt: skip
     command = ["/bin/sh", "-c", ENV_STAGE, "jobyard", launch.command, *launch.args]
-    shim = ["/bin/sh", str(SHIM_SCRIPT), str(state), launch.workdir, tool("mount"),
+    shim = ["/bin/sh", str(SHIM_SCRIPT), mounts.WORK_DIR, tool("mount"),
             str(state / mounts.FSTAB_FILE), "--"]  # fmt: skip
-    return [tool("unshare"), *namespaces, "--", *shim, *drop, *command]
+    return ["/bin/sh", "-c", OPEN_STAGE, "jobyard-open", tool("unshare"), *namespaces, "--",
+            *shim, *drop, *command]  # fmt: skip
 
 
 def environment(launch: SlurmLaunch, info: RankInfo, rank: int) -> dict[str, str]:
-    env = {"PATH": JOB_PATH, "HOME": launch.workdir, "LANG": JOB_LANG}
+    env = {"PATH": JOB_PATH, "HOME": mounts.WORK_DIR, "LANG": JOB_LANG}
     env |= launch.environment
     env |= info.environment(rank)  # last: a job cannot be told a wrong rank
     return env
@@ -117,8 +120,9 @@ def run(launch: SlurmLaunch, info: RankInfo, rank: int) -> int:
     output = os.open(launch.outputs[rank], flags, 0o640)
     before = oom_kills()
     try:
+        _preallocate_exit(state / EXIT_FILE)
         proc = subprocess.Popen(chain(launch, rank), stdin=env_fd, stdout=output, stderr=output,
-                                env={"PATH": TOOL_PATH}, cwd="/", close_fds=True)  # fmt: skip
+                                env={"PATH": TOOL_PATH}, cwd=state, close_fds=True)  # fmt: skip
     except OSError as exc:
         print(f"jobyard step: cannot start rank {rank}: {exc}", file=sys.stderr)
         (state / "launch-error").write_text(f"cannot start the rank: {exc}\n")
@@ -172,8 +176,8 @@ def main(argv: list[str]) -> int:
     launch = SlurmLaunch.read(state_dir / LAUNCH_FILE)
     nodes = tuple(filter(None, os.environ.get(NODES_ENV, "").split(",")))
     info = RankInfo(launch.job_id, launch.replicas, launch.cores, nodes)
-    mounts.make_mount_point()
-    mounts.write_rank_mounts(launch.request(), rank, rank_dir(state_dir, rank))
+    mounts.make_mount_points()
+    mounts.write_rank_mounts(launch.request(), rank, rank_dir(state_dir, rank), launch.view())
     return run(launch, info, rank)
 
 
