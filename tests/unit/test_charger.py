@@ -354,3 +354,14 @@ async def test_with_an_accounting_interval_units_are_charged_in_batches() -> Non
     assert [len(call) for call in ledger.calls] == [1, 15]
     assert {(c.units, c.periods) for c in ledger.calls[1]} == {(1, 2)}
     assert ledger.wallet("alice").balance == 100_000 - 16 * 2 * 1000
+
+
+async def test_a_long_catch_up_is_charged_in_bounded_calls() -> None:
+    ledger, clock = MemoryLedger(), ManualClock(T0)
+    ledger.deposit("alice", "", 10**9)
+    d = desk(ledger, clock)
+    job = running(started_at=T0 - timedelta(days=2))  # 2880 minutes ran while no server was up
+    d.put(job)
+    await clock.advance(0, d.charger)
+    assert [len(call) for call in ledger.calls] == [1000, 1000, 881]
+    assert await ledger.charged_units(job.id) == 2881

@@ -89,7 +89,9 @@ class SQLiteLedger:
         return credits <= 0 or self.wallet(owner, project).balance >= credits
 
     async def charge(self, charges: Sequence[Charge]) -> list[ChargeOutcome]:
-        return [self._charge(c) for c in charges]
+        # One transaction (one fsync) for the lot; each charge is still decided on its own.
+        with transaction(self._db):
+            return [self._charge(c) for c in charges]
 
     async def charged_units(self, job_id: str) -> int:
         row = self._db.execute(
@@ -98,27 +100,27 @@ class SQLiteLedger:
         return 0 if row[0] is None else int(row[0]) + 1
 
     def _charge(self, charge: Charge) -> ChargeOutcome:
-        with transaction(self._db):
-            seen = self._db.execute(
-                "SELECT 1 FROM charges WHERE charge_id = ?", (charge.charge_id,)
-            ).fetchone()
-            if seen:
-                return ChargeOutcome.DUPLICATE
-            if charge.credits > 0:
-                cur = self._db.execute(
-                    "UPDATE wallets SET balance = balance - ?, spent = spent + ?"
-                    " WHERE owner = ? AND project = ? AND balance >= ?",
-                    (charge.credits, charge.credits, charge.owner, charge.project, charge.credits),
-                )
-                if cur.rowcount != 1:
-                    return ChargeOutcome.INSUFFICIENT_FUNDS
-            self._db.execute(
-                "INSERT INTO charges (charge_id, job_id, owner, project, first_unit, last_unit,"
-                " periods, credits, product, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (charge.charge_id, charge.job_id, charge.owner, charge.project,
-                 charge.first_unit, charge.last_unit, charge.periods, charge.credits,
-                 charge.product, utcnow().isoformat()),
-            )  # fmt: skip
+        """Apply one charge inside the caller's transaction."""
+        seen = self._db.execute(
+            "SELECT 1 FROM charges WHERE charge_id = ?", (charge.charge_id,)
+        ).fetchone()
+        if seen:
+            return ChargeOutcome.DUPLICATE
+        if charge.credits > 0:
+            cur = self._db.execute(
+                "UPDATE wallets SET balance = balance - ?, spent = spent + ?"
+                " WHERE owner = ? AND project = ? AND balance >= ?",
+                (charge.credits, charge.credits, charge.owner, charge.project, charge.credits),
+            )
+            if cur.rowcount != 1:
+                return ChargeOutcome.INSUFFICIENT_FUNDS
+        self._db.execute(
+            "INSERT INTO charges (charge_id, job_id, owner, project, first_unit, last_unit,"
+            " periods, credits, product, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (charge.charge_id, charge.job_id, charge.owner, charge.project,
+             charge.first_unit, charge.last_unit, charge.periods, charge.credits,
+             charge.product, utcnow().isoformat()),
+        )  # fmt: skip
         return ChargeOutcome.CHARGED
 
 

@@ -35,6 +35,7 @@ log = logging.getLogger("jobyard.engine.accounting")
 
 NO_CREDITS_MESSAGE = "The job was terminated (No credits)"
 MAX_SLEEP_SECONDS = 3600.0  # wall time is re-read at least this often
+MAX_UNITS_PER_CALL = 1000  # a long catch-up goes in several calls, the loop free between them
 RETRY_SECONDS = 5.0  # after a ledger error, the job's charge is tried again this much later
 
 PriceList = Callable[[ProductRef], Pricing | None]
@@ -184,11 +185,14 @@ class Charger:
         running = self.running_seconds(job, now)
         due = int(running // pricing.unit_seconds) + 1  # units started so far
         paid = await self._ledger.charged_units(job.id)
-        if due > paid and not await self._charge(job, pricing, range(paid, due)):
+        upto = min(due, paid + MAX_UNITS_PER_CALL)
+        if upto > paid and not await self._charge(job, pricing, range(paid, upto)):
             return
         wait = (due * pricing.unit_seconds - running) / self._rate
         if self._interval is not None:
             wait = max(wait, self._interval)
+        if upto < due:
+            wait = 0.0  # more of a catch-up to charge: at once, after whatever else is due
         self._arm(job.id, now + timedelta(seconds=wait))
 
     async def _charge(self, job: Job, pricing: Pricing, units: range) -> bool:
