@@ -143,6 +143,7 @@ class JobyardConfig:
     max_workflow_jobs: int = DEFAULT_MAX_WORKFLOW_JOBS
     max_upload_bytes: int = 64 << 20  # a job's (or workflow's) uploads together; 0 = any
     secret_key_file: Path | None = None  # None: DATA/server.key, created on the first start
+    max_volume_bytes: int = 10 << 30  # the largest volume one may create
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -221,6 +222,7 @@ _JOBYARD_KEYS = {
     "maxWorkflowJobs": ("max_workflow_jobs", int),
     "maxUploadBytes": ("max_upload_bytes", int),
     "secretKeyFile": ("secret_key_file", Path),
+    "maxVolumeBytes": ("max_volume_bytes", int),
 }
 _SLURM_KEYS = {
     "partition": ("partition", str),

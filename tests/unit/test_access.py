@@ -27,6 +27,10 @@ CHANGES = {
 }  # fmt: skip
 # The host as a whole (joblet.MonitoringService): admin and viewer only.
 HOST_READS = {"get_system_status", "stream_system_metrics"}
+# Volumes are owned like jobs; runtimes are the host's, managed by admins.
+VOLUME_OPS = {"create_volume", "list_volumes", "remove_volume"}
+RUNTIME_READS = {"list_runtimes", "get_runtime_info"}
+RUNTIME_ADMIN = {"install_runtime", "test_runtime", "remove_runtime"}
 
 ADMIN = Identity("root-of-all", Role.ADMIN)
 VIEWER = Identity("auditor", Role.VIEWER)
@@ -44,7 +48,22 @@ class Item:
 
 
 def test_the_table_names_every_operation_once() -> None:
-    assert set(ROLE_TABLE) == READS | CHANGES | HOST_READS
+    assert set(ROLE_TABLE) == (
+        READS | CHANGES | HOST_READS | VOLUME_OPS | RUNTIME_READS | RUNTIME_ADMIN
+    )
+
+
+def test_volumes_are_for_users_and_runtimes_for_admins() -> None:
+    for operation in VOLUME_OPS | RUNTIME_READS:
+        authorize(ALICE, operation)
+    authorize(VIEWER, "list_volumes")
+    for operation in RUNTIME_ADMIN:
+        authorize(ADMIN, operation)
+        for caller in (ALICE, VIEWER):
+            with pytest.raises(PermissionDenied, match=f"perform operation {operation}"):
+                authorize(caller, operation)
+    with pytest.raises(PermissionDenied, match="role viewer is not allowed"):
+        authorize(VIEWER, "create_volume")
 
 
 @pytest.mark.parametrize("operation", sorted(HOST_READS))

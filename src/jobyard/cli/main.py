@@ -13,6 +13,7 @@ from jobyard.cli.jobs import COMMANDS as JOB_COMMANDS
 from jobyard.cli.lifecycle import COMMANDS as LIFECYCLE_COMMANDS
 from jobyard.cli.logs import log as log_command
 from jobyard.cli.monitor import COMMANDS as MONITOR_COMMANDS
+from jobyard.cli.resources import COMMANDS as RESOURCE_COMMANDS
 from jobyard.cli.server import server as server_command
 from jobyard.cli.state import EXIT_INTERRUPTED, CliState
 from jobyard.cli.wallets import wallets as wallets_group
@@ -69,7 +70,7 @@ def cli(
 
 for _command in (*JOB_COMMANDS, log_command, *CONTROL_COMMANDS, certs_group, server_command):
     cli.add_command(_command)
-for _command in (*LIFECYCLE_COMMANDS, *MONITOR_COMMANDS, wallets_group):
+for _command in (*LIFECYCLE_COMMANDS, *MONITOR_COMMANDS, wallets_group, *RESOURCE_COMMANDS):
     cli.add_command(_command)
 
 

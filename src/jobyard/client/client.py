@@ -18,6 +18,7 @@ from jobyard.client.jobs import Job, StopResult
 from jobyard.client.lifecycle import LifecycleMethods, TimeArg, time_arg, whole_seconds
 from jobyard.client.logs import LogMethods
 from jobyard.client.monitoring import MonitoringMethods
+from jobyard.client.resources import ResourceMethods
 from jobyard.client.settings import ENV_NAMES, ClientSettings
 from jobyard.client.uploads import read_uploads
 from jobyard.client.workflows import WorkflowMethods
@@ -33,7 +34,14 @@ MAX_RECONNECT_BACKOFF_MS = 5000
 PathArg = str | os.PathLike[str]
 
 
-class Client(WorkflowMethods, LogMethods, LifecycleMethods, ControlMethods, MonitoringMethods):
+class Client(
+    WorkflowMethods,
+    LogMethods,
+    LifecycleMethods,
+    ControlMethods,
+    MonitoringMethods,
+    ResourceMethods,
+):
     """A connection to a jobyard server, authenticated with a client certificate.
 
     Arguments left out come from ``$JOBYARD_SERVER``/``$JOBLET_SERVER``,

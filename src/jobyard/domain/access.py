@@ -81,6 +81,16 @@ ROLE_TABLE: dict[str, frozenset[Role]] = {
     # joblet.MonitoringService: the host as a whole, so not for users scoped to their jobs
     "get_system_status": frozenset({Role.ADMIN, Role.VIEWER}),
     "stream_system_metrics": frozenset({Role.ADMIN, Role.VIEWER}),
+    # joblet.VolumeService: volumes are owned and scoped like jobs
+    "create_volume": _ACTORS,
+    "list_volumes": _ANYONE,
+    "remove_volume": _ACTORS,
+    # joblet.RuntimeService: runtimes are the host's, installed by admins, usable by all
+    "install_runtime": frozenset({Role.ADMIN}),
+    "list_runtimes": _ANYONE,
+    "get_runtime_info": _ANYONE,
+    "test_runtime": frozenset({Role.ADMIN}),
+    "remove_runtime": frozenset({Role.ADMIN}),
 }
 
 # Roles that see every job; the others see only what `Scope` admits.

@@ -26,6 +26,7 @@ from jobyard.domain.access import Identity, scope
 from jobyard.domain.errors import (
     FailedPrecondition,
     InvalidArgument,
+    JobyardError,
     LaunchError,
     StaleTransition,
     job_not_running,
@@ -427,6 +428,11 @@ class JobEngine(JobControl, JobReading):
     async def _start(self, runtime: Runtime, job: Job) -> Handle | None:
         """``runtime.start`` for ``job``; None when it failed (the job has ended then)."""
         self._layout.create_job_dir(job.id, job.spec.replicas)
+        try:
+            attached = self.attachments.resolve(job.spec)
+        except JobyardError as exc:  # a volume or runtime removed while the job waited
+            self._launch_failed(job.id, f"launch failed: {exc}", TerminationReason.LAUNCH_ERROR)
+            return None
         request = LaunchRequest(
             job_id=job.id,
             spec=job.spec,
@@ -437,6 +443,8 @@ class JobEngine(JobControl, JobReading):
                 self._layout.output(job.id, rank) for rank in range(1, job.spec.replicas)
             ),
             owner=job.owner,
+            binds=attached.binds,
+            path_prefix=attached.path_prefix,
         )
         try:
             return await runtime.start(request)

@@ -26,7 +26,16 @@ from jobyard.domain.jobs import JobSpec, Usage
 from jobyard.domain.status import TerminationReason
 from jobyard.runtime.capacity import Capacity
 
-__all__ = ["ExitInfo", "Handle", "LaunchRequest", "Runtime", "Usage"]
+__all__ = ["Bind", "ExitInfo", "Handle", "LaunchRequest", "Runtime", "Usage"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Bind:
+    """A host directory bound into the job at ``target`` (a volume, a runtime)."""
+
+    source: Path
+    target: str
+    read_only: bool
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -39,6 +48,8 @@ class LaunchRequest:
     # The outputs of ranks 1..replicas-1, in rank order: each rank writes its own file.
     rank_outputs: tuple[Path, ...] = ()
     owner: str = ""  # who submitted it: a runtime may run an owner's jobs as its account
+    binds: tuple[Bind, ...] = ()  # in mount order
+    path_prefix: tuple[str, ...] = ()  # directories (in the job) put first on its PATH
 
     def output(self, rank: int) -> Path:
         """Where rank ``rank`` writes its stdout and stderr."""

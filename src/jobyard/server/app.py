@@ -24,6 +24,9 @@ from jobyard.engine.accounting import Accounting
 from jobyard.engine.backends import Backends
 from jobyard.engine.parsing import ProcessWorkflowParser
 from jobyard.engine.requests import RequestKeys
+from jobyard.engine.resources import Registry
+from jobyard.engine.runtimes import HostRuntimes
+from jobyard.engine.volumes import HostVolumes
 from jobyard.engine.workflows import WorkflowRunner
 from jobyard.logs import JobLayout, LogConfig, LogHub
 from jobyard.runtime.base import Runtime
@@ -31,9 +34,11 @@ from jobyard.runtime.capacity import Capacity, host_memory_mb
 from jobyard.server.auth import AuthInterceptor
 from jobyard.server.joblet import JobletServicer, JobServicer
 from jobyard.server.monitoring import MonitoringServicer
+from jobyard.server.resources import RuntimeServicer, VolumeServicer
 from jobyard.server.strict import StrictRequestInterceptor
 from jobyard.server.v1 import JobyardServicer
 from jobyard.store import SQLiteStore
+from jobyard.store.resources import SQLiteResourceStore
 from jobyard.store.sealing import KEY_FILE_NAME, SecretBox
 from jobyard.store.workflows import SQLiteWorkflowStore
 from jobyard.ucloud.catalog import Catalog
@@ -47,6 +52,8 @@ SERVICES = (
     "joblet.JobletService",
     "joblet.JobService",
     "joblet.MonitoringService",
+    "joblet.VolumeService",
+    "joblet.RuntimeService",
     "jobyard.v1.JobyardService",
 )
 SHUTDOWN_GRACE_SECONDS = 2.0
@@ -198,6 +205,15 @@ class RunningServer:
         self.store.close()
 
 
+def make_registry(config: ServerConfig, layout: JobLayout, store: SQLiteStore) -> Registry:
+    """Volumes and runtimes under the data dir."""
+    runtimes = HostRuntimes(layout.data_dir / "runtimes")
+    return Registry(
+        SQLiteResourceStore(store.connection), store, HostVolumes(layout.data_dir / "volumes"),
+        runtimes, config.jobyard.max_volume_bytes,
+    )  # fmt: skip
+
+
 async def start_server(
     config: ServerConfig, runtime: Runtime | Backends | None = None, *, charge_rate: float = 1.0
 ) -> RunningServer:
@@ -214,10 +230,12 @@ async def start_server(
     catalog = Catalog.of(config.ucloud)
     ledger = SQLiteLedger(store.connection)
     accounting = Accounting(ledger, catalog.pricing, rate=charge_rate)
+    registry = make_registry(config, layout, store)
     engine = JobEngine(
         store, runtime or make_backends(config, layout), layout, hub, engine_config(config),
         accounting=accounting,
         requests=RequestKeys(box.fingerprint),
+        attachments=registry,
     )  # fmt: skip
     g = config.grpc
     workflows = WorkflowRunner(
@@ -240,6 +258,8 @@ async def start_server(
     joblet_pb2_grpc.add_JobletServiceServicer_to_server(JobletServicer(engine), server)
     joblet_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(engine, workflows), server)
     joblet_pb2_grpc.add_MonitoringServiceServicer_to_server(MonitoringServicer(), server)
+    joblet_pb2_grpc.add_VolumeServiceServicer_to_server(VolumeServicer(registry), server)
+    joblet_pb2_grpc.add_RuntimeServiceServicer_to_server(RuntimeServicer(registry, engine), server)
     v1 = JobyardServicer(engine, workflows)
     jobyard_v1_pb2_grpc.add_JobyardServiceServicer_to_server(v1, server)
     health_servicer = health.aio.HealthServicer()
@@ -254,6 +274,7 @@ async def start_server(
         port = server.add_insecure_port(config.listen)
     else:
         port = server.add_secure_port(config.listen, _credentials(Path(config.certs_dir)))
+    await registry.start()
     await engine.start()
     await workflows.start()
     await server.start()

@@ -56,6 +56,14 @@ METHOD_OPERATIONS.update(
         "/jobyard.v1.JobyardService/StopWorkflow": "stop_workflow",
         "/joblet.MonitoringService/GetSystemStatus": "get_system_status",
         "/joblet.MonitoringService/StreamSystemMetrics": "stream_system_metrics",
+        "/joblet.VolumeService/CreateVolume": "create_volume",
+        "/joblet.VolumeService/ListVolumes": "list_volumes",
+        "/joblet.VolumeService/RemoveVolume": "remove_volume",
+        "/joblet.RuntimeService/InstallRuntime": "install_runtime",
+        "/joblet.RuntimeService/ListRuntimes": "list_runtimes",
+        "/joblet.RuntimeService/GetRuntimeInfo": "get_runtime_info",
+        "/joblet.RuntimeService/TestRuntime": "test_runtime",
+        "/joblet.RuntimeService/RemoveRuntime": "remove_runtime",
     }
 )
 # Served to any authenticated peer (TLS already required a CA-signed certificate).

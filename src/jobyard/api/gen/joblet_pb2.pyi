@@ -1589,3 +1589,446 @@ class CloudInfo(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CloudInfo: _TypeAlias = CloudInfo  # noqa: Y015
+
+@_typing.final
+class CreateVolumeReq(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    SIZE_FIELD_NUMBER: _builtins.int
+    TYPE_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    size: _builtins.str
+    """e.g. "500MB", "1GB" """
+    type: _builtins.str
+    """filesystem (default) or memory"""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        size: _builtins.str = ...,
+        type: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "size", b"size", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateVolumeReq: _TypeAlias = CreateVolumeReq  # noqa: Y015
+
+@_typing.final
+class CreateVolumeRes(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    SIZE_FIELD_NUMBER: _builtins.int
+    TYPE_FIELD_NUMBER: _builtins.int
+    PATH_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    size: _builtins.str
+    type: _builtins.str
+    path: _builtins.str
+    """where jobs see it: /volumes/NAME"""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        size: _builtins.str = ...,
+        type: _builtins.str = ...,
+        path: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "path", b"path", "size", b"size", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateVolumeRes: _TypeAlias = CreateVolumeRes  # noqa: Y015
+
+@_typing.final
+class RemoveVolumeReq(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveVolumeReq: _TypeAlias = RemoveVolumeReq  # noqa: Y015
+
+@_typing.final
+class RemoveVolumeRes(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUCCESS_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    success: _builtins.bool
+    message: _builtins.str
+    def __init__(
+        self,
+        *,
+        success: _builtins.bool = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["message", b"message", "success", b"success"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveVolumeRes: _TypeAlias = RemoveVolumeRes  # noqa: Y015
+
+@_typing.final
+class Volume(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    SIZE_FIELD_NUMBER: _builtins.int
+    TYPE_FIELD_NUMBER: _builtins.int
+    PATH_FIELD_NUMBER: _builtins.int
+    CREATEDTIME_FIELD_NUMBER: _builtins.int
+    JOBCOUNT_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    size: _builtins.str
+    type: _builtins.str
+    path: _builtins.str
+    createdTime: _builtins.str
+    jobCount: _builtins.int
+    """unfinished jobs that name it"""
+    owner: _builtins.str
+    """jobyard additions"""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        size: _builtins.str = ...,
+        type: _builtins.str = ...,
+        path: _builtins.str = ...,
+        createdTime: _builtins.str = ...,
+        jobCount: _builtins.int = ...,
+        owner: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["createdTime", b"createdTime", "jobCount", b"jobCount", "name", b"name", "owner", b"owner", "path", b"path", "size", b"size", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Volume: _TypeAlias = Volume  # noqa: Y015
+
+@_typing.final
+class Volumes(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VOLUMES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def volumes(self) -> _containers.RepeatedCompositeFieldContainer[Global___Volume]: ...
+    def __init__(
+        self,
+        *,
+        volumes: _abc.Iterable[Global___Volume] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["volumes", b"volumes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Volumes: _TypeAlias = Volumes  # noqa: Y015
+
+@_typing.final
+class InstallRuntimeRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RUNTIMESPEC_FIELD_NUMBER: _builtins.int
+    REPOSITORY_FIELD_NUMBER: _builtins.int
+    BRANCH_FIELD_NUMBER: _builtins.int
+    PATH_FIELD_NUMBER: _builtins.int
+    FORCEREINSTALL_FIELD_NUMBER: _builtins.int
+    runtimeSpec: _builtins.str
+    repository: _builtins.str
+    """not supported: install from a local path"""
+    branch: _builtins.str
+    path: _builtins.str
+    forceReinstall: _builtins.bool
+    def __init__(
+        self,
+        *,
+        runtimeSpec: _builtins.str = ...,
+        repository: _builtins.str = ...,
+        branch: _builtins.str = ...,
+        path: _builtins.str = ...,
+        forceReinstall: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["branch", b"branch", "forceReinstall", b"forceReinstall", "path", b"path", "repository", b"repository", "runtimeSpec", b"runtimeSpec"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InstallRuntimeRequest: _TypeAlias = InstallRuntimeRequest  # noqa: Y015
+
+@_typing.final
+class InstallRuntimeResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BUILDJOBUUID_FIELD_NUMBER: _builtins.int
+    RUNTIMESPEC_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    REPOSITORY_FIELD_NUMBER: _builtins.int
+    RESOLVEDPATH_FIELD_NUMBER: _builtins.int
+    buildJobUuid: _builtins.str
+    """"" : installed at once, no build job"""
+    runtimeSpec: _builtins.str
+    status: _builtins.str
+    """INSTALLED"""
+    message: _builtins.str
+    repository: _builtins.str
+    resolvedPath: _builtins.str
+    """where the tree was copied from"""
+    def __init__(
+        self,
+        *,
+        buildJobUuid: _builtins.str = ...,
+        runtimeSpec: _builtins.str = ...,
+        status: _builtins.str = ...,
+        message: _builtins.str = ...,
+        repository: _builtins.str = ...,
+        resolvedPath: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["buildJobUuid", b"buildJobUuid", "message", b"message", "repository", b"repository", "resolvedPath", b"resolvedPath", "runtimeSpec", b"runtimeSpec", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InstallRuntimeResponse: _TypeAlias = InstallRuntimeResponse  # noqa: Y015
+
+@_typing.final
+class RuntimesRes(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RUNTIMES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def runtimes(self) -> _containers.RepeatedCompositeFieldContainer[Global___RuntimeInfo]: ...
+    def __init__(
+        self,
+        *,
+        runtimes: _abc.Iterable[Global___RuntimeInfo] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["runtimes", b"runtimes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RuntimesRes: _TypeAlias = RuntimesRes  # noqa: Y015
+
+@_typing.final
+class RuntimeInfo(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    LANGUAGE_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    SIZEBYTES_FIELD_NUMBER: _builtins.int
+    PACKAGES_FIELD_NUMBER: _builtins.int
+    AVAILABLE_FIELD_NUMBER: _builtins.int
+    REQUIREMENTS_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    language: _builtins.str
+    version: _builtins.str
+    description: _builtins.str
+    sizeBytes: _builtins.int
+    available: _builtins.bool
+    @_builtins.property
+    def packages(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def requirements(self) -> Global___RuntimeRequirements: ...
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        language: _builtins.str = ...,
+        version: _builtins.str = ...,
+        description: _builtins.str = ...,
+        sizeBytes: _builtins.int = ...,
+        packages: _abc.Iterable[_builtins.str] | None = ...,
+        available: _builtins.bool = ...,
+        requirements: Global___RuntimeRequirements | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["requirements", b"requirements"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["available", b"available", "description", b"description", "language", b"language", "name", b"name", "packages", b"packages", "requirements", b"requirements", "sizeBytes", b"sizeBytes", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RuntimeInfo: _TypeAlias = RuntimeInfo  # noqa: Y015
+
+@_typing.final
+class RuntimeRequirements(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ARCHITECTURES_FIELD_NUMBER: _builtins.int
+    GPU_FIELD_NUMBER: _builtins.int
+    gpu: _builtins.bool
+    @_builtins.property
+    def architectures(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        architectures: _abc.Iterable[_builtins.str] | None = ...,
+        gpu: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["architectures", b"architectures", "gpu", b"gpu"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RuntimeRequirements: _TypeAlias = RuntimeRequirements  # noqa: Y015
+
+@_typing.final
+class RuntimeInfoReq(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RUNTIME_FIELD_NUMBER: _builtins.int
+    runtime: _builtins.str
+    def __init__(
+        self,
+        *,
+        runtime: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["runtime", b"runtime"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RuntimeInfoReq: _TypeAlias = RuntimeInfoReq  # noqa: Y015
+
+@_typing.final
+class RuntimeInfoRes(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RUNTIME_FIELD_NUMBER: _builtins.int
+    FOUND_FIELD_NUMBER: _builtins.int
+    found: _builtins.bool
+    @_builtins.property
+    def runtime(self) -> Global___RuntimeInfo: ...
+    def __init__(
+        self,
+        *,
+        runtime: Global___RuntimeInfo | None = ...,
+        found: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["runtime", b"runtime"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["found", b"found", "runtime", b"runtime"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RuntimeInfoRes: _TypeAlias = RuntimeInfoRes  # noqa: Y015
+
+@_typing.final
+class RuntimeTestReq(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RUNTIME_FIELD_NUMBER: _builtins.int
+    runtime: _builtins.str
+    def __init__(
+        self,
+        *,
+        runtime: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["runtime", b"runtime"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RuntimeTestReq: _TypeAlias = RuntimeTestReq  # noqa: Y015
+
+@_typing.final
+class RuntimeTestRes(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUCCESS_FIELD_NUMBER: _builtins.int
+    OUTPUT_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    EXITCODE_FIELD_NUMBER: _builtins.int
+    success: _builtins.bool
+    output: _builtins.str
+    error: _builtins.str
+    exitCode: _builtins.int
+    def __init__(
+        self,
+        *,
+        success: _builtins.bool = ...,
+        output: _builtins.str = ...,
+        error: _builtins.str = ...,
+        exitCode: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "exitCode", b"exitCode", "output", b"output", "success", b"success"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RuntimeTestRes: _TypeAlias = RuntimeTestRes  # noqa: Y015
+
+@_typing.final
+class RuntimeRemoveReq(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RUNTIME_FIELD_NUMBER: _builtins.int
+    runtime: _builtins.str
+    def __init__(
+        self,
+        *,
+        runtime: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["runtime", b"runtime"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RuntimeRemoveReq: _TypeAlias = RuntimeRemoveReq  # noqa: Y015
+
+@_typing.final
+class RuntimeRemoveRes(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUCCESS_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    FREEDSPACEBYTES_FIELD_NUMBER: _builtins.int
+    success: _builtins.bool
+    message: _builtins.str
+    freedSpaceBytes: _builtins.int
+    def __init__(
+        self,
+        *,
+        success: _builtins.bool = ...,
+        message: _builtins.str = ...,
+        freedSpaceBytes: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["freedSpaceBytes", b"freedSpaceBytes", "message", b"message", "success", b"success"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RuntimeRemoveRes: _TypeAlias = RuntimeRemoveRes  # noqa: Y015

@@ -811,3 +811,412 @@ class MonitoringService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class VolumeServiceStub:
+    """Volumes (50b8d0a): storage shared by the jobs that name it, at /volumes/NAME.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.CreateVolume = channel.unary_unary(
+                '/joblet.VolumeService/CreateVolume',
+                request_serializer=joblet__pb2.CreateVolumeReq.SerializeToString,
+                response_deserializer=joblet__pb2.CreateVolumeRes.FromString,
+                _registered_method=True)
+        self.ListVolumes = channel.unary_unary(
+                '/joblet.VolumeService/ListVolumes',
+                request_serializer=joblet__pb2.EmptyRequest.SerializeToString,
+                response_deserializer=joblet__pb2.Volumes.FromString,
+                _registered_method=True)
+        self.RemoveVolume = channel.unary_unary(
+                '/joblet.VolumeService/RemoveVolume',
+                request_serializer=joblet__pb2.RemoveVolumeReq.SerializeToString,
+                response_deserializer=joblet__pb2.RemoveVolumeRes.FromString,
+                _registered_method=True)
+
+
+class VolumeServiceServicer:
+    """Volumes (50b8d0a): storage shared by the jobs that name it, at /volumes/NAME.
+    """
+
+    def CreateVolume(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListVolumes(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveVolume(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_VolumeServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'CreateVolume': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateVolume,
+                    request_deserializer=joblet__pb2.CreateVolumeReq.FromString,
+                    response_serializer=joblet__pb2.CreateVolumeRes.SerializeToString,
+            ),
+            'ListVolumes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListVolumes,
+                    request_deserializer=joblet__pb2.EmptyRequest.FromString,
+                    response_serializer=joblet__pb2.Volumes.SerializeToString,
+            ),
+            'RemoveVolume': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveVolume,
+                    request_deserializer=joblet__pb2.RemoveVolumeReq.FromString,
+                    response_serializer=joblet__pb2.RemoveVolumeRes.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'joblet.VolumeService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('joblet.VolumeService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class VolumeService:
+    """Volumes (50b8d0a): storage shared by the jobs that name it, at /volumes/NAME.
+    """
+
+    @staticmethod
+    def CreateVolume(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/joblet.VolumeService/CreateVolume',
+            joblet__pb2.CreateVolumeReq.SerializeToString,
+            joblet__pb2.CreateVolumeRes.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListVolumes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/joblet.VolumeService/ListVolumes',
+            joblet__pb2.EmptyRequest.SerializeToString,
+            joblet__pb2.Volumes.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveVolume(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/joblet.VolumeService/RemoveVolume',
+            joblet__pb2.RemoveVolumeReq.SerializeToString,
+            joblet__pb2.RemoveVolumeRes.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class RuntimeServiceStub:
+    """Runtimes: the document's four RPCs with 50b8d0a's messages, plus remove.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.InstallRuntime = channel.unary_unary(
+                '/joblet.RuntimeService/InstallRuntime',
+                request_serializer=joblet__pb2.InstallRuntimeRequest.SerializeToString,
+                response_deserializer=joblet__pb2.InstallRuntimeResponse.FromString,
+                _registered_method=True)
+        self.ListRuntimes = channel.unary_unary(
+                '/joblet.RuntimeService/ListRuntimes',
+                request_serializer=joblet__pb2.EmptyRequest.SerializeToString,
+                response_deserializer=joblet__pb2.RuntimesRes.FromString,
+                _registered_method=True)
+        self.GetRuntimeInfo = channel.unary_unary(
+                '/joblet.RuntimeService/GetRuntimeInfo',
+                request_serializer=joblet__pb2.RuntimeInfoReq.SerializeToString,
+                response_deserializer=joblet__pb2.RuntimeInfoRes.FromString,
+                _registered_method=True)
+        self.TestRuntime = channel.unary_unary(
+                '/joblet.RuntimeService/TestRuntime',
+                request_serializer=joblet__pb2.RuntimeTestReq.SerializeToString,
+                response_deserializer=joblet__pb2.RuntimeTestRes.FromString,
+                _registered_method=True)
+        self.RemoveRuntime = channel.unary_unary(
+                '/joblet.RuntimeService/RemoveRuntime',
+                request_serializer=joblet__pb2.RuntimeRemoveReq.SerializeToString,
+                response_deserializer=joblet__pb2.RuntimeRemoveRes.FromString,
+                _registered_method=True)
+
+
+class RuntimeServiceServicer:
+    """Runtimes: the document's four RPCs with 50b8d0a's messages, plus remove.
+    """
+
+    def InstallRuntime(self, request, context):
+        """From a directory on the server (runtimeSpec = the name, path = the directory).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRuntimes(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRuntimeInfo(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TestRuntime(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveRuntime(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_RuntimeServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'InstallRuntime': grpc.unary_unary_rpc_method_handler(
+                    servicer.InstallRuntime,
+                    request_deserializer=joblet__pb2.InstallRuntimeRequest.FromString,
+                    response_serializer=joblet__pb2.InstallRuntimeResponse.SerializeToString,
+            ),
+            'ListRuntimes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRuntimes,
+                    request_deserializer=joblet__pb2.EmptyRequest.FromString,
+                    response_serializer=joblet__pb2.RuntimesRes.SerializeToString,
+            ),
+            'GetRuntimeInfo': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRuntimeInfo,
+                    request_deserializer=joblet__pb2.RuntimeInfoReq.FromString,
+                    response_serializer=joblet__pb2.RuntimeInfoRes.SerializeToString,
+            ),
+            'TestRuntime': grpc.unary_unary_rpc_method_handler(
+                    servicer.TestRuntime,
+                    request_deserializer=joblet__pb2.RuntimeTestReq.FromString,
+                    response_serializer=joblet__pb2.RuntimeTestRes.SerializeToString,
+            ),
+            'RemoveRuntime': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveRuntime,
+                    request_deserializer=joblet__pb2.RuntimeRemoveReq.FromString,
+                    response_serializer=joblet__pb2.RuntimeRemoveRes.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'joblet.RuntimeService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('joblet.RuntimeService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class RuntimeService:
+    """Runtimes: the document's four RPCs with 50b8d0a's messages, plus remove.
+    """
+
+    @staticmethod
+    def InstallRuntime(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/joblet.RuntimeService/InstallRuntime',
+            joblet__pb2.InstallRuntimeRequest.SerializeToString,
+            joblet__pb2.InstallRuntimeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRuntimes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/joblet.RuntimeService/ListRuntimes',
+            joblet__pb2.EmptyRequest.SerializeToString,
+            joblet__pb2.RuntimesRes.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRuntimeInfo(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/joblet.RuntimeService/GetRuntimeInfo',
+            joblet__pb2.RuntimeInfoReq.SerializeToString,
+            joblet__pb2.RuntimeInfoRes.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TestRuntime(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/joblet.RuntimeService/TestRuntime',
+            joblet__pb2.RuntimeTestReq.SerializeToString,
+            joblet__pb2.RuntimeTestRes.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveRuntime(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/joblet.RuntimeService/RemoveRuntime',
+            joblet__pb2.RuntimeRemoveReq.SerializeToString,
+            joblet__pb2.RuntimeRemoveRes.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

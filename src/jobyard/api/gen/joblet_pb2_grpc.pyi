@@ -243,3 +243,116 @@ class MonitoringServiceServicer(metaclass=_abc_1.ABCMeta):
         """One snapshot every intervalSeconds (default 5) until the caller leaves."""
 
 def add_MonitoringServiceServicer_to_server(servicer: MonitoringServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class VolumeServiceStub:
+    """Volumes (50b8d0a): storage shared by the jobs that name it, at /volumes/NAME."""
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> VolumeServiceAsyncStub: ...
+    CreateVolume: _grpc.UnaryUnaryMultiCallable[_joblet_pb2.CreateVolumeReq, _joblet_pb2.CreateVolumeRes]
+    ListVolumes: _grpc.UnaryUnaryMultiCallable[_joblet_pb2.EmptyRequest, _joblet_pb2.Volumes]
+    RemoveVolume: _grpc.UnaryUnaryMultiCallable[_joblet_pb2.RemoveVolumeReq, _joblet_pb2.RemoveVolumeRes]
+
+@_typing.type_check_only
+class VolumeServiceAsyncStub(VolumeServiceStub):
+    """Volumes (50b8d0a): storage shared by the jobs that name it, at /volumes/NAME."""
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    CreateVolume: _aio.UnaryUnaryMultiCallable[_joblet_pb2.CreateVolumeReq, _joblet_pb2.CreateVolumeRes]  # type: ignore[assignment]
+    ListVolumes: _aio.UnaryUnaryMultiCallable[_joblet_pb2.EmptyRequest, _joblet_pb2.Volumes]  # type: ignore[assignment]
+    RemoveVolume: _aio.UnaryUnaryMultiCallable[_joblet_pb2.RemoveVolumeReq, _joblet_pb2.RemoveVolumeRes]  # type: ignore[assignment]
+
+class VolumeServiceServicer(metaclass=_abc_1.ABCMeta):
+    """Volumes (50b8d0a): storage shared by the jobs that name it, at /volumes/NAME."""
+
+    @_abc_1.abstractmethod
+    def CreateVolume(
+        self,
+        request: _joblet_pb2.CreateVolumeReq,
+        context: _ServicerContext,
+    ) -> _typing.Union[_joblet_pb2.CreateVolumeRes, _abc.Awaitable[_joblet_pb2.CreateVolumeRes]]: ...
+
+    @_abc_1.abstractmethod
+    def ListVolumes(
+        self,
+        request: _joblet_pb2.EmptyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_joblet_pb2.Volumes, _abc.Awaitable[_joblet_pb2.Volumes]]: ...
+
+    @_abc_1.abstractmethod
+    def RemoveVolume(
+        self,
+        request: _joblet_pb2.RemoveVolumeReq,
+        context: _ServicerContext,
+    ) -> _typing.Union[_joblet_pb2.RemoveVolumeRes, _abc.Awaitable[_joblet_pb2.RemoveVolumeRes]]: ...
+
+def add_VolumeServiceServicer_to_server(servicer: VolumeServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class RuntimeServiceStub:
+    """Runtimes: the document's four RPCs with 50b8d0a's messages, plus remove."""
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> RuntimeServiceAsyncStub: ...
+    InstallRuntime: _grpc.UnaryUnaryMultiCallable[_joblet_pb2.InstallRuntimeRequest, _joblet_pb2.InstallRuntimeResponse]
+    """From a directory on the server (runtimeSpec = the name, path = the directory)."""
+    ListRuntimes: _grpc.UnaryUnaryMultiCallable[_joblet_pb2.EmptyRequest, _joblet_pb2.RuntimesRes]
+    GetRuntimeInfo: _grpc.UnaryUnaryMultiCallable[_joblet_pb2.RuntimeInfoReq, _joblet_pb2.RuntimeInfoRes]
+    TestRuntime: _grpc.UnaryUnaryMultiCallable[_joblet_pb2.RuntimeTestReq, _joblet_pb2.RuntimeTestRes]
+    RemoveRuntime: _grpc.UnaryUnaryMultiCallable[_joblet_pb2.RuntimeRemoveReq, _joblet_pb2.RuntimeRemoveRes]
+
+@_typing.type_check_only
+class RuntimeServiceAsyncStub(RuntimeServiceStub):
+    """Runtimes: the document's four RPCs with 50b8d0a's messages, plus remove."""
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    InstallRuntime: _aio.UnaryUnaryMultiCallable[_joblet_pb2.InstallRuntimeRequest, _joblet_pb2.InstallRuntimeResponse]  # type: ignore[assignment]
+    """From a directory on the server (runtimeSpec = the name, path = the directory)."""
+    ListRuntimes: _aio.UnaryUnaryMultiCallable[_joblet_pb2.EmptyRequest, _joblet_pb2.RuntimesRes]  # type: ignore[assignment]
+    GetRuntimeInfo: _aio.UnaryUnaryMultiCallable[_joblet_pb2.RuntimeInfoReq, _joblet_pb2.RuntimeInfoRes]  # type: ignore[assignment]
+    TestRuntime: _aio.UnaryUnaryMultiCallable[_joblet_pb2.RuntimeTestReq, _joblet_pb2.RuntimeTestRes]  # type: ignore[assignment]
+    RemoveRuntime: _aio.UnaryUnaryMultiCallable[_joblet_pb2.RuntimeRemoveReq, _joblet_pb2.RuntimeRemoveRes]  # type: ignore[assignment]
+
+class RuntimeServiceServicer(metaclass=_abc_1.ABCMeta):
+    """Runtimes: the document's four RPCs with 50b8d0a's messages, plus remove."""
+
+    @_abc_1.abstractmethod
+    def InstallRuntime(
+        self,
+        request: _joblet_pb2.InstallRuntimeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_joblet_pb2.InstallRuntimeResponse, _abc.Awaitable[_joblet_pb2.InstallRuntimeResponse]]:
+        """From a directory on the server (runtimeSpec = the name, path = the directory)."""
+
+    @_abc_1.abstractmethod
+    def ListRuntimes(
+        self,
+        request: _joblet_pb2.EmptyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_joblet_pb2.RuntimesRes, _abc.Awaitable[_joblet_pb2.RuntimesRes]]: ...
+
+    @_abc_1.abstractmethod
+    def GetRuntimeInfo(
+        self,
+        request: _joblet_pb2.RuntimeInfoReq,
+        context: _ServicerContext,
+    ) -> _typing.Union[_joblet_pb2.RuntimeInfoRes, _abc.Awaitable[_joblet_pb2.RuntimeInfoRes]]: ...
+
+    @_abc_1.abstractmethod
+    def TestRuntime(
+        self,
+        request: _joblet_pb2.RuntimeTestReq,
+        context: _ServicerContext,
+    ) -> _typing.Union[_joblet_pb2.RuntimeTestRes, _abc.Awaitable[_joblet_pb2.RuntimeTestRes]]: ...
+
+    @_abc_1.abstractmethod
+    def RemoveRuntime(
+        self,
+        request: _joblet_pb2.RuntimeRemoveReq,
+        context: _ServicerContext,
+    ) -> _typing.Union[_joblet_pb2.RuntimeRemoveRes, _abc.Awaitable[_joblet_pb2.RuntimeRemoveRes]]: ...
+
+def add_RuntimeServiceServicer_to_server(servicer: RuntimeServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -47,7 +47,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from jobyard.domain.errors import InvalidArgument
-from jobyard.runtime.base import LaunchRequest
+from jobyard.runtime.base import Bind, LaunchRequest
 from jobyard.runtime.ranks import INFO_DIR, RANK_FILE, RankInfo
 
 FSTAB_FILE = "mounts.fstab"
@@ -153,6 +153,13 @@ def rank_mounts(
     # Last: the new /tmp hides a state dir that lives under the host's /tmp.
     entries.append(Mount(f"jobyard-tmp-{tag}", "/tmp", "tmpfs", "mode=1777,nosuid,nodev"))
     return entries
+
+
+def attachment(bind: Bind) -> Mount:
+    """A volume (read-write) or runtime (read-only, executable) bound where the job names it;
+    the mount point is made on first use (``/volumes/NAME``, ``/runtime``)."""
+    options = "ro,nosuid,nodev" if bind.read_only else "nosuid,nodev"
+    return Mount.bind(bind.source, bind.target, f"{options},X-mount.mkdir=0755")
 
 
 def _to_hide(hidden: Iterable[Path], covered: Sequence[str]) -> list[str]:

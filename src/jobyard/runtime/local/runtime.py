@@ -320,8 +320,10 @@ class LocalRuntime:
         mounts.make_mount_points()
         mounts.write_shared_info(request.state_dir, self._rank_info(request))
         view = mounts.JobView(ids.uid, ids.gid, self._view_hidden)
+        extra = [mounts.attachment(bind) for bind in request.binds]
         for rank in range(request.spec.replicas):
-            mounts.write_rank_mounts(request, rank, rank_dir(request.state_dir, rank), view)
+            rank_path = rank_dir(request.state_dir, rank)
+            mounts.write_rank_mounts(request, rank, rank_path, view, extra)
 
     @staticmethod
     def _remove_dirs(created: list[Path]) -> None:
@@ -431,7 +433,8 @@ class LocalRuntime:
     @staticmethod
     def _env(request: LaunchRequest, info: RankInfo, rank: int) -> dict[str, str]:
         # Only what the job was given: nothing of the server's environment leaks in.
-        env = {"PATH": JOB_PATH, "HOME": mounts.WORK_DIR, "LANG": JOB_LANG}
+        path = ":".join((*request.path_prefix, JOB_PATH))  # a runtime's bin/ first
+        env = {"PATH": path, "HOME": mounts.WORK_DIR, "LANG": JOB_LANG}
         env |= request.spec.environment
         env |= request.spec.secret_environment
         env |= info.environment(rank)  # last: a job cannot be told a wrong rank
