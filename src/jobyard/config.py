@@ -45,6 +45,8 @@ Example::
       maxJobs: 1000               # jobs handed to Slurm at once (queued or running)
       maxMemory: 0                # MB one job may ask for (0 = not checked here)
       maxCpus: 0                  # CPUs one job may ask for (0 = not checked here)
+    http:
+      listen: "127.0.0.1:8443"    # the HTTPS face (UCloud Jobs API); absent = not served
 """
 
 from __future__ import annotations
@@ -157,6 +159,7 @@ class ServerConfig:
     jobyard: JobyardConfig = JobyardConfig()
     ucloud: UcloudConfig | None = None  # no products, applications or charging without it
     slurm: SlurmConfig = SlurmConfig()
+    http_listen: str = ""  # HOST:PORT of the HTTPS face; "" = not served
 
 
 def _replaced_job_user(value: Any) -> None:
@@ -270,7 +273,7 @@ def load_config(path: Path | None, **overrides: Any) -> ServerConfig:
         if loaded is not None and not isinstance(loaded, dict):
             raise InvalidArgument(f"config: {path} must hold a mapping")
         raw = loaded or {}
-    unknown = set(raw) - {"joblet", "grpc", "jobyard", "ucloud", "slurm"}
+    unknown = set(raw) - {"joblet", "grpc", "jobyard", "ucloud", "slurm", "http"}
     if unknown:
         raise InvalidArgument(f"config: unknown section(s) {', '.join(sorted(unknown))}")
     joblet = JobletConfig(**_section(raw.get("joblet"), "joblet", _JOBLET_KEYS))
@@ -285,6 +288,8 @@ def load_config(path: Path | None, **overrides: Any) -> ServerConfig:
         if value < 1:
             raise InvalidArgument(f"config: {key} must be at least 1")
     values = {k: v for k, v in overrides.items() if v is not None}
+    http = _section(raw.get("http"), "http", {"listen": ("http_listen", str)})
+    values.setdefault("http_listen", http.get("http_listen", ""))
     if "data_dir" not in values:
         raise InvalidArgument("config: a data directory is required")
     backend = values.pop("backend", None)

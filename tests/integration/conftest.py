@@ -21,6 +21,7 @@ from jobyard.domain.access import SYSTEM
 from jobyard.domain.errors import JobyardError
 from jobyard.server.app import RunningServer, start_server
 from tests.conftest import root_problem
+from tests.integration.http_support import HTTP_CONFIG_FILE, Http
 
 requires_root = pytest.mark.skipif(root_problem() is not None, reason=root_problem() or "")
 
@@ -47,6 +48,7 @@ class ServerThread:
             data_dir=self.data_dir,
             certs_dir=self.certs_dir,
             listen="127.0.0.1:0",
+            http_listen=self._config.get("http_listen"),
         )
         rate = self._config.get("charge_rate", 1.0)
         self.running = self.call(start_server(config, charge_rate=rate))
@@ -127,3 +129,39 @@ def admin(client_for: ClientFactory) -> Client:
 @pytest.fixture
 def viewer(client_for: ClientFactory) -> Client:
     return client_for("viewer")
+
+
+# -- the HTTPS face ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def http_server(tmp_path: Path, certs_dir: Path) -> Iterator[ServerThread]:
+    """A server that also serves the HTTPS face (UCloud Jobs API) on a port of its own."""
+    if root_problem():
+        pytest.skip(root_problem() or "")
+    thread = ServerThread(tmp_path / "data", certs_dir, http_listen="127.0.0.1:0",
+                          config_file=HTTP_CONFIG_FILE)  # fmt: skip
+    thread.start()
+    yield thread
+    thread.close()
+
+
+@pytest.fixture
+def http(http_server: ServerThread, certs_dir: Path) -> Iterator[Http]:
+    assert http_server.running is not None
+    client = Http(http_server.running.http_port, certs_dir / "ca-cert.pem")
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def grpc_admin(http_server: ServerThread, certs_dir: Path) -> Iterator[Client]:
+    """The admin's SDK client of the same server (the gRPC face)."""
+    client = Client(
+        server=f"localhost:{http_server.port}",
+        cert=str(certs_dir / "admin-client-cert.pem"),
+        key=str(certs_dir / "admin-client-key.pem"),
+        ca=str(certs_dir / "ca-cert.pem"),
+    )
+    yield client
+    client.close()

@@ -2,7 +2,8 @@
 
 The server turns an exception into a code with :func:`code_for` and into the message it
 sends (and logs) with :func:`public_message`; the SDK turns a code back into the same
-exception class with :func:`error_class`.
+exception class with :func:`error_class`. The HTTPS face answers
+:func:`http_status_for` with the gRPC code's name as UCloud's ``errorCode``.
 """
 
 from __future__ import annotations
@@ -49,6 +50,24 @@ def public_message(exc: BaseException) -> str:
         return message
     cut = len(message) - _HEAD_CHARS - _TAIL_CHARS
     return f"{message[:_HEAD_CHARS]}...[{cut} characters cut]...{message[-_TAIL_CHARS:]}"
+
+
+# gRPC code -> HTTP status of the HTTPS face (UCloud's CommonErrorMessage statuses).
+HTTP_STATUSES: dict[grpc.StatusCode, int] = {
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.FAILED_PRECONDITION: 409,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.INTERNAL: 500,
+}
+
+
+def http_status_for(exc: JobyardError) -> tuple[int, str]:
+    """``(HTTP status, errorCode)`` for ``exc``."""
+    code = code_for(exc)
+    return HTTP_STATUSES.get(code, 500), code.name
 
 
 def code_for(exc: JobyardError) -> grpc.StatusCode:

@@ -16,6 +16,7 @@ from jobyard.cli.monitor import COMMANDS as MONITOR_COMMANDS
 from jobyard.cli.resources import COMMANDS as RESOURCE_COMMANDS
 from jobyard.cli.server import server as server_command
 from jobyard.cli.state import EXIT_INTERRUPTED, CliState
+from jobyard.cli.tokens import tokens as tokens_group
 from jobyard.cli.wallets import wallets as wallets_group
 from jobyard.client.settings import env_help
 from jobyard.domain.errors import JobyardError
@@ -68,7 +69,8 @@ def cli(
     ctx.obj = CliState(server=server, cert=cert, key=key, ca=ca, insecure=insecure)
 
 
-for _command in (*JOB_COMMANDS, log_command, *CONTROL_COMMANDS, certs_group, server_command):
+for _command in (*JOB_COMMANDS, log_command, *CONTROL_COMMANDS, certs_group, server_command,
+                 tokens_group):  # fmt: skip
     cli.add_command(_command)
 for _command in (*LIFECYCLE_COMMANDS, *MONITOR_COMMANDS, wallets_group, *RESOURCE_COMMANDS):
     cli.add_command(_command)

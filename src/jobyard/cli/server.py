@@ -22,6 +22,11 @@ SERVER_FILES = (certificates.CA_CERT, certificates.SERVER_CERT, certificates.SER
     help="Address to serve gRPC on.",
 )
 @click.option(
+    "--http-listen",
+    metavar="HOST:PORT",
+    help="Also serve the HTTPS face (UCloud Jobs API, bearer tokens) here, e.g. 127.0.0.1:8443.",
+)
+@click.option(
     "--certs",
     "certs_dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -52,6 +57,7 @@ SERVER_FILES = (certificates.CA_CERT, certificates.SERVER_CERT, certificates.SER
 )
 def server(
     listen: str,
+    http_listen: str | None,
     certs_dir: Path | None,
     data_dir: Path,
     config_file: Path | None,
@@ -65,8 +71,11 @@ def server(
       jobyard certs init --dir certs
       jobyard server --listen 127.0.0.1:50051 --certs certs --data-dir ./data
       jobyard server --certs certs --backend slurm --config slurm.yml
+      jobyard server --certs certs --http-listen 127.0.0.1:8443   # and the HTTPS face
     """
     _check_listen(listen)
+    if http_listen is not None:
+        _check_listen(http_listen, "--http-listen")
     if certs_dir is None and not insecure_dev:
         raise click.UsageError(
             "refusing to start without TLS: pass --certs DIR "
@@ -80,6 +89,7 @@ def server(
         config_file,
         data_dir=data_dir.resolve(),
         listen=listen,
+        http_listen=http_listen,
         certs_dir=None if certs_dir is None else certs_dir.resolve(),
         insecure_dev=insecure_dev,
         backend=backend,
@@ -91,11 +101,11 @@ def server(
     serve(config)
 
 
-def _check_listen(listen: str) -> None:
+def _check_listen(listen: str, option: str = "--listen") -> None:
     host, sep, port = listen.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise click.BadParameter(
-            f"{listen!r} is not HOST:PORT (e.g. 127.0.0.1:50051)", param_hint="--listen"
+            f"{listen!r} is not HOST:PORT (e.g. 127.0.0.1:50051)", param_hint=option
         )
 
 

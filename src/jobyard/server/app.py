@@ -28,6 +28,7 @@ from jobyard.engine.resources import Registry
 from jobyard.engine.runtimes import HostRuntimes
 from jobyard.engine.volumes import HostVolumes
 from jobyard.engine.workflows import WorkflowRunner
+from jobyard.http.server import HttpServer
 from jobyard.logs import JobLayout, LogConfig, LogHub
 from jobyard.runtime.base import Runtime
 from jobyard.runtime.capacity import Capacity, host_memory_mb
@@ -193,11 +194,19 @@ class RunningServer:
     port: int
     catalog: Catalog = dataclasses.field(default_factory=Catalog)  # the `ucloud:` products
     ledger: SQLiteLedger | None = None  # wallets and charges
+    http: HttpServer | None = None
+
+    @property
+    def http_port(self) -> int:
+        assert self.http is not None, "the HTTP face is not served"
+        return self.http.port
 
     async def stop(self, grace: float = SHUTDOWN_GRACE_SECONDS) -> None:
         # Jobs keep running: the next server adopts them. Followers first: they end with
         # UNAVAILABLE and their offset, so that clients resume elsewhere or later.
         self.hub.close()
+        if self.http is not None:
+            await self.http.stop()
         await self.server.stop(grace)
         await self.workflows.close()
         await self.engine.close()
@@ -282,10 +291,32 @@ async def start_server(
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("server listening | address=%s port=%d tls=%s dataDir=%s",
              config.listen, port, config.certs_dir is not None, config.data_dir)  # fmt: skip
-    return RunningServer(
+    running = RunningServer(
         server=server, engine=engine, workflows=workflows, hub=hub, store=store, port=port,
         catalog=catalog, ledger=ledger,
     )  # fmt: skip
+    if config.http_listen:
+        running.http = await _start_http(config, engine, store)
+    return running
+
+
+async def _start_http(config: ServerConfig, engine: JobEngine, store: SQLiteStore) -> HttpServer:
+    """The HTTPS face on the same engine, database and event loop as gRPC."""
+    from jobyard.http.app import create_app
+    from jobyard.http.face import HttpFace
+    from jobyard.http.planner import NoCatalog
+    from jobyard.http.server import start_http
+    from jobyard.store.tokens import SQLiteTokens
+    from jobyard.store.ucloud_specs import SQLiteUcloudSpecs
+
+    face = HttpFace(
+        engine=engine,
+        tokens=SQLiteTokens(store.connection),
+        specs=SQLiteUcloudSpecs(store.connection),
+        planner=NoCatalog(),
+    )
+    certs = None if config.certs_dir is None else Path(config.certs_dir)
+    return await start_http(create_app(face), config.http_listen, certs)
 
 
 class _Formatter(logging.Formatter):

@@ -1,0 +1,56 @@
+"""What the HTTPS face works with, and the scoped job lookups every endpoint uses.
+
+The face holds no job logic: lookups, lists, stops, extensions and output come from the
+engine (the same functions the gRPC servicers call); who may see a job is
+:func:`jobyard.domain.access.visible`'s to say.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Protocol
+
+from jobyard.domain.access import Identity, authorize, visible
+from jobyard.domain.errors import job_not_found
+from jobyard.domain.jobs import Job, JobSpec
+from jobyard.engine import JobEngine
+from jobyard.http.models import JobSpecification
+from jobyard.store.tokens import SQLiteTokens
+from jobyard.store.ucloud_specs import SQLiteUcloudSpecs
+
+Json = dict[str, Any]
+
+
+class Planner(Protocol):
+    """Turns a UCloud JobSpecification into a native one (catalog, invocation, product)."""
+
+    def plan(self, request: JobSpecification) -> JobSpec:
+        """The native spec; InvalidArgument (400) for an unknown product or application,
+        bad parameters or a backend jobyard cannot run."""
+        ...
+
+    def resolved(self, stored: Json | None) -> Json:
+        """``resolvedApplication``/``resolvedProduct`` of a stored specification."""
+        ...
+
+    def products(self) -> Json:
+        """``retrieveProducts``' answer: ``{"productsByProvider": {provider: [...]}}``."""
+        ...
+
+
+@dataclasses.dataclass
+class HttpFace:
+    engine: JobEngine
+    tokens: SQLiteTokens
+    specs: SQLiteUcloudSpecs
+    planner: Planner
+
+    def job(self, identity: Identity, ref: str, operation: str) -> Job:
+        """The job ``ref`` names, if ``identity`` may perform ``operation`` on it; a job it
+        may not see is NotFound, exactly as an absent one."""
+        authorize(identity, operation)
+        job = self.engine.job(ref)
+        # TODO: the engine's identity-taking lookup once the tenancy change lands on main.
+        if not visible(identity, job):
+            raise job_not_found(ref)
+        return job

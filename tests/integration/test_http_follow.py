@@ -1,0 +1,84 @@
+"""jobs.follow over the WebSocket: initialJob, updates and newStatus, every rank's log, the
+final response; cancel; refusals; a client that reads nothing is dropped, nobody waits."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from jobyard.client import Client
+from tests.integration.conftest import ServerThread
+from tests.integration.http_support import Http, follow, make_token, messages_until_response
+
+
+@pytest.fixture
+def admin_token(http_server: ServerThread) -> str:
+    return make_token(http_server.data_dir, "admin", "admin")
+
+
+def test_follow_sends_the_job_then_changes_and_output_until_it_ends(
+    http: Http, admin_token: str, grpc_admin: Client
+) -> None:
+    job = grpc_admin.submit("sh", ["-c", "echo one; sleep 0.3; echo two >&2; echo three"])
+    with http.websocket() as ws:
+        follow(ws, "s1", job.id, admin_token)
+        messages = messages_until_response(ws)
+    assert all(m["streamId"] == "s1" for m in messages)
+    first, last = messages[0], messages[-1]
+    assert first["type"] == "message" and first["payload"]["initialJob"]["id"] == job.id
+    assert last == {"type": "response", "status": 200, "streamId": "s1", "payload": {}}
+    payloads = [m["payload"] for m in messages[1:-1]]
+    output = "".join(item["stdout"] for p in payloads for item in p["log"])
+    assert output == "one\ntwo\nthree\n"
+    assert all(item["rank"] == 0 and item["stderr"] is None for p in payloads for item in p["log"])
+    states = [u["state"] for p in [first["payload"]["initialJob"]] for u in p["updates"]]
+    states += [u["state"] for p in payloads for u in p["updates"]]
+    assert states[-1] == "SUCCESS" and states == sorted(set(states), key=states.index)
+    assert [p["newStatus"]["state"] for p in payloads if p["newStatus"]][-1] == "SUCCESS"
+
+
+def test_follow_of_replicas_names_each_rank(
+    http: Http, admin_token: str, grpc_admin: Client
+) -> None:
+    job = grpc_admin.submit("sh", ["-c", "echo rank $UCLOUD_RANK"], replicas=2)
+    with http.websocket() as ws:
+        follow(ws, "r", job.id, admin_token)
+        messages = messages_until_response(ws)
+    logs = [item for m in messages if m["type"] == "message" for item in m["payload"]["log"]]
+    assert {item["rank"] for item in logs} == {0, 1}
+
+
+def test_cancel_ends_the_stream_and_the_job_keeps_running(
+    http: Http, admin_token: str, grpc_admin: Client
+) -> None:
+    job = grpc_admin.submit("sleep", ["300"])
+    with http.websocket() as ws:
+        follow(ws, "c", job.id, admin_token)
+        assert json.loads(ws.recv(30))["payload"]["initialJob"]["id"] == job.id
+        ws.send(json.dumps({"call": "jobs.follow", "streamId": "c", "payload": {"type": "cancel"}}))
+        messages = messages_until_response(ws)
+    assert messages[-1] == {"type": "response", "status": 200, "streamId": "c", "payload": {}}
+    assert grpc_admin.job(job.id).status not in {"COMPLETED", "FAILED", "STOPPED"}
+
+
+def test_refused_follows_answer_with_ucloud_errors(
+    http: Http, http_server: ServerThread, admin_token: str, grpc_admin: Client
+) -> None:
+    job = grpc_admin.submit("sleep", ["300"])
+    alice = make_token(http_server.data_dir, "alice")
+    with http.websocket() as ws:
+        follow(ws, "a", job.id, alice)
+        follow(ws, "b", job.id, "jy_nope")
+        ws.send("{not json")
+        ws.send(json.dumps({"call": "jobs.open", "streamId": "d", "payload": {}, "bearer": ""}))
+        answers = {}
+        for _ in range(4):
+            message = json.loads(ws.recv(30))
+            answers[message["streamId"]] = (message["status"], message["payload"]["errorCode"])
+    assert answers == {
+        "a": (404, "NOT_FOUND"),
+        "b": (401, "UNAUTHENTICATED"),
+        "": (400, "INVALID_ARGUMENT"),
+        "d": (404, "NOT_FOUND"),
+    }
