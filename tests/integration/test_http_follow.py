@@ -4,10 +4,14 @@ final response; cancel; refusals; a client that reads nothing is dropped, nobody
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
 from jobyard.client import Client
+from jobyard.domain.jobs import JobSpec
 from tests.integration.conftest import ServerThread
 from tests.integration.http_support import Http, follow, make_token, messages_until_response
 
@@ -82,3 +86,41 @@ def test_refused_follows_answer_with_ucloud_errors(
         "": (400, "INVALID_ARGUMENT"),
         "d": (404, "NOT_FOUND"),
     }
+
+
+def test_a_client_that_reads_nothing_is_dropped_and_slows_nobody(
+    tmp_path: Path, certs_dir: Path
+) -> None:
+    config = tmp_path / "config.yml"
+    config.write_text("jobyard:\n  logFollowerStallTimeout: 1s\n")
+    thread = ServerThread(tmp_path / "data", certs_dir, http_listen="127.0.0.1:0",
+                          config_file=config)  # fmt: skip
+    thread.start()
+    assert thread.running is not None
+    http = Http(thread.running.http_port, certs_dir / "ca-cert.pem")
+    token = make_token(thread.data_dir, "admin", "admin")
+    try:
+        engine = thread.running.engine
+        big = thread.call(engine.submit("admin", JobSpec(
+            "sh", ("-c", "head -c 64000000 /dev/zero | tr '\\0' a"))))  # fmt: skip
+        small = thread.call(engine.submit("admin", JobSpec("echo", ("hello",)))).id
+        # A client that stops reading: its library holds at most 4 messages, the kernel a
+        # few MB; the server's outbox fills and stays full past the stall timeout.
+        url = f"wss://localhost:{http.port}/api/jobs"
+        with connect(url, ssl=http.context, max_queue=4) as slow:
+            follow(slow, "slow", big.id, token)
+            with http.websocket() as ws:  # meanwhile another client is served in full
+                follow(ws, "fast", small, token)
+                messages = messages_until_response(ws)
+            assert messages[-1]["status"] == 200
+            logs = [i["stdout"] for m in messages[1:-1] for i in m["payload"]["log"]]
+            assert "".join(logs) == "hello\n"
+            assert http.retrieve(token, small)["status"]["state"] == "SUCCESS"
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    slow.recv(60)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+        assert "too slow" in closed.value.rcvd.reason
+    finally:
+        http.close()
+        thread.close()
