@@ -4,13 +4,17 @@ client that trust the test CA (real TLS, real server, real SQLite)."""
 from __future__ import annotations
 
 import json
+import socket
 import ssl
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+from websockets.client import ClientProtocol
+from websockets.frames import Frame, Opcode
 from websockets.sync.client import ClientConnection, connect
+from websockets.uri import parse_uri
 
 from jobyard.domain.access import Role
 from jobyard.logs import JobLayout
@@ -92,3 +96,43 @@ def messages_until_response(ws: ClientConnection, timeout: float = 60) -> list[A
 
 # The server config of the HTTP tests: the seed's product and application (tests/data).
 HTTP_CONFIG_FILE: Path | None = None
+
+
+class StalledClient:
+    """A WebSocket client that reads nothing until told to (no library thread reading on
+    its behalf), with a small receive buffer: what it has not read stays at the server."""
+
+    def __init__(self, port: int, context: ssl.SSLContext) -> None:
+        raw = socket.create_connection(("localhost", port))
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        self.sock = context.wrap_socket(raw, server_hostname="localhost")
+        self.proto = ClientProtocol(parse_uri(f"wss://localhost:{port}/api/jobs"), max_size=None)
+        self.proto.send_request(self.proto.connect())
+        self._flush()
+        while not self.proto.events_received():  # the handshake's response
+            self.proto.receive_data(self.sock.recv(65536))
+
+    def send(self, text: str) -> None:
+        self.proto.send_text(text.encode())
+        self._flush()
+
+    def _flush(self) -> None:
+        for data in self.proto.data_to_send():
+            self.sock.sendall(data)
+
+    def read_until_closed(self, timeout: float = 60) -> tuple[int | None, str, int]:
+        """Read everything: ``(close code, close reason, messages before it)``."""
+        self.sock.settimeout(timeout)
+        messages = 0
+        while True:
+            data = self.sock.recv(1 << 20)
+            if data:
+                self.proto.receive_data(data)
+            else:
+                self.proto.receive_eof()
+            messages += sum(isinstance(e, Frame) and e.opcode is Opcode.TEXT
+                            for e in self.proto.events_received())  # fmt: skip
+            close = self.proto.close_rcvd
+            if close is not None or not data:
+                self.sock.close()
+                return (close.code if close else None), (close.reason if close else ""), messages

@@ -7,13 +7,17 @@ import json
 from pathlib import Path
 
 import pytest
-from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import connect
 
 from jobyard.client import Client
 from jobyard.domain.jobs import JobSpec
 from tests.integration.conftest import ServerThread
-from tests.integration.http_support import Http, follow, make_token, messages_until_response
+from tests.integration.http_support import (
+    Http,
+    StalledClient,
+    follow,
+    make_token,
+    messages_until_response,
+)
 
 
 @pytest.fixture
@@ -104,23 +108,18 @@ def test_a_client_that_reads_nothing_is_dropped_and_slows_nobody(
         big = thread.call(engine.submit("admin", JobSpec(
             "sh", ("-c", "head -c 64000000 /dev/zero | tr '\\0' a"))))  # fmt: skip
         small = thread.call(engine.submit("admin", JobSpec("echo", ("hello",)))).id
-        # A client that stops reading: its library holds at most 4 messages, the kernel a
-        # few MB; the server's outbox fills and stays full past the stall timeout.
-        url = f"wss://localhost:{http.port}/api/jobs"
-        with connect(url, ssl=http.context, max_queue=4) as slow:
-            follow(slow, "slow", big.id, token)
-            with http.websocket() as ws:  # meanwhile another client is served in full
-                follow(ws, "fast", small, token)
-                messages = messages_until_response(ws)
-            assert messages[-1]["status"] == 200
-            logs = [i["stdout"] for m in messages[1:-1] for i in m["payload"]["log"]]
-            assert "".join(logs) == "hello\n"
-            assert http.retrieve(token, small)["status"]["state"] == "SUCCESS"
-            with pytest.raises(ConnectionClosed) as closed:
-                while True:
-                    slow.recv(60)
-        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
-        assert "too slow" in closed.value.rcvd.reason
+        slow = StalledClient(http.port, http.context)
+        slow.send(json.dumps({"call": "jobs.follow", "streamId": "slow",
+                              "payload": {"id": big.id}, "bearer": token}))  # fmt: skip
+        with http.websocket() as ws:  # meanwhile another client is served in full
+            follow(ws, "fast", small, token)
+            messages = messages_until_response(ws)
+        assert messages[-1]["status"] == 200
+        logs = [i["stdout"] for m in messages[1:-1] for i in m["payload"]["log"]]
+        assert "".join(logs) == "hello\n"
+        assert http.retrieve(token, small)["status"]["state"] == "SUCCESS"
+        code, reason, _ = slow.read_until_closed()
+        assert (code, reason) == (1008, "client too slow: messages not read")
     finally:
         http.close()
         thread.close()
