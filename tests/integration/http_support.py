@@ -95,7 +95,22 @@ def messages_until_response(ws: ClientConnection, timeout: float = 60) -> list[A
 
 
 # The server config of the HTTP tests: the seed's product and application (tests/data).
-HTTP_CONFIG_FILE: Path | None = None
+HTTP_CONFIG_FILE = Path(__file__).resolve().parents[1] / "data" / "http-config.yml"
+
+
+def wait_state(http: Http, token: str, job_id: str, state: str) -> Any:
+    """Follow the job over the WebSocket until it is in ``state`` (no polling); the job
+    as ``retrieve`` then answers."""
+    with http.websocket() as ws:
+        follow(ws, "wait", job_id, token)
+        while True:
+            message = json.loads(ws.recv(60))
+            assert message["type"] == "message", message
+            payload = message["payload"]
+            initial = payload["initialJob"]
+            current = initial["status"] if initial else payload["newStatus"]
+            if current is not None and current["state"] == state:
+                return http.retrieve(token, job_id)
 
 
 class StalledClient:
@@ -103,8 +118,9 @@ class StalledClient:
     its behalf), with a small receive buffer: what it has not read stays at the server."""
 
     def __init__(self, port: int, context: ssl.SSLContext) -> None:
-        raw = socket.create_connection(("localhost", port))
-        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)  # before connecting
+        raw.connect(("127.0.0.1", port))
         self.sock = context.wrap_socket(raw, server_hostname="localhost")
         self.proto = ClientProtocol(parse_uri(f"wss://localhost:{port}/api/jobs"), max_size=None)
         self.proto.send_request(self.proto.connect())
@@ -120,18 +136,18 @@ class StalledClient:
         for data in self.proto.data_to_send():
             self.sock.sendall(data)
 
-    def read_until_closed(self, timeout: float = 60) -> tuple[int | None, str, int]:
+    def read_until_closed(self, timeout: float = 60) -> tuple[int | None, str, list[Any]]:
         """Read everything: ``(close code, close reason, messages before it)``."""
         self.sock.settimeout(timeout)
-        messages = 0
+        messages: list[Any] = []
         while True:
             data = self.sock.recv(1 << 20)
             if data:
                 self.proto.receive_data(data)
             else:
                 self.proto.receive_eof()
-            messages += sum(isinstance(e, Frame) and e.opcode is Opcode.TEXT
-                            for e in self.proto.events_received())  # fmt: skip
+            messages += [json.loads(e.data) for e in self.proto.events_received()
+                         if isinstance(e, Frame) and e.opcode is Opcode.TEXT]  # fmt: skip
             close = self.proto.close_rcvd
             if close is not None or not data:
                 self.sock.close()

@@ -11,7 +11,7 @@ import pytest
 from jobyard.client import Client
 from jobyard.domain.jobs import utcnow
 from tests.integration.conftest import ServerThread
-from tests.integration.http_support import Http, make_token, revoke_token
+from tests.integration.http_support import Http, make_token, revoke_token, wait_state
 
 
 @pytest.fixture
@@ -78,7 +78,7 @@ def test_a_grpc_job_is_retrieved_extended_and_terminated_over_http(
 ) -> None:
     job = grpc_admin.submit("sleep", ["300"], time_limit=3600)
     admin = make_token(data_dir, "admin", "admin")
-    running = _wait_state(http, admin, job.id, "RUNNING")
+    running = wait_state(http, admin, job.id, "RUNNING")
     assert running["specification"]["timeAllocation"] == {"hours": 1, "minutes": 0, "seconds": 0}
     expires = running["status"]["expiresAt"]
     body = {
@@ -100,7 +100,7 @@ def test_a_grpc_job_is_retrieved_extended_and_terminated_over_http(
 def test_suspend_and_unsuspend(http: Http, data_dir: Path, grpc_admin: Client) -> None:
     job = grpc_admin.submit("sleep", ["300"])
     admin = make_token(data_dir, "admin", "admin")
-    _wait_state(http, admin, job.id, "RUNNING")
+    wait_state(http, admin, job.id, "RUNNING")
     http.ok("POST", "/api/jobs/suspend", admin, json={"items": [{"id": job.id}]})
     assert http.retrieve(admin, job.id)["status"]["state"] == "SUSPENDED"
     assert grpc_admin.job(job.id).status == "SUSPENDED"
@@ -169,7 +169,7 @@ def test_retrieve_utilization_counts_what_runs(
 ) -> None:
     admin = make_token(data_dir, "admin", "admin")
     job = grpc_admin.submit("sleep", ["300"], max_cpu=50, max_memory=64)
-    _wait_state(http, admin, job.id, "RUNNING")
+    wait_state(http, admin, job.id, "RUNNING")
     usage = http.ok("GET", "/api/jobs/retrieveUtilization", admin, params={"jobId": job.id})
     assert usage["usedCapacity"] == {"cpu": 0.5, "memory": 64 * 1024 * 1024}
     assert usage["queueStatus"] == {"running": 1, "pending": 0}
@@ -180,22 +180,3 @@ def _json(value: object) -> str:
     import json
 
     return json.dumps(value)
-
-
-def _wait_state(http: Http, token: str, job_id: str, state: str) -> dict[str, object]:
-    """Follow the job over the WebSocket until it is in ``state`` (no polling)."""
-    import json
-
-    from tests.integration.http_support import follow
-
-    with http.websocket() as ws:
-        follow(ws, "wait", job_id, token)
-        while True:
-            message = json.loads(ws.recv(60))
-            assert message["type"] == "message", message
-            payload = message["payload"]
-            current = (
-                payload["initialJob"]["status"] if payload["initialJob"] else payload["newStatus"]
-            )
-            if current is not None and current["state"] == state:
-                return http.retrieve(token, job_id)

@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from jobyard.api.errors import http_status_for
+from jobyard.api.errors import http_status_for, public_message
 from jobyard.domain.errors import JobyardError
 
 log = logging.getLogger("jobyard.http")
@@ -39,7 +39,7 @@ def for_exception(exc: JobyardError) -> JSONResponse:
     status, code = http_status_for(exc)
     if status >= 500:
         return error_response(500, "internal error", "INTERNAL")
-    return error_response(status, str(exc), code)
+    return error_response(status, public_message(exc), code)
 
 
 def validation_why(errors: Any) -> str:

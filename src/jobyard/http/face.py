@@ -7,6 +7,7 @@ engine (the same functions the gRPC servicers call); who may see a job is
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from typing import Any, Protocol
 
@@ -38,12 +39,31 @@ class Planner(Protocol):
         ...
 
 
+class SlowClients:
+    """How many WebSocket clients were dropped for not reading (for logs and operators);
+    :meth:`wait_for` lets a caller await a count without polling."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._changed = asyncio.Event()
+
+    def add(self) -> None:
+        self.count += 1
+        old, self._changed = self._changed, asyncio.Event()
+        old.set()
+
+    async def wait_for(self, count: int) -> None:
+        while self.count < count:
+            await self._changed.wait()
+
+
 @dataclasses.dataclass
 class HttpFace:
     engine: JobEngine
     tokens: SQLiteTokens
     specs: SQLiteUcloudSpecs
     planner: Planner
+    slow_clients: SlowClients = dataclasses.field(default_factory=SlowClients)
 
     def job(self, identity: Identity, ref: str, operation: str) -> Job:
         """The job ``ref`` names, if ``identity`` may perform ``operation`` on it; a job it

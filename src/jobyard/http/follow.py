@@ -80,7 +80,8 @@ class Connection:
             await asyncio.gather(writer, reader, slow, *self._streams.values(),
                                  return_exceptions=True)  # fmt: skip
         if self._too_slow.is_set():
-            log.warning("websocket client too slow: disconnected")
+            self._face.slow_clients.add()
+            log.warning("websocket client too slow: disconnected | stall=%ss", self._stall)
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(CLOSE_GRACE_SECONDS):
                     await self._ws.close(CLOSE_TOO_SLOW, "client too slow: messages not read")

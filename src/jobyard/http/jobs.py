@@ -12,7 +12,6 @@ from jobyard.domain.access import Identity, authorize, visible
 from jobyard.domain.errors import InvalidArgument
 from jobyard.domain.jobs import Job
 from jobyard.domain.status import ACTIVE, Status
-from jobyard.engine.jobs import host_memory_mb
 from jobyard.http.auth import caller
 from jobyard.http.browse import BrowseFilters, browse_page, matching
 from jobyard.http.face import HttpFace, Json
@@ -25,6 +24,7 @@ from jobyard.http.models import (
     JobsUnsuspendRequestItem,
 )
 from jobyard.http.views import job_view
+from jobyard.runtime.capacity import host_memory_mb
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 Caller = Annotated[Identity, Depends(caller)]
@@ -82,10 +82,10 @@ async def create(body: BulkRequest[JobSpecification], who: Caller, face: Face) -
     authorize(who, "run_job")
     plans = [face.planner.plan(item) for item in body.items]
     for spec in plans:
-        face.engine.prepare(spec)  # limits and capacity: refuse the lot before creating
+        face.engine.prepare(spec, who)  # limits and capacity: refuse the lot before creating
     responses = []
     for item, spec in zip(body.items, plans, strict=True):
-        job = await face.engine.submit(who.name, spec)
+        job = await face.engine.submit(who.name, spec, project=who.project, caller=who)
         face.specs.put(job.id, item.model_dump(mode="json"))
         responses.append({"id": job.id})
     return {"responses": responses}

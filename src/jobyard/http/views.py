@@ -144,7 +144,7 @@ def job_view(
     """The whole Job, as ``GET /api/jobs/retrieve`` answers it."""
     return {
         "id": job.id,
-        "owner": {"createdBy": job.owner, "project": _project(job) or None},
+        "owner": {"createdBy": job.owner, "project": job.project or None},
         "updates": updates(job),
         "specification": specification(job, stored),
         "status": job_status(job, resolved),
@@ -152,8 +152,3 @@ def job_view(
         "output": None,
         "permissions": None,
     }
-
-
-def _project(job: Job) -> str:
-    # TODO: read job.project once the tenancy change (jobs get a project) is on main.
-    return ""

@@ -304,7 +304,7 @@ async def _start_http(config: ServerConfig, engine: JobEngine, store: SQLiteStor
     """The HTTPS face on the same engine, database and event loop as gRPC."""
     from jobyard.http.app import create_app
     from jobyard.http.face import HttpFace
-    from jobyard.http.planner import NoCatalog
+    from jobyard.http.planner import CatalogPlanner, NoCatalog
     from jobyard.http.server import start_http
     from jobyard.store.tokens import SQLiteTokens
     from jobyard.store.ucloud_specs import SQLiteUcloudSpecs
@@ -313,7 +313,7 @@ async def _start_http(config: ServerConfig, engine: JobEngine, store: SQLiteStor
         engine=engine,
         tokens=SQLiteTokens(store.connection),
         specs=SQLiteUcloudSpecs(store.connection),
-        planner=NoCatalog(),
+        planner=NoCatalog() if config.ucloud is None else CatalogPlanner(config.ucloud),
     )
     certs = None if config.certs_dir is None else Path(config.certs_dir)
     return await start_http(create_app(face), config.http_listen, certs)
