@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from jobyard.client import Client
+from jobyard.domain.access import Identity, Role
 from jobyard.domain.jobs import JobSpec
 from tests.integration.conftest import ServerThread
 from tests.integration.http_support import (
@@ -18,6 +19,8 @@ from tests.integration.http_support import (
     make_token,
     messages_until_response,
 )
+
+ADMIN = Identity("admin", Role.ADMIN)
 
 
 @pytest.fixture
@@ -107,9 +110,9 @@ def test_a_client_that_reads_nothing_is_dropped_and_slows_nobody(
     token = make_token(thread.data_dir, "admin", "admin")
     try:
         engine = thread.running.engine
-        big = thread.call(engine.submit("admin", JobSpec(
+        big = thread.call(engine.submit(ADMIN, JobSpec(
             "sh", ("-c", "yes 0123456789012345678901234567890123456789"))))  # fmt: skip
-        small = thread.call(engine.submit("admin", JobSpec("echo", ("hello",)))).id
+        small = thread.call(engine.submit(ADMIN, JobSpec("echo", ("hello",)))).id
         slow = StalledClient(http.port, http.context)
         slow.send(json.dumps({"call": "jobs.follow", "streamId": "slow",
                               "payload": {"id": big.id}, "bearer": token}))  # fmt: skip

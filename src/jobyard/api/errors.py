@@ -65,7 +65,9 @@ HTTP_STATUSES: dict[grpc.StatusCode, int] = {
 
 
 def http_status_for(exc: JobyardError) -> tuple[int, str]:
-    """``(HTTP status, errorCode)`` for ``exc``."""
+    """``(HTTP status, errorCode)`` for ``exc`` (402 for no credits: HTTP has its own)."""
+    if isinstance(exc, PaymentRequired):
+        return 402, "PAYMENT_REQUIRED"
     code = code_for(exc)
     return HTTP_STATUSES.get(code, 500), code.name
 

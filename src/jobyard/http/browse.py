@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Query
 
+from jobyard.domain.access import SYSTEM, Identity
 from jobyard.domain.errors import InvalidArgument
 from jobyard.domain.jobs import Job
 from jobyard.domain.status import Status
@@ -91,7 +91,7 @@ class BrowseFilters:
 
 
 def browse_page(
-    engine: JobEngine, filters: BrowseFilters, visible: Callable[[Job], bool]
+    engine: JobEngine, caller: Identity, filters: BrowseFilters
 ) -> tuple[list[Job], str]:
     """Up to ``itemsPerPage`` jobs the caller sees that match, newest first, and the token
     of the next page ("" at the end). Pages of the store are read until the page is full,
@@ -99,8 +99,8 @@ def browse_page(
     wanted, token = filters.itemsPerPage, filters.next
     items: list[Job] = []
     while len(items) < wanted:
-        jobs, next_token = engine.query(filters.query(token, wanted - len(items)))
-        items += [job for job in jobs if visible(job) and filters.admits(job)]
+        jobs, next_token = engine.query(caller, filters.query(token, wanted - len(items)))
+        items += [job for job in jobs if filters.admits(job)]
         token = next_token
         if not token:
             break
@@ -108,12 +108,13 @@ def browse_page(
 
 
 def matching(engine: JobEngine, statuses: frozenset[Status]) -> list[Job]:
-    """Every job in one of ``statuses`` (read page by page)."""
+    """Every job in one of ``statuses``, whoever owns it (read page by page): the load of
+    the server, which utilization reports without showing the jobs themselves."""
     out: list[Job] = []
     token = ""
     while True:
         jobs, token = engine.query(
-            JobQuery(statuses=statuses, page_size=_SCAN_PAGE, page_token=token)
+            SYSTEM, JobQuery(statuses=statuses, page_size=_SCAN_PAGE, page_token=token)
         )
         out += jobs
         if not token:

@@ -26,6 +26,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from jobyard.api.errors import http_status_for
+from jobyard.domain.access import Identity
 from jobyard.domain.errors import InvalidArgument, JobyardError, ResourceExhausted
 from jobyard.domain.jobs import Job
 from jobyard.engine.events import WatcherTooSlow
@@ -142,7 +143,7 @@ class Connection:
                 raise InvalidArgument("invalid payload: id (the job's id) is required")
             self._face.job(identity, job_id, "read_logs")
             job = self._face.job(identity, job_id, "watch_jobs")
-            await Follow(self, stream_id, self._face).run(job.id)
+            await Follow(self, stream_id, self._face).run(identity, job.id)
         except ClientTooSlow:
             return
         except (JobyardError, WatcherTooSlow) as exc:
@@ -166,34 +167,34 @@ class Follow:
         body = {"updates": [], "log": [], "newStatus": None, "initialJob": None, **payload}
         await self._conn.send({"type": "message", "streamId": self._id, "payload": body})
 
-    async def run(self, job_id: str) -> None:
+    async def run(self, caller: Identity, job_id: str) -> None:
         engine = self._face.engine
-        async with engine.events.subscribe([job_id]) as changes:
-            job = engine.job(job_id)  # after subscribing: no change falls in between
-            await self._message(initialJob=job_view(job, self._face.specs.get(job.id)))
-            readers = [asyncio.create_task(self._output(job, rank))
-                       for rank in range(job.spec.replicas)]  # fmt: skip
-            try:
-                if not job.status.terminal:
-                    await self._changes(job, changes)
-                await asyncio.gather(*readers)
-            finally:
-                for reader in readers:
-                    reader.cancel()
+        changes = engine.watch_jobs(caller, [job_id])  # the snapshot, then each change
+        readers: list[asyncio.Task[None]] = []
+        sent = 0
+        try:
+            async with contextlib.aclosing(changes):
+                async for change in changes:
+                    job = change.job
+                    if change.snapshot:
+                        view = job_view(job, self._face.specs.get(job.id))
+                        await self._message(initialJob=view)
+                        sent = len(view["updates"])
+                        readers = [asyncio.create_task(self._output(caller, job, rank))
+                                   for rank in range(job.spec.replicas)]  # fmt: skip
+                        continue
+                    history = updates(job)
+                    if len(history) > sent:
+                        await self._message(updates=history[sent:], newStatus=job_status(job))
+                        sent = len(history)
+            await asyncio.gather(*readers)  # the watch ended with the job: drain its output
+        finally:
+            for reader in readers:
+                reader.cancel()
 
-    async def _changes(self, job: Job, changes: Any) -> None:
-        sent = len(updates(job))
-        async for changed in changes:
-            history = updates(changed)
-            if len(history) > sent:
-                await self._message(updates=history[sent:], newStatus=job_status(changed))
-                sent = len(history)
-            if changed.status.terminal:
-                return
-
-    async def _output(self, job: Job, rank: int) -> None:
+    async def _output(self, caller: Identity, job: Job, rank: int) -> None:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="ignore")
-        chunks = self._face.engine.output(job, follow=True, rank=rank)
+        chunks = self._face.engine.read_output(caller, job.id, follow=True, rank=rank)
         async with contextlib.aclosing(chunks):
             async for _, data in chunks:
                 text = decoder.decode(data)

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from jobyard.domain.access import Identity, authorize, visible
+from jobyard.domain.access import Identity, authorize
 from jobyard.domain.errors import InvalidArgument
 from jobyard.domain.jobs import Job
 from jobyard.domain.status import ACTIVE, Status
@@ -85,7 +85,7 @@ async def create(body: BulkRequest[JobSpecification], who: Caller, face: Face) -
         face.engine.prepare(spec, who)  # limits and capacity: refuse the lot before creating
     responses = []
     for item, spec in zip(body.items, plans, strict=True):
-        job = await face.engine.submit(who.name, spec, project=who.project, caller=who)
+        job = await face.engine.submit(who, spec)
         face.specs.put(job.id, item.model_dump(mode="json"))
         responses.append({"id": job.id})
     return {"responses": responses}
@@ -104,7 +104,7 @@ async def browse(
     who: Caller, face: Face, flags: Flags, filters: Annotated[BrowseFilters, Depends()]
 ) -> Json:
     authorize(who, "list_jobs")
-    jobs, token = browse_page(face.engine, filters, lambda job: visible(who, job))
+    jobs, token = browse_page(face.engine, who, filters)
     stored = face.specs.get_many(job.id for job in jobs)
     items = [render(face, job, flags, stored.get(job.id)) for job in jobs]
     return {"itemsPerPage": filters.itemsPerPage, "items": items, "next": token or None}
@@ -116,7 +116,7 @@ async def extend(body: BulkRequest[JobsExtendRequestItem], who: Caller, face: Fa
     if any(item.requestedTime.total_seconds <= 0 for item in body.items):
         raise InvalidArgument("invalid requestedTime: must be longer than 0 seconds")
     for item, job in zip(body.items, jobs, strict=True):
-        await face.engine.extend(job.id, item.requestedTime.total_seconds)
+        await face.engine.extend(who, job.id, item.requestedTime.total_seconds)
     return _units(len(jobs))
 
 
@@ -124,7 +124,7 @@ async def extend(body: BulkRequest[JobsExtendRequestItem], who: Caller, face: Fa
 async def terminate(body: BulkRequest[FindByStringId], who: Caller, face: Face) -> Json:
     jobs = [face.job(who, item.id, "stop_job") for item in body.items]
     for job in jobs:
-        await face.engine.stop(job.id)
+        await face.engine.stop(who, job.id)
     return _units(len(jobs))
 
 
@@ -132,7 +132,7 @@ async def terminate(body: BulkRequest[FindByStringId], who: Caller, face: Face) 
 async def suspend(body: BulkRequest[JobsSuspendRequestItem], who: Caller, face: Face) -> Json:
     jobs = [face.job(who, item.id, "suspend_job") for item in body.items]
     for job in jobs:
-        await face.engine.suspend(job.id)
+        await face.engine.suspend(who, job.id)
     return _units(len(jobs))
 
 
@@ -140,7 +140,7 @@ async def suspend(body: BulkRequest[JobsSuspendRequestItem], who: Caller, face: 
 async def unsuspend(body: BulkRequest[JobsUnsuspendRequestItem], who: Caller, face: Face) -> Json:
     jobs = [face.job(who, item.id, "resume_job") for item in body.items]
     for job in jobs:
-        await face.engine.resume(job.id)
+        await face.engine.resume(who, job.id)
     return _units(len(jobs))
 
 

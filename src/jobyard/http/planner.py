@@ -1,6 +1,6 @@
-"""From a UCloud JobSpecification to the native JobSpec: the catalog's product and
-application, the invocation rendered to argv (separate entries, never shell text), the time
-allocation as the time limit, the product's cpu and memory as the job's limits."""
+"""From a UCloud JobSpecification to the native JobSpec (:mod:`jobyard.ucloud.jobs`: the
+catalog's product and application, the invocation rendered to argv, never shell text), and
+the catalog's products with what this provider supports."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from jobyard.domain.errors import InvalidArgument
 from jobyard.domain.jobs import JobSpec
 from jobyard.http.face import Json
 from jobyard.http.models import JobSpecification
-from jobyard.ucloud import Catalog, Product, UcloudConfig, check_backend, render
+from jobyard.ucloud import Catalog, Product, UcloudConfig
+from jobyard.ucloud.jobs import catalog_job_spec, parse_specification
 
 # What jobyard's native backends do for a job (ComputeSupport, as seed 000 shows it).
 _NATIVE_SUPPORT = {"enabled": True, "logs": True, "vnc": False, "terminal": False,
@@ -57,31 +58,19 @@ class CatalogPlanner:
         self._catalog = Catalog.of(config)
 
     def plan(self, request: JobSpecification) -> JobSpec:
-        ref = request.product
-        product = self._catalog.product(ref.id, ref.category, ref.provider)
-        application = self._catalog.application(
-            request.application.name, request.application.version
+        """The catalog's application and product (ucloud.jobs, shared with the provider
+        face), with labels that name them on every face (`jobyard status`, filters)."""
+        if request.openedFile:
+            raise InvalidArgument("invalid job: openedFile is not supported by this provider")
+        specification = parse_specification(request.model_dump(mode="json"))
+        app, ref = request.application, request.product
+        labels = {"ucloud.application": app.name, "ucloud.version": app.version,
+                  "ucloud.product": ref.id, "ucloud.category": ref.category,
+                  "ucloud.provider": ref.provider}  # fmt: skip
+        spec, _, _ = catalog_job_spec(
+            self._catalog, specification, name=request.name or "", labels=labels
         )
-        check_backend(application)
-        _refuse_unsupported(request)
-        argv = render(application, request.parameters)
-        allocation = request.timeAllocation
-        return JobSpec(
-            command=argv[0],
-            args=tuple(argv[1:]),
-            name=request.name or "",
-            resources=product.resources(),
-            time_limit_seconds=0 if allocation is None else allocation.total_seconds,
-            replicas=request.replicas,
-            labels={
-                "ucloud.application": application.name,
-                "ucloud.version": application.version,
-                "ucloud.product": product.name,
-                "ucloud.category": product.category.name,
-                "ucloud.provider": product.category.provider,
-            },
-            product=product.ref,
-        )
+        return spec
 
     def resolved(self, stored: Json | None) -> Json:
         """The catalog's application and product of a stored specification (null when the
@@ -113,21 +102,3 @@ class CatalogPlanner:
     def _maintenance(self) -> Json | None:
         maintenance: Any = self._config.maintenance
         return None if maintenance is None else maintenance.wire()
-
-
-def _refuse_unsupported(request: JobSpecification) -> None:
-    """What this provider cannot do is refused, never silently ignored."""
-    unsupported = [
-        name
-        for name, value in (
-            ("resources", request.resources),
-            ("openedFile", request.openedFile),
-            ("restartOnExit", request.restartOnExit),
-            ("sshEnabled", request.sshEnabled),
-        )
-        if value
-    ]
-    if unsupported:
-        raise InvalidArgument(
-            f"not supported by this provider: {', '.join(unsupported)} (send null or leave out)"
-        )
