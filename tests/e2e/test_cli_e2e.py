@@ -3,6 +3,7 @@ server on a free port of 127.0.0.1, the real local runtime."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -115,6 +116,31 @@ def test_a_viewer_may_read_but_not_run(daemon: Daemon) -> None:
     assert denied.returncode == 1
     assert denied.stderr == "Error: role viewer is not allowed to perform operation run_job\n"
     assert listed.returncode == 0
+
+
+def _as(daemon: Daemon, name: str) -> list[str]:
+    pair = [daemon.certs / f"{name}-client-{part}.pem" for part in ("cert", "key")]
+    return ["--cert", str(pair[0]), "--key", str(pair[1])]
+
+
+def test_users_issued_by_certs_client_see_their_projects_jobs_only(daemon: Daemon) -> None:
+    for name, project in (("ann", "physics"), ("ben", "physics"), ("cat", "chemistry")):
+        issued = daemon.run("certs", "client", "--dir", str(daemon.certs), "--name", name,
+                            "--role", "user", "--project", project, "--force")  # fmt: skip
+        assert issued.returncode == 0, issued.stderr
+    job_id = json.loads(
+        daemon.run(*_as(daemon, "ann"), "run", "--json", "true", check=True).stdout
+    )["id"]
+
+    mate = daemon.run(*_as(daemon, "ben"), "status", job_id)
+    stranger = daemon.run(*_as(daemon, "cat"), "status", job_id)
+    listed = daemon.run(*_as(daemon, "cat"), "list", "--json")
+
+    assert mate.returncode == 0, mate.stderr
+    assert "Owner: ann\n" in mate.stdout and "Project: physics\n" in mate.stdout
+    assert stranger.returncode == 1
+    assert stranger.stderr == f"Error: job not found: {job_id}\n"
+    assert listed.returncode == 0 and job_id not in listed.stdout
 
 
 def test_an_unknown_job_is_not_found(daemon: Daemon) -> None:
