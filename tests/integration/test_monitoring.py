@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import os
@@ -104,7 +105,10 @@ def test_monitor_watch_keeps_printing_until_interrupted(
 ) -> None:
     argv = [*jobyard_argv(), *_global_options(server, certs_dir)]
     argv += ["monitor", "--watch", "--json", "--interval", "1"]
-    with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True) as proc:
+    # A shell without job control starts background commands with SIGINT ignored, and
+    # Python keeps an inherited SIG_IGN: give the CLI the disposition a terminal gives it.
+    interactive = functools.partial(signal.signal, signal.SIGINT, signal.SIG_DFL)
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, preexec_fn=interactive) as proc:
         assert proc.stdout is not None
         lines = [proc.stdout.readline() for _ in range(2)]
         proc.send_signal(signal.SIGINT)
