@@ -46,7 +46,8 @@ def test_limits_map_to_sbatch_options_and_time_is_always_given(tmp_path: Path) -
     assert (opts["partition"], opts["qos"]) == ("debug", "low")
     assert "account" not in opts and "nodes" not in opts
     assert opts["job-name"] == f"jobyard-{JOB}"
-    assert opts["export"] == "NONE" and "--no-requeue" in argv
+    # ALL of sbatch's bare environment: NONE would run a login shell on the node per job.
+    assert opts["export"] == "ALL" and "--no-requeue" in argv
     assert argv[-1] == str(req.state_dir / "slurm" / "batch.sh")
     no_limit = options(sbatch_argv("sbatch", request(tmp_path), SbatchOptions()))
     assert no_limit["time"] == "1-00:00:00"  # the default: Slurm never gets a job without one

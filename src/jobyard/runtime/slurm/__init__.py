@@ -1,5 +1,5 @@
-"""The slurm backend: jobs handed to a Slurm cluster (see :mod:`.runtime`)."""
+"""The slurm backend: jobs handed to a Slurm cluster (see :mod:`.runtime`).
 
-from jobyard.runtime.slurm.runtime import SlurmRuntime, SlurmRuntimeConfig
-
-__all__ = ["SlurmRuntime", "SlurmRuntimeConfig"]
+Nothing is imported here: the in-allocation programs (:mod:`.launcher`, :mod:`.step`) start
+once per job on the nodes, and must not pay for the server's modules.
+"""

@@ -1,10 +1,10 @@
 """The batch script's one process: ``python -m jobyard.runtime.slurm.launcher STATE``.
 
-Runs as root on the allocation's first node. It writes the rank files every rank shares
-(``node-<r>.txt`` with each rank's node, ...), then runs each rank as a step of its own
-(``srun`` per rank, one rank per task slot of the allocation, in Slurm's block order) and
-waits for them. A single-rank job runs its one step right here, in the batch step (no
-``srun``: one less process start on the way to RUNNING). The first rank to fail has the
+Runs as root on the allocation's first node, for jobs of several ranks (a one-rank job's
+batch script runs its step directly: no ``srun``, one interpreter start less on the way to
+RUNNING). It writes the rank files every rank shares (``node-<r>.txt`` with each rank's
+node, ...), then runs each rank as a step of its own (``srun`` per rank, one rank per task
+slot of the allocation, in Slurm's block order) and waits for them. The first rank to fail has the
 others stopped (SIGTERM to their steps, SIGKILL after the grace), as on the local backend.
 The launcher's exit status is the first failing rank's (0 when all succeeded).
 """
@@ -90,8 +90,6 @@ def main(argv: list[str]) -> int:
     # A stop's SIGTERM reaches this batch step too: outlive it, so that every rank's step
     # (which has it as well) can record its end before the allocation ends.
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
-    if launch.replicas == 1:
-        os.execv(sys.executable, step_argv(state_dir, 0))
     return run_ranks(state_dir, ranks)
 
 

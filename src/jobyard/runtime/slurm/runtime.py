@@ -135,7 +135,7 @@ class SlurmRuntime:
         launch = SlurmLaunch.of(request, ids, share, config.stop_grace_seconds, config.hidden)
         launch.write(state / files.LAUNCH_FILE)
         script = state / files.SLURM_SUBDIR / files.BATCH_SCRIPT
-        script.write_text(files.batch_script(config.python, state))
+        script.write_text(files.batch_script(config.python, state, request.spec.replicas))
         script.chmod(0o700)
 
     # -- running and ended ------------------------------------------------------------

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -22,7 +23,17 @@ from jobyard.runtime.slurm.states import SlurmJob, parse_sacct, parse_scontrol
 log = logging.getLogger("jobyard.runtime.slurm")
 
 COMMAND_TIMEOUT_SECONDS = 30.0
+TOOL_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+SLURM_ENV = ("SLURM_CONF",)
 TOOLS = ("sbatch", "scontrol", "scancel", "squeue", "sacct")
+
+
+def tool_env() -> dict[str, str]:
+    """All the tools (and, through sbatch --export=ALL, the allocation) see of the server's
+    environment: a fixed PATH, and where Slurm's config and munge are when set."""
+    env = {"PATH": TOOL_PATH}
+    env |= {name: os.environ[name] for name in SLURM_ENV if name in os.environ}
+    return env
 
 
 class SlurmError(FailedPrecondition):
@@ -54,6 +65,7 @@ class SlurmTools:
         """Run a tool; its stdout, or SlurmError with its stderr."""
         proc = await asyncio.create_subprocess_exec(
             *argv,
+            env=tool_env(),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
