@@ -100,6 +100,10 @@ def test_secret_environment_reaches_the_job_but_is_never_shown(daemon: Daemon) -
     assert logs.stdout == "hun 7\n"
     assert "SecretEnvironment: TOKEN=********" in status.stdout
     assert "hunter2" not in status.stdout + as_json.stdout
+    # Nor at rest: not in the database, its WAL, the job's files or the server's log.
+    files = [p for p in (daemon.root / "data").rglob("*") if p.is_file()]
+    files.append(daemon.log_path)
+    assert [str(p) for p in files if b"hunter2" in p.read_bytes()] == []
 
 
 def test_a_viewer_may_read_but_not_run(daemon: Daemon) -> None:

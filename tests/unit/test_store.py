@@ -17,6 +17,7 @@ from jobyard.domain.jobs import Job, JobSpec, ProductRef, Resources
 from jobyard.domain.status import Status, TerminationReason
 from jobyard.store import MemoryStore, SQLiteStore, Store, resolve_id
 from jobyard.store.base import JobQuery, find_job
+from jobyard.store.sealing import SecretBox
 from jobyard.store.sqlite import _migrations
 
 LATEST_SCHEMA = max(v for v, _ in _migrations())
@@ -360,15 +361,15 @@ def test_list_of_empty_store(store: Store) -> None:
 
 
 def test_sqlite_data_survives_close_and_reopen(tmp_path: Path) -> None:
-    path = tmp_path / "db"
-    first = SQLiteStore(path)
+    path, box = tmp_path / "db", SecretBox.ephemeral()  # the server's key file, reused
+    first = SQLiteStore(path, box)
     first.create(make_job(ID_A))
     to_running(first, ID_A)
     first.update(ID_A, backend_id="pid-7")
     before = first.get(ID_A)
     first.close()
 
-    again = SQLiteStore(path)
+    again = SQLiteStore(path, box)
     try:
         assert again.get(ID_A) == before
         assert again.schema_version == LATEST_SCHEMA

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from jobyard.store import (
     resolve_id,
 )
 from tests.unit.test_engine import Rig, rig_for, until
+from tests.unit.test_secrets_at_rest import on_disk
 
 ALICE = Identity("alice", Role.USER)
 
@@ -120,3 +122,23 @@ async def test_submit_answers_at_once_and_starts_jobs_in_the_background(
     assert [(v.name, v.dependencies, v.status) for v in views] == [
         ("a", (), Status.COMPLETED.value), ("b", ("a",), Status.COMPLETED.value),
     ]  # fmt: skip
+
+
+def test_a_document_with_secrets_is_erased_when_its_workflow_ends(store: WorkflowStore) -> None:
+    store.create(dataclasses.replace(record(WF_A), holds_secrets=True))
+    store.create(record(WF_B))
+    assert store.get(WF_A).document == "jobs: {}" and store.get(WF_A).shown_document == ""
+    store.finish(WF_A, WorkflowStatus.COMPLETED)
+    store.finish(WF_B, WorkflowStatus.COMPLETED)
+    assert (store.get(WF_A).document, store.get(WF_A).holds_secrets) == ("", True)
+    assert store.get(WF_B).shown_document == "jobs: {}"
+
+
+def test_documents_are_sealed_at_rest(tmp_path: Path) -> None:
+    jobs = SQLiteStore(tmp_path / "data" / "db")
+    workflows = SQLiteWorkflowStore(jobs.connection)
+    text = "jobs: {a: {command: x, secret_environment: {T: hunter2-in-yaml}}}"
+    workflows.create(dataclasses.replace(record(), document=text, holds_secrets=True))
+    assert workflows.get(WF_A).document == text
+    jobs.close()
+    assert b"hunter2-in-yaml" not in on_disk(tmp_path / "data")

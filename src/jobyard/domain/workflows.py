@@ -83,6 +83,10 @@ class WorkflowJobSpec:
 class WorkflowSpec:
     jobs: tuple[WorkflowJobSpec, ...]  # in a dependency order (dependencies first)
 
+    @property
+    def holds_secrets(self) -> bool:
+        return any(job.spec.secret_environment for job in self.jobs)
+
     def job(self, name: str) -> WorkflowJobSpec:
         for job in self.jobs:
             if job.name == name:
@@ -137,6 +141,14 @@ class WorkflowRecord:
     ended_at: datetime | None
     jobs: tuple[WorkflowJobRow, ...]
     project: str = ""  # the submitter's project ("" = none): its members see the workflow
+    # Some job has secret_environment values: the document is never shown, and is erased
+    # once the workflow ends (its jobs hold their own sealed copies until they end).
+    holds_secrets: bool = False
+
+    @property
+    def shown_document(self) -> str:
+        """The YAML as answers may carry it: "" when it holds secret values."""
+        return "" if self.holds_secrets else self.document
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

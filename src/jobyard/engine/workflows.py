@@ -148,7 +148,7 @@ class WorkflowRunner:
             status=WorkflowStatus.RUNNING, created_at=utcnow(), ended_at=None,
             jobs=tuple(WorkflowJobRow(j.name, i, None, PENDING, None, j.dependencies)
                        for i, j in enumerate(spec.jobs)),
-            project=caller.project,
+            project=caller.project, holds_secrets=spec.holds_secrets,
         )  # fmt: skip
         try:
             self._store.create(record, request)

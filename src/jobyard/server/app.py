@@ -233,7 +233,7 @@ async def start_server(
     layout = JobLayout(Path(config.data_dir))
     layout.prepare()
     box = SecretBox.from_file(config.jobyard.secret_key_file or layout.data_dir / KEY_FILE_NAME)
-    store = SQLiteStore(layout.database)
+    store = SQLiteStore(layout.database, box)
     hub = LogHub(layout, log_config(config))
     hub.start()
     catalog = Catalog.of(config.ucloud)
@@ -249,7 +249,7 @@ async def start_server(
     g = config.grpc
     workflows = WorkflowRunner(
         engine,
-        SQLiteWorkflowStore(store.connection),
+        SQLiteWorkflowStore(store.connection, box),
         ProcessWorkflowParser(workflow_limits(config)),
     )
     server = grpc.aio.server(

@@ -50,7 +50,7 @@ def workflow_info(record: WorkflowRecord, views: list[WorkflowJobView]) -> pb.Wo
         completedJobs=sum(v.status == "COMPLETED" for v in views),
         failedJobs=sum(v.job is not None and v.status in ("FAILED", "STOPPED") for v in views),
         canceledJobs=sum(v.job is None and v.status == "STOPPED" for v in views),
-        yamlContent=record.document,
+        yamlContent=record.shown_document,
         owner=record.owner,
     )
     msg.createdAt.CopyFrom(_timestamp(record.created_at))

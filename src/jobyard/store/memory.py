@@ -81,6 +81,11 @@ class MemoryStore:
         update = StatusUpdate(utcnow(), new, message)
         job = _with_fields(job, fields)
         job = dataclasses.replace(job, status=new, message=message, updates=(*job.updates, update))
+        if new.terminal:  # as SQLiteStore: an ended job's secrets are erased, names kept
+            erased = dict.fromkeys(job.spec.secret_environment, "")
+            job = dataclasses.replace(
+                job, spec=dataclasses.replace(job.spec, secret_environment=erased)
+            )
         self._jobs[job_id] = job
         return job
 
@@ -184,7 +189,8 @@ class MemoryWorkflowStore:
     def finish(self, workflow_id: str, status: WorkflowStatus) -> None:
         record = self.get(workflow_id)
         if record.ended_at is None:
-            ended = dataclasses.replace(record, status=status, ended_at=utcnow())
+            document = "" if record.holds_secrets else record.document  # as SQLite's
+            ended = dataclasses.replace(record, status=status, ended_at=utcnow(), document=document)
             self._records[workflow_id] = ended
 
 

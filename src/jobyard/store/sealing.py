@@ -17,8 +17,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
+import logging
 import os
+import sqlite3
 import stat
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -27,6 +31,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from jobyard.domain.errors import InvalidArgument
+
+log = logging.getLogger("jobyard.store")
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
@@ -84,6 +90,57 @@ def is_sealed(value: str) -> bool:
     return value.startswith(SEALED_PREFIX)
 
 
+# The secret_environment column: a JSON object of variable names to sealed values while the
+# job may still need them, to "" once it ended (names are kept: the API shows them masked).
+ERASED_SECRETS_SQL = "(SELECT json_group_object(key, '') FROM json_each(secret_environment))"
+
+
+def sealed_secrets(box: SecretBox, job_id: str, secrets: Mapping[str, str]) -> str:
+    """The column value of ``secrets``: every value sealed, bound to the job and its name."""
+    return json.dumps({k: box.seal(v, f"{job_id}/{k}") for k, v in secrets.items()})
+
+
+def opened_secrets(box: SecretBox, job_id: str, column: str) -> dict[str, str]:
+    """The secrets of a column value ("" for erased ones and ones this key cannot open)."""
+    out = {}
+    for name, value in json.loads(column).items():
+        if value and is_sealed(value):
+            try:
+                value = box.open(value, f"{job_id}/{name}")
+            except ValueError:
+                log.error("secret %s of job %s does not open with this server key", name, job_id)
+                value = ""
+        out[name] = value  # "" (erased), or plaintext a store before 0007 wrote
+    return out
+
+
+def seal_plaintext(db: sqlite3.Connection, box: SecretBox, terminal: Iterable[str]) -> int:
+    """Seal secret values left in plaintext by an earlier version (erasing those of ended
+    jobs), then checkpoint and truncate the WAL so that no copy of them stays there. Returns
+    how many jobs had plaintext."""
+    ended = set(terminal)
+    rows = db.execute(
+        "SELECT id, status, secret_environment FROM jobs WHERE secret_environment != '{}'"
+    ).fetchall()
+    fixed = 0
+    for job_id, status, column in rows:
+        values = json.loads(column)
+        if all(not v or is_sealed(v) for v in values.values()):
+            continue
+        if status in ended:
+            new = json.dumps(dict.fromkeys(values, ""))
+        else:
+            new = json.dumps({
+                k: v if not v or is_sealed(v) else box.seal(v, f"{job_id}/{k}")
+                for k, v in values.items()
+            })  # fmt: skip
+        db.execute("UPDATE jobs SET secret_environment = ? WHERE id = ?", (new, job_id))
+        fixed += 1
+    if fixed:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return fixed
+
+
 def _derive(key: bytes, purpose: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=purpose).derive(key)
 
@@ -101,4 +158,12 @@ def _read_key(path: Path) -> bytes:
     return key
 
 
-__all__ = ["KEY_FILE_NAME", "SecretBox", "is_sealed"]
+__all__ = [
+    "ERASED_SECRETS_SQL",
+    "KEY_FILE_NAME",
+    "SecretBox",
+    "is_sealed",
+    "opened_secrets",
+    "seal_plaintext",
+    "sealed_secrets",
+]

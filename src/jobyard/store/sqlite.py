@@ -21,9 +21,22 @@ from jobyard.domain.access import Scope
 from jobyard.domain.errors import InvalidArgument, StaleTransition, job_not_found
 from jobyard.domain.jobs import Job, JobSpec, ProductRef, Resources, StatusUpdate, Usage, utcnow
 from jobyard.domain.requests import Claimed, RequestKey
-from jobyard.domain.status import Status, TerminationReason, can_transition, predecessors
+from jobyard.domain.status import (
+    TERMINAL,
+    Status,
+    TerminationReason,
+    can_transition,
+    predecessors,
+)
 from jobyard.store.base import JobQuery, check_fields
 from jobyard.store.requests import duplicate, find_claim, insert_claim, purge_expired
+from jobyard.store.sealing import (
+    ERASED_SECRETS_SQL,
+    SecretBox,
+    opened_secrets,
+    seal_plaintext,
+    sealed_secrets,
+)
 
 BUSY_TIMEOUT_MS = 5000
 _IN_CHUNK = 500  # ids per IN (...) list, well under SQLite's variable limit
@@ -101,7 +114,10 @@ def transaction(db: sqlite3.Connection) -> Iterator[None]:
 class SQLiteStore:
     """Store adapter over one SQLite file."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, box: SecretBox | None = None) -> None:
+        # Seals secret environments at rest; without a box (tests, tools) a key that lives
+        # only as long as this store.
+        self._box = box or SecretBox.ephemeral()
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.row_factory = sqlite3.Row
@@ -109,9 +125,12 @@ class SQLiteStore:
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute("PRAGMA synchronous = FULL")
         self._db.execute("PRAGMA foreign_keys = ON")
+        # Freed space is zeroed: an erased secret's ciphertext does not linger in free pages.
+        self._db.execute("PRAGMA secure_delete = ON")
         path.chmod(0o600)
         self._migrate()
         purge_expired(self._db, utcnow())
+        seal_plaintext(self._db, self._box, (s.value for s in TERMINAL))
 
     def _migrate(self) -> None:
         self._db.execute(
@@ -156,13 +175,12 @@ class SQLiteStore:
     def claimed(self, owner: str, key: str, now: datetime) -> Claimed | None:
         return find_claim(self._db, owner, key, now)
 
-    @staticmethod
-    def _row(job: Job) -> dict[str, Any]:
+    def _row(self, job: Job) -> dict[str, Any]:
         spec, res = job.spec, job.spec.resources
         return {
             "id": job.id, "owner": job.owner, "name": spec.name, "command": spec.command,
             "args": json.dumps(list(spec.args)), "environment": json.dumps(dict(spec.environment)),
-            "secret_environment": json.dumps(dict(spec.secret_environment)),
+            "secret_environment": sealed_secrets(self._box, job.id, spec.secret_environment),
             "max_cpu": res.max_cpu, "cpu_cores": res.cpu_cores, "max_memory": res.max_memory,
             "max_iobps": res.max_iobps, "max_pids": res.max_pids, "status": job.status.value,
             "reason": job.reason and job.reason.value, "exit_code": job.exit_code,
@@ -257,6 +275,8 @@ class SQLiteStore:
         now = utcnow()
         allowed = [s.value for s in predecessors(new)]
         sets = ", ".join(f"{k} = ?" for k in ("status", *fields))
+        if new.terminal:  # the job needs its secrets no more: erase them in the same commit
+            sets += f", secret_environment = {ERASED_SECRETS_SQL}"
         values = [new.value, *(self._column(v) for v in fields.values())]
         marks = ",".join("?" * len(allowed))
         with transaction(self._db):
@@ -343,7 +363,7 @@ class SQLiteStore:
                 max_pids=row["max_pids"],
             ),
             environment=json.loads(row["environment"]),
-            secret_environment=json.loads(row["secret_environment"]),
+            secret_environment=opened_secrets(self._box, row["id"], row["secret_environment"]),
             network=row["network"],
             time_limit_seconds=row["time_limit_seconds"],
             schedule=_dt(row["scheduled_at"]),

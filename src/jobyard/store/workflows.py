@@ -1,8 +1,13 @@
-"""SQLiteWorkflowStore: workflow records, kept in the same SQLite database as jobs."""
+"""SQLiteWorkflowStore: workflow records, kept in the same SQLite database as jobs.
+
+Documents are sealed with the server key at rest (a workflow's YAML may carry secret
+environment values); one that holds secrets is erased when its workflow ends.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from datetime import datetime
 
@@ -12,7 +17,10 @@ from jobyard.domain.jobs import utcnow
 from jobyard.domain.requests import Claimed, RequestKey
 from jobyard.domain.workflows import WorkflowJobRow, WorkflowRecord, WorkflowStatus
 from jobyard.store.requests import duplicate, find_claim, insert_claim
+from jobyard.store.sealing import SEALED_PREFIX, SecretBox, is_sealed
 from jobyard.store.sqlite import scope_sql, transaction
+
+log = logging.getLogger("jobyard.store")
 
 
 def workflow_not_found(workflow_id: str) -> NotFound:
@@ -22,8 +30,25 @@ def workflow_not_found(workflow_id: str) -> NotFound:
 class SQLiteWorkflowStore:
     """The WorkflowStore port over the job store's connection."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, box: SecretBox | None = None) -> None:
         self._db = db
+        self._box = box or SecretBox.ephemeral()
+        self._seal_plaintext()
+
+    def _seal_plaintext(self) -> None:
+        """Seal documents an earlier version stored in clear, then truncate the WAL."""
+        rows = self._db.execute(
+            "SELECT id, document FROM workflows"
+            " WHERE document != '' AND substr(document, 1, ?) != ?",
+            (len(SEALED_PREFIX), SEALED_PREFIX),
+        ).fetchall()
+        for workflow_id, document in rows:
+            sealed = self._box.seal(document, _context(workflow_id))
+            self._db.execute(
+                "UPDATE workflows SET document = ? WHERE id = ?", (sealed, workflow_id)
+            )
+        if rows:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def create(self, record: WorkflowRecord, request: RequestKey | None = None) -> None:
         now = utcnow()
@@ -43,10 +68,11 @@ class SQLiteWorkflowStore:
             if request is not None:
                 insert_claim(self._db, request, record.id, now)
             self._db.execute(
-                "INSERT INTO workflows (id, name, owner, project, document, status, created_at)"
-                " VALUES (?,?,?,?,?,?,?)",
-                (record.id, record.name, record.owner, record.project, record.document,
-                 record.status.value, record.created_at.isoformat()),
+                "INSERT INTO workflows (id, name, owner, project, document, status, created_at,"
+                " holds_secrets) VALUES (?,?,?,?,?,?,?,?)",
+                (record.id, record.name, record.owner, record.project,
+                 self._box.seal(record.document, _context(record.id)), record.status.value,
+                 record.created_at.isoformat(), record.holds_secrets),
             )  # fmt: skip
             self._db.executemany(
                 "INSERT INTO workflow_jobs (workflow_id, name, position, status, dependencies)"
@@ -89,7 +115,10 @@ class SQLiteWorkflowStore:
 
     def finish(self, workflow_id: str, status: WorkflowStatus) -> None:
         self._db.execute(
-            "UPDATE workflows SET status = ?, ended_at = ? WHERE id = ? AND ended_at IS NULL",
+            # A document with secret values is erased with the end: its jobs had their own.
+            "UPDATE workflows SET status = ?, ended_at = ?,"
+            " document = CASE WHEN holds_secrets THEN '' ELSE document END"
+            " WHERE id = ? AND ended_at IS NULL",
             (status.value, utcnow().isoformat(), workflow_id),
         )
 
@@ -108,10 +137,24 @@ class SQLiteWorkflowStore:
             id=row["id"],
             name=row["name"],
             owner=row["owner"],
-            document=row["document"],
+            document=self._document(row["id"], row["document"]),
             status=WorkflowStatus(row["status"]),
             created_at=datetime.fromisoformat(row["created_at"]),
             ended_at=datetime.fromisoformat(row["ended_at"]) if row["ended_at"] else None,
             jobs=jobs,
             project=row["project"],
+            holds_secrets=bool(row["holds_secrets"]),
         )
+
+    def _document(self, workflow_id: str, column: str) -> str:
+        if not is_sealed(column):
+            return column  # erased (""), or not sealed yet
+        try:
+            return self._box.open(column, _context(workflow_id))
+        except ValueError:
+            log.error("workflow %s does not open with this server key", workflow_id)
+            return ""
+
+
+def _context(workflow_id: str) -> str:
+    return f"workflow/{workflow_id}"
