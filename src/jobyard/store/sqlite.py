@@ -115,8 +115,8 @@ class SQLiteStore:
     """Store adapter over one SQLite file."""
 
     def __init__(self, path: Path, box: SecretBox | None = None) -> None:
-        # Seals secret environments at rest; without a box (tests, tools) a key that lives
-        # only as long as this store.
+        # Seals secret environments at rest (the server passes its key file's); without one
+        # (tests, tools such as `jobyard tokens`) a key that lives only as long as this store.
         self._box = box or SecretBox.ephemeral()
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -130,7 +130,8 @@ class SQLiteStore:
         path.chmod(0o600)
         self._migrate()
         purge_expired(self._db, utcnow())
-        seal_plaintext(self._db, self._box, (s.value for s in TERMINAL))
+        if box is not None:  # never seal under a key that dies with this store (tools)
+            seal_plaintext(self._db, self._box, (s.value for s in TERMINAL))
 
     def _migrate(self) -> None:
         self._db.execute(

@@ -33,7 +33,8 @@ class SQLiteWorkflowStore:
     def __init__(self, db: sqlite3.Connection, box: SecretBox | None = None) -> None:
         self._db = db
         self._box = box or SecretBox.ephemeral()
-        self._seal_plaintext()
+        if box is not None:  # never seal under a key that dies with this store
+            self._seal_plaintext()
 
     def _seal_plaintext(self) -> None:
         """Seal documents an earlier version stored in clear, then truncate the WAL."""
