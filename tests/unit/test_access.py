@@ -20,6 +20,7 @@ from jobyard.domain.errors import PermissionDenied
 READS = {
     "get_job_status", "list_jobs", "get_job_logs", "get_workflow_status", "list_workflows",
     "get_workflow_jobs", "get_job", "watch_jobs", "read_logs", "list_files", "download_file",
+    "list_wallets",
 }  # fmt: skip
 CHANGES = {
     "run_job", "stop_job", "run_workflow", "delete_job", "suspend_job", "resume_job",

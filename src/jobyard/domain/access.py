@@ -78,6 +78,8 @@ ROLE_TABLE: dict[str, frozenset[Role]] = {
     "list_files": _ANYONE,
     "download_file": _ANYONE,
     "stop_workflow": _ACTORS,
+    # wallets (the HTTP face's GET /api/accounting/wallets; users see their own)
+    "list_wallets": _ANYONE,
     # joblet.MonitoringService: the host as a whole, so not for users scoped to their jobs
     "get_system_status": frozenset({Role.ADMIN, Role.VIEWER}),
     "stream_system_metrics": frozenset({Role.ADMIN, Role.VIEWER}),

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import jobyard
-from jobyard.http import errors, follow, jobs
+from jobyard.http import accounting, errors, follow, jobs
 from jobyard.http.errors import error_response
 from jobyard.http.face import HttpFace
 
@@ -31,6 +31,7 @@ def create_app(face: HttpFace) -> FastAPI:
     app.state.face = face
     errors.install(app)
     app.include_router(jobs.router)
+    app.include_router(accounting.router)
     app.include_router(follow.router)
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     return app

@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 from typing import Any, Protocol
 
+from jobyard.accounting.sqlite import SQLiteLedger
 from jobyard.domain.access import Identity, authorize
 from jobyard.domain.jobs import Job, JobSpec
 from jobyard.engine import JobEngine
@@ -62,6 +63,7 @@ class HttpFace:
     tokens: SQLiteTokens
     specs: SQLiteUcloudSpecs
     planner: Planner
+    ledger: SQLiteLedger | None = None  # wallets, as the engine's charger keeps them
     slow_clients: SlowClients = dataclasses.field(default_factory=SlowClients)
 
     def job(self, identity: Identity, ref: str, operation: str) -> Job:

@@ -296,11 +296,13 @@ async def start_server(
         catalog=catalog, ledger=ledger,
     )  # fmt: skip
     if config.http_listen:
-        running.http = await _start_http(config, engine, store)
+        running.http = await _start_http(config, engine, store, ledger)
     return running
 
 
-async def _start_http(config: ServerConfig, engine: JobEngine, store: SQLiteStore) -> HttpServer:
+async def _start_http(
+    config: ServerConfig, engine: JobEngine, store: SQLiteStore, ledger: SQLiteLedger
+) -> HttpServer:
     """The HTTPS face on the same engine, database and event loop as gRPC."""
     from jobyard.http.app import create_app
     from jobyard.http.face import HttpFace
@@ -314,6 +316,7 @@ async def _start_http(config: ServerConfig, engine: JobEngine, store: SQLiteStor
         tokens=SQLiteTokens(store.connection),
         specs=SQLiteUcloudSpecs(store.connection),
         planner=NoCatalog() if config.ucloud is None else CatalogPlanner(config.ucloud),
+        ledger=ledger,
     )
     certs = None if config.certs_dir is None else Path(config.certs_dir)
     return await start_http(create_app(face), config.http_listen, certs)
