@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -61,6 +62,25 @@ def test_jobs_naming_a_volume_share_it_and_it_is_bounded(admin: Client) -> None:
     assert status == "FAILED" and "No space left on device" in out
     status, out = _run(admin, "cat /volumes/shared/note 2>&1")
     assert status == "FAILED" and "No such file or directory" in out  # not named: not there
+
+
+def test_workflow_jobs_naming_a_volume_share_it(admin: Client) -> None:
+    admin.create_volume("wfvol", "8MB")
+    status = admin.run_workflow("""
+jobs:
+  produce: {command: sh, args: [-c, "echo made > /volumes/wfvol/out"], volumes: [wfvol]}
+  consume:
+    command: cat
+    args: [/volumes/wfvol/out]
+    volumes: [wfvol]
+    requires: [{produce: COMPLETED}]
+""")
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not (done := admin.workflow(status.workflow.id)).workflow.done:
+        assert time.monotonic() < deadline, f"workflow still running: {done}"
+        time.sleep(0.05)
+    assert done.workflow.status == "COMPLETED", done
+    assert b"".join(admin.logs(done.jobs[-1].job_id)) == b"made\n"
 
 
 def test_a_memory_volume_is_a_tmpfs_of_its_size(admin: Client) -> None:

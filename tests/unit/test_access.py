@@ -30,6 +30,7 @@ CHANGES = {
 HOST_READS = {"get_system_status", "stream_system_metrics"}
 # Volumes are owned like jobs; runtimes are the host's, managed by admins.
 VOLUME_OPS = {"create_volume", "list_volumes", "remove_volume"}
+NETWORK_OPS = {"create_network", "list_networks", "remove_network"}
 RUNTIME_READS = {"list_runtimes", "get_runtime_info"}
 RUNTIME_ADMIN = {"install_runtime", "test_runtime", "remove_runtime"}
 
@@ -50,14 +51,15 @@ class Item:
 
 def test_the_table_names_every_operation_once() -> None:
     assert set(ROLE_TABLE) == (
-        READS | CHANGES | HOST_READS | VOLUME_OPS | RUNTIME_READS | RUNTIME_ADMIN
+        READS | CHANGES | HOST_READS | VOLUME_OPS | NETWORK_OPS | RUNTIME_READS | RUNTIME_ADMIN
     )
 
 
 def test_volumes_are_for_users_and_runtimes_for_admins() -> None:
-    for operation in VOLUME_OPS | RUNTIME_READS:
+    for operation in VOLUME_OPS | NETWORK_OPS | RUNTIME_READS:
         authorize(ALICE, operation)
     authorize(VIEWER, "list_volumes")
+    authorize(VIEWER, "list_networks")
     for operation in RUNTIME_ADMIN:
         authorize(ADMIN, operation)
         for caller in (ALICE, VIEWER):

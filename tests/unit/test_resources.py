@@ -6,8 +6,14 @@ import pytest
 
 from jobyard.domain.errors import InvalidArgument, NotFound
 from jobyard.domain.jobs import JobSpec
-from jobyard.domain.resources import check_name, format_size, parse_size
-from jobyard.engine.attachments import NoAttachments
+from jobyard.domain.resources import (
+    check_name,
+    format_size,
+    job_addresses,
+    parse_cidr,
+    parse_size,
+)
+from jobyard.engine.attachments import Attached, NoAttachments
 
 GIB = 1 << 30
 
@@ -43,9 +49,27 @@ def test_names_that_are_not_one_path_component_are_refused(name: str) -> None:
         check_name("volume", name)
 
 
-def test_without_a_registry_naming_a_volume_or_runtime_is_not_found() -> None:
+async def test_without_a_registry_naming_a_volume_runtime_or_network_is_not_found() -> None:
     with pytest.raises(NotFound, match=r"^volume not found: v$"):
         NoAttachments().check(JobSpec("true", volumes=("v",)), None)
     with pytest.raises(NotFound, match=r"^runtime not found: r$"):
-        NoAttachments().resolve(JobSpec("true", runtime_env="r"))
-    assert NoAttachments().resolve(JobSpec("true")).binds == ()
+        await NoAttachments().attach("j", JobSpec("true", runtime_env="r"))
+    with pytest.raises(NotFound, match=r"^network not found: backend$"):
+        NoAttachments().check(JobSpec("true", network="backend"), None)
+    assert await NoAttachments().attach("j", JobSpec("true", network="isolated")) == Attached()
+
+
+@pytest.mark.parametrize(
+    ("cidr", "message"),
+    [("10.10.0.1/24", "has host bits set"), ("8.8.8.0/24", "use a private range"),
+     ("127.0.0.0/16", "use a private range"), ("10.0.0.0/8", "the prefix must be /16 to /29"),
+     ("10.0.0.0/30", "the prefix must be /16 to /29"), ("nope", "invalid cidr 'nope'")],
+)  # fmt: skip
+def test_network_ranges_are_private_and_sized(cidr: str, message: str) -> None:
+    with pytest.raises(InvalidArgument, match=message):
+        parse_cidr(cidr)
+
+
+def test_jobs_get_addresses_after_the_reserved_first_one() -> None:
+    got = [str(a) for a in job_addresses(parse_cidr("192.168.7.0/29"))]
+    assert got == [f"192.168.7.{i}/29" for i in range(2, 7)]

@@ -11,7 +11,7 @@ from jobyard.cli import lifecycle, output, workflows
 from jobyard.cli.state import CliState, pass_state
 from jobyard.client.lifecycle import JobEvent
 from jobyard.domain.errors import InvalidArgument
-from jobyard.domain.jobs import NETWORK_HOST, NETWORKS, parse_key_values
+from jobyard.domain.jobs import NETWORK_HOST, parse_key_values
 
 _JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON (proto field names).")
 _LIMIT = click.IntRange(min=0)
@@ -43,10 +43,11 @@ _LIMIT = click.IntRange(min=0)
 )
 @click.option(
     "--network",
-    type=click.Choice(NETWORKS),
     default=NETWORK_HOST,
     show_default=True,
-    help="host: the host's network; none: a network namespace with only loopback.",
+    metavar="MODE",
+    help="host: the host's network; none: only loopback; isolated: a namespace of its own; "
+    "NAME: a created network (jobyard network create).",
 )
 @click.option("--name", default="", help="A human-readable name for the job.")
 @click.option(

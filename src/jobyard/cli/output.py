@@ -33,6 +33,7 @@ _NETWORKS = {
     "": "Network: host (shared with system)",
     "host": "Network: host (shared with system)",
     "none": "Network: none (isolated, loopback only)",
+    "isolated": "Network: isolated (a namespace of its own)",
 }
 
 

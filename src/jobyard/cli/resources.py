@@ -1,4 +1,4 @@
-"""``jobyard volume ...`` and ``jobyard runtime ...``: Joblet's named resources."""
+"""``jobyard volume|network|runtime ...``: Joblet's named resources."""
 
 from __future__ import annotations
 
@@ -79,6 +79,56 @@ def volume_remove(state: CliState, name: str) -> None:
 
 
 @click.group()
+def network() -> None:
+    """Networks: jobs on the same one reach each other by address, and nothing else.
+
+    \b
+    Examples:
+      jobyard network create backend --cidr 10.10.0.0/24
+      jobyard run --network backend python3 -m http.server 8000
+      jobyard network list
+      jobyard network remove backend
+    """
+
+
+@network.command("create")
+@click.argument("name")
+@click.option("--cidr", required=True, help="A private IPv4 range, /16 to /29.")
+@_JSON
+@pass_state
+def network_create(state: CliState, name: str, cidr: str, as_json: bool) -> None:
+    """Create network NAME."""
+    info = state.client().create_network(name, cidr)
+    if as_json:
+        click.echo(json.dumps(dataclasses.asdict(info), indent=2))
+        return
+    click.echo(f"Network created:\nName: {info.name}\nCIDR: {info.cidr}\nBridge: {info.bridge}")
+
+
+@network.command("list")
+@_JSON
+@pass_state
+def network_list(state: CliState, as_json: bool) -> None:
+    """The networks you may use."""
+    networks = state.client().networks()
+    if as_json:
+        click.echo(json.dumps([dataclasses.asdict(n) for n in networks], indent=2))
+    elif not networks:
+        click.echo("No networks")
+    else:
+        rows = [(n.name, n.cidr, n.bridge, str(n.job_count), n.owner) for n in networks]
+        click.echo(_table(rows, ("NAME", "CIDR", "BRIDGE", "JOBS", "OWNER")))
+
+
+@network.command("remove")
+@click.argument("name")
+@pass_state
+def network_remove(state: CliState, name: str) -> None:
+    """Remove network NAME (refused while unfinished jobs are on it)."""
+    click.echo(state.client().remove_network(name))
+
+
+@click.group()
 def runtime() -> None:
     """Runtimes: trees of programs (bin/ first on PATH) that jobs get read-only at /runtime.
 
@@ -155,4 +205,4 @@ def runtime_remove(state: CliState, name: str) -> None:
     click.echo(f"Runtime {name} removed ({freed} bytes freed)")
 
 
-COMMANDS = (volume, runtime)
+COMMANDS = (volume, network, runtime)

@@ -1,4 +1,5 @@
-"""The SDK's volume and runtime methods (joblet.VolumeService, joblet.RuntimeService)."""
+"""The SDK's volume, network and runtime methods (joblet.VolumeService, NetworkService,
+RuntimeService)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,15 @@ class VolumeInfo:
     def from_proto(cls, msg: joblet_pb2.Volume) -> VolumeInfo:
         return cls(msg.name, msg.size, msg.type, msg.path, msg.createdTime, msg.jobCount,
                    msg.owner)  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NetworkInfo:
+    name: str
+    cidr: str
+    bridge: str
+    job_count: int = 0  # unfinished jobs on it
+    owner: str = ""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -72,6 +82,25 @@ class ResourceMethods(Connected):
     def remove_volume(self, name: str) -> str:
         res = self._unary(self._volumes.RemoveVolume, joblet_pb2.RemoveVolumeReq(name=name))
         return str(res.message)
+
+    @property
+    def _networks(self) -> joblet_pb2_grpc.NetworkServiceStub:
+        return joblet_pb2_grpc.NetworkServiceStub(self._channel)
+
+    def create_network(self, name: str, cidr: str) -> NetworkInfo:
+        """A network (a private IPv4 range such as 10.10.0.0/24) whose jobs reach each other
+        by address and nothing else (``submit(network=name)``)."""
+        request = joblet_pb2.CreateNetworkReq(name=name, cidr=cidr)
+        res = self._unary(self._networks.CreateNetwork, request)
+        return NetworkInfo(res.name, res.cidr, res.bridge)
+
+    def networks(self) -> list[NetworkInfo]:
+        res = self._unary(self._networks.ListNetworks, joblet_pb2.EmptyRequest())
+        return [NetworkInfo(n.name, n.cidr, n.bridge, n.jobCount, n.owner) for n in res.networks]
+
+    def remove_network(self, name: str) -> str:
+        request = joblet_pb2.RemoveNetworkReq(name=name)
+        return str(self._unary(self._networks.RemoveNetwork, request).message)
 
     def install_runtime(
         self, name: str, path: str | os.PathLike[str], *, force: bool = False

@@ -87,6 +87,10 @@ ROLE_TABLE: dict[str, frozenset[Role]] = {
     "create_volume": _ACTORS,
     "list_volumes": _ANYONE,
     "remove_volume": _ACTORS,
+    # joblet.NetworkService: networks are owned and scoped like jobs
+    "create_network": _ACTORS,
+    "list_networks": _ANYONE,
+    "remove_network": _ACTORS,
     # joblet.RuntimeService: runtimes are the host's, installed by admins, usable by all
     "install_runtime": frozenset({Role.ADMIN}),
     "list_runtimes": _ANYONE,

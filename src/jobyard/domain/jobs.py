@@ -35,8 +35,8 @@ MAX_VOLUMES = 16
 _BACKEND = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 _LABEL_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./-]{0,62}")
 SECRET_MASK = "********"
-NETWORK_HOST, NETWORK_NONE = "host", "none"
-NETWORKS = (NETWORK_HOST, NETWORK_NONE)
+NETWORK_HOST, NETWORK_NONE, NETWORK_ISOLATED = "host", "none", "isolated"
+NETWORKS = (NETWORK_HOST, NETWORK_NONE, NETWORK_ISOLATED)  # or a created network's name
 MAX_TIME_LIMIT_SECONDS = 366 * 86400
 MAX_REPLICAS = 256
 MAX_LABELS = 64
@@ -137,7 +137,7 @@ class JobSpec:
     resources: Resources = Resources()
     environment: Mapping[str, str] = dataclasses.field(default_factory=dict)
     secret_environment: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    network: str = NETWORK_HOST  # "host" (the seed's default) or "none"
+    network: str = NETWORK_HOST  # "host" (the seed's default), "none", "isolated" or a name
     time_limit_seconds: float = 0.0  # wall time from start; 0 = none
     schedule: datetime | None = None  # do not start before this time
     labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
@@ -168,9 +168,10 @@ class JobSpec:
                 f"invalid name {self.name!r}: use letters, digits and . _ : - "
                 f"(at most {MAX_NAME_CHARS} characters)"
             )
-        if self.network not in NETWORKS:
+        if self.network not in NETWORKS and not RESOURCE_NAME.fullmatch(self.network):
             raise InvalidArgument(
-                f"invalid network {self.network!r}: use one of {', '.join(NETWORKS)}"
+                f"invalid network {self.network!r}: use one of {', '.join(NETWORKS)} or the "
+                "name of a created network"
             )
         if not 0 <= self.time_limit_seconds <= MAX_TIME_LIMIT_SECONDS:
             raise InvalidArgument(

@@ -9,7 +9,9 @@ Runtimes are installed by admins and usable by every job.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import re
+from collections.abc import Iterator
 from datetime import datetime
 
 from jobyard.domain.errors import InvalidArgument, NotFound
@@ -84,6 +86,36 @@ def format_size(size: int) -> str:
         if size % scale == 0:
             return f"{size // scale}{unit}"
     return f"{size}B"
+
+
+NETWORK_PREFIXES = range(16, 30)  # /16 (65 534 jobs) .. /29 (5 jobs)
+
+
+def parse_cidr(text: str) -> ipaddress.IPv4Network:
+    """A private IPv4 network such as 10.10.0.0/24 (host bits must be 0)."""
+    try:
+        network = ipaddress.IPv4Network(text)
+    except ValueError as exc:
+        raise InvalidArgument(f"invalid cidr {text!r}: {exc}") from None
+    if network.prefixlen not in NETWORK_PREFIXES:
+        raise InvalidArgument(
+            f"invalid cidr {text!r}: the prefix must be /{NETWORK_PREFIXES[0]} to "
+            f"/{NETWORK_PREFIXES[-1]}"
+        )
+    if not network.is_private or network.is_loopback or network.is_link_local:
+        raise InvalidArgument(
+            f"invalid cidr {text!r}: use a private range (10.0.0.0/8, 172.16.0.0/12, "
+            "192.168.0.0/16): job networks are private to this machine"
+        )
+    return network
+
+
+def job_addresses(network: ipaddress.IPv4Network) -> Iterator[ipaddress.IPv4Interface]:
+    """The addresses jobs get, lowest first; the first host address stays reserved."""
+    hosts = network.hosts()
+    next(hosts, None)
+    for host in hosts:
+        yield ipaddress.IPv4Interface(f"{host}/{network.prefixlen}")
 
 
 def volume_not_found(name: str) -> NotFound:

@@ -2,8 +2,8 @@
 
 The engine asks an :class:`Attachments` before it accepts a job (so a job naming something
 that does not exist, or that its caller may not use, is refused before anything runs, naming
-what is missing) and again when it launches the job (for the binds and PATH entries to give
-it).
+what is missing), attaches them when it launches the job (binds, PATH entries, a prepared
+network namespace) and releases them once the job's processes are gone.
 """
 
 from __future__ import annotations
@@ -12,17 +12,19 @@ import dataclasses
 from typing import Protocol
 
 from jobyard.domain.access import Identity
-from jobyard.domain.jobs import JobSpec
-from jobyard.domain.resources import runtime_not_found, volume_not_found
+from jobyard.domain.jobs import NETWORKS, JobSpec
+from jobyard.domain.resources import network_not_found, runtime_not_found, volume_not_found
 from jobyard.runtime.base import Bind
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Attached:
-    """What a launched job gets: binds in mount order and directories first on its PATH."""
+    """What a launched job gets: binds in mount order, directories first on its PATH and the
+    network namespace its ranks enter ("": the runtime's own choice, from ``spec.network``)."""
 
     binds: tuple[Bind, ...] = ()
     path_prefix: tuple[str, ...] = ()
+    netns: str = ""
 
 
 class Attachments(Protocol):
@@ -30,19 +32,29 @@ class Attachments(Protocol):
         """Raise NotFound naming the first volume or runtime ``caller`` cannot use
         (``None``: a job already accepted, not scoped again)."""
 
-    def resolve(self, spec: JobSpec) -> Attached:
-        """The binds of an accepted job (NotFound if one has gone since)."""
+    async def attach(self, job_id: str, spec: JobSpec) -> Attached:
+        """Prepare what an accepted job attaches (NotFound if something has gone since)."""
+
+    async def release(self, job_id: str) -> None:
+        """Undo :meth:`attach` once the job's processes are gone (idempotent)."""
 
 
 class NoAttachments:
-    """A server with no volume or runtime registry: naming one refuses the job."""
+    """A server with no registry: naming a volume, runtime or network refuses the job.
+
+    ``isolated`` is a plain new network namespace here, like ``none``."""
 
     def check(self, spec: JobSpec, caller: Identity | None) -> None:
         for name in spec.volumes:
             raise volume_not_found(name)
         if spec.runtime_env:
             raise runtime_not_found(spec.runtime_env)
+        if spec.network not in NETWORKS:
+            raise network_not_found(spec.network)
 
-    def resolve(self, spec: JobSpec) -> Attached:
+    async def attach(self, job_id: str, spec: JobSpec) -> Attached:
         self.check(spec, None)
         return Attached()
+
+    async def release(self, job_id: str) -> None:
+        return None

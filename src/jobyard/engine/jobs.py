@@ -417,7 +417,7 @@ class JobEngine(JobControl, JobReading):
         except StaleTransition:  # stopped while it was being handed over
             job = self._update(job.id, backend_id=handle.backend_id)
             await runtime.stop(job.id, handle, self._config.stop_grace_seconds)
-            await runtime.cleanup(job.id, handle)
+            await self._cleanup(runtime, job.id, handle)
             return
         self._hold(job)
         self.events.publish(job)
@@ -429,8 +429,9 @@ class JobEngine(JobControl, JobReading):
         """``runtime.start`` for ``job``; None when it failed (the job has ended then)."""
         self._layout.create_job_dir(job.id, job.spec.replicas)
         try:
-            attached = self.attachments.resolve(job.spec)
+            attached = await self.attachments.attach(job.id, job.spec)
         except JobyardError as exc:  # a volume or runtime removed while the job waited
+            await self.attachments.release(job.id)
             self._launch_failed(job.id, f"launch failed: {exc}", TerminationReason.LAUNCH_ERROR)
             return None
         request = LaunchRequest(
@@ -445,13 +446,16 @@ class JobEngine(JobControl, JobReading):
             owner=job.owner,
             binds=attached.binds,
             path_prefix=attached.path_prefix,
+            netns=attached.netns,
         )
         try:
             return await runtime.start(request)
         except LaunchError as exc:
+            await self.attachments.release(job.id)
             self._launch_failed(job.id, f"launch failed: {exc}", TerminationReason.LAUNCH_ERROR)
         except Exception as exc:  # a bug or an unexpected OS error: never leave it hanging
             log.exception("job launch crashed | jobId=%s", job.id)
+            await self.attachments.release(job.id)
             message = f"internal error while launching: {exc}"
             self._launch_failed(job.id, message, TerminationReason.INTERNAL_ERROR)
         return None
@@ -498,7 +502,7 @@ class JobEngine(JobControl, JobReading):
         try:
             # Release first, so that a terminal status means the job's resources are gone.
             try:
-                await runtime.cleanup(job_id, handle)
+                await self._cleanup(runtime, job_id, handle)
             except Exception:
                 log.exception("cleanup failed | jobId=%s", job_id)
             self._hub.settle(job_id)
@@ -560,9 +564,16 @@ class JobEngine(JobControl, JobReading):
             self._arm_expiry(job)
         self._watch(job.id, runtime, handle)
 
+    async def _cleanup(self, runtime: Runtime, job_id: str, handle: Handle) -> None:
+        """The runtime's cleanup, then what the job attached (its network namespace)."""
+        try:
+            await runtime.cleanup(job_id, handle)
+        finally:
+            await self.attachments.release(job_id)
+
     async def _release_unrecorded(self, runtime: Runtime, job_id: str) -> None:
         try:
-            await runtime.cleanup(job_id, Handle(""))
+            await self._cleanup(runtime, job_id, Handle(""))
         except Exception:
             log.exception("cleanup of an unrecorded launch failed | jobId=%s", job_id)
 

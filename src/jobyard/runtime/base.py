@@ -50,6 +50,7 @@ class LaunchRequest:
     owner: str = ""  # who submitted it: a runtime may run an owner's jobs as its account
     binds: tuple[Bind, ...] = ()  # in mount order
     path_prefix: tuple[str, ...] = ()  # directories (in the job) put first on its PATH
+    netns: str = ""  # a network namespace prepared for the job (its ranks enter it)
 
     def output(self, rank: int) -> Path:
         """Where rank ``rank`` writes its stdout and stderr."""

@@ -35,7 +35,7 @@ from jobyard.runtime.capacity import Capacity, host_memory_mb
 from jobyard.server.auth import AuthInterceptor
 from jobyard.server.joblet import JobletServicer, JobServicer
 from jobyard.server.monitoring import MonitoringServicer
-from jobyard.server.resources import RuntimeServicer, VolumeServicer
+from jobyard.server.resources import NetworkServicer, RuntimeServicer, VolumeServicer
 from jobyard.server.strict import StrictRequestInterceptor
 from jobyard.server.v1 import JobyardServicer
 from jobyard.store import SQLiteStore
@@ -55,6 +55,7 @@ SERVICES = (
     "joblet.MonitoringService",
     "joblet.VolumeService",
     "joblet.RuntimeService",
+    "joblet.NetworkService",
     "jobyard.v1.JobyardService",
 )
 SHUTDOWN_GRACE_SECONDS = 2.0
@@ -268,6 +269,7 @@ async def start_server(
     joblet_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(engine, workflows), server)
     joblet_pb2_grpc.add_MonitoringServiceServicer_to_server(MonitoringServicer(), server)
     joblet_pb2_grpc.add_VolumeServiceServicer_to_server(VolumeServicer(registry), server)
+    joblet_pb2_grpc.add_NetworkServiceServicer_to_server(NetworkServicer(registry), server)
     joblet_pb2_grpc.add_RuntimeServiceServicer_to_server(RuntimeServicer(registry, engine), server)
     v1 = JobyardServicer(engine, workflows)
     jobyard_v1_pb2_grpc.add_JobyardServiceServicer_to_server(v1, server)

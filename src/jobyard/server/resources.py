@@ -1,4 +1,4 @@
-"""joblet.VolumeService and joblet.RuntimeService: translation to the registry only."""
+"""joblet.VolumeService, RuntimeService and NetworkService: translation to the registry."""
 
 from __future__ import annotations
 
@@ -109,3 +109,37 @@ class RuntimeServicer(pb_grpc.RuntimeServiceServicer):
         return pb.RuntimeRemoveRes(
             success=True, message=f"runtime {info.name} removed", freedSpaceBytes=info.size_bytes
         )
+
+
+class NetworkServicer(pb_grpc.NetworkServiceServicer):
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+
+    async def CreateNetwork(
+        self, request: pb.CreateNetworkReq, context: Any
+    ) -> pb.CreateNetworkRes:
+        network = await self._registry.create_network(
+            current_identity(), request.name, request.cidr
+        )
+        return pb.CreateNetworkRes(name=network.name, cidr=network.cidr, bridge=network.bridge)
+
+    async def ListNetworks(self, request: pb.EmptyRequest, context: Any) -> pb.Networks:
+        users = self._registry.users()
+        return pb.Networks(
+            networks=[
+                pb.Network(
+                    name=n.name,
+                    cidr=n.cidr,
+                    bridge=n.bridge,
+                    owner=n.owner,
+                    jobCount=users[f"network:{n.name}"],
+                )
+                for n in self._registry.networks(current_identity())
+            ]
+        )
+
+    async def RemoveNetwork(
+        self, request: pb.RemoveNetworkReq, context: Any
+    ) -> pb.RemoveNetworkRes:
+        network = await self._registry.remove_network(current_identity(), request.name)
+        return pb.RemoveNetworkRes(success=True, message=f"network {network.name} removed")

@@ -155,7 +155,7 @@ class Job(_message.Message):
     message: _builtins.str
     """Human-readable detail of the latest status change"""
     network: _builtins.str
-    """"host" (default) or "none" """
+    """host (default), none, isolated or a network name"""
     timeLimitSeconds: _builtins.int
     """wall-time limit (0 = none)"""
     expiresAt: _builtins.str
@@ -330,7 +330,7 @@ class RunJobReq(_message.Message):
     cpuCores: _builtins.str
     maxPids: _builtins.int
     network: _builtins.str
-    """"host" (default) or "none" """
+    """host (default), none, isolated or a network name"""
     timeLimitSeconds: _builtins.int
     """0 = the server's jobTimeout"""
     schedule: _builtins.str
@@ -2032,3 +2032,146 @@ class RuntimeRemoveRes(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RuntimeRemoveRes: _TypeAlias = RuntimeRemoveRes  # noqa: Y015
+
+@_typing.final
+class CreateNetworkReq(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    CIDR_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    cidr: _builtins.str
+    """a private IPv4 range, /16 to /29, e.g. 10.10.0.0/24"""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        cidr: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cidr", b"cidr", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateNetworkReq: _TypeAlias = CreateNetworkReq  # noqa: Y015
+
+@_typing.final
+class CreateNetworkRes(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    CIDR_FIELD_NUMBER: _builtins.int
+    BRIDGE_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    cidr: _builtins.str
+    bridge: _builtins.str
+    """the host's bridge interface"""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        cidr: _builtins.str = ...,
+        bridge: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bridge", b"bridge", "cidr", b"cidr", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateNetworkRes: _TypeAlias = CreateNetworkRes  # noqa: Y015
+
+@_typing.final
+class RemoveNetworkReq(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveNetworkReq: _TypeAlias = RemoveNetworkReq  # noqa: Y015
+
+@_typing.final
+class RemoveNetworkRes(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUCCESS_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    success: _builtins.bool
+    message: _builtins.str
+    def __init__(
+        self,
+        *,
+        success: _builtins.bool = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["message", b"message", "success", b"success"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveNetworkRes: _TypeAlias = RemoveNetworkRes  # noqa: Y015
+
+@_typing.final
+class Network(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    CIDR_FIELD_NUMBER: _builtins.int
+    BRIDGE_FIELD_NUMBER: _builtins.int
+    JOBCOUNT_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    cidr: _builtins.str
+    bridge: _builtins.str
+    jobCount: _builtins.int
+    """unfinished jobs on it"""
+    owner: _builtins.str
+    """jobyard additions"""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        cidr: _builtins.str = ...,
+        bridge: _builtins.str = ...,
+        jobCount: _builtins.int = ...,
+        owner: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bridge", b"bridge", "cidr", b"cidr", "jobCount", b"jobCount", "name", b"name", "owner", b"owner"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Network: _TypeAlias = Network  # noqa: Y015
+
+@_typing.final
+class Networks(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NETWORKS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def networks(self) -> _containers.RepeatedCompositeFieldContainer[Global___Network]: ...
+    def __init__(
+        self,
+        *,
+        networks: _abc.Iterable[Global___Network] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["networks", b"networks"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Networks: _TypeAlias = Networks  # noqa: Y015

@@ -1220,3 +1220,167 @@ class RuntimeService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class NetworkServiceStub:
+    """Networks (50b8d0a): jobs on the same created network reach each other by address, and
+    nothing on other networks. A job names one with network = NAME (RunJobReq, workflow YAML).
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.CreateNetwork = channel.unary_unary(
+                '/joblet.NetworkService/CreateNetwork',
+                request_serializer=joblet__pb2.CreateNetworkReq.SerializeToString,
+                response_deserializer=joblet__pb2.CreateNetworkRes.FromString,
+                _registered_method=True)
+        self.ListNetworks = channel.unary_unary(
+                '/joblet.NetworkService/ListNetworks',
+                request_serializer=joblet__pb2.EmptyRequest.SerializeToString,
+                response_deserializer=joblet__pb2.Networks.FromString,
+                _registered_method=True)
+        self.RemoveNetwork = channel.unary_unary(
+                '/joblet.NetworkService/RemoveNetwork',
+                request_serializer=joblet__pb2.RemoveNetworkReq.SerializeToString,
+                response_deserializer=joblet__pb2.RemoveNetworkRes.FromString,
+                _registered_method=True)
+
+
+class NetworkServiceServicer:
+    """Networks (50b8d0a): jobs on the same created network reach each other by address, and
+    nothing on other networks. A job names one with network = NAME (RunJobReq, workflow YAML).
+    """
+
+    def CreateNetwork(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListNetworks(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveNetwork(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_NetworkServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'CreateNetwork': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateNetwork,
+                    request_deserializer=joblet__pb2.CreateNetworkReq.FromString,
+                    response_serializer=joblet__pb2.CreateNetworkRes.SerializeToString,
+            ),
+            'ListNetworks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListNetworks,
+                    request_deserializer=joblet__pb2.EmptyRequest.FromString,
+                    response_serializer=joblet__pb2.Networks.SerializeToString,
+            ),
+            'RemoveNetwork': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveNetwork,
+                    request_deserializer=joblet__pb2.RemoveNetworkReq.FromString,
+                    response_serializer=joblet__pb2.RemoveNetworkRes.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'joblet.NetworkService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('joblet.NetworkService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class NetworkService:
+    """Networks (50b8d0a): jobs on the same created network reach each other by address, and
+    nothing on other networks. A job names one with network = NAME (RunJobReq, workflow YAML).
+    """
+
+    @staticmethod
+    def CreateNetwork(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/joblet.NetworkService/CreateNetwork',
+            joblet__pb2.CreateNetworkReq.SerializeToString,
+            joblet__pb2.CreateNetworkRes.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListNetworks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/joblet.NetworkService/ListNetworks',
+            joblet__pb2.EmptyRequest.SerializeToString,
+            joblet__pb2.Networks.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveNetwork(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/joblet.NetworkService/RemoveNetwork',
+            joblet__pb2.RemoveNetworkReq.SerializeToString,
+            joblet__pb2.RemoveNetworkRes.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

@@ -356,3 +356,55 @@ class RuntimeServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_joblet_pb2.RuntimeRemoveRes, _abc.Awaitable[_joblet_pb2.RuntimeRemoveRes]]: ...
 
 def add_RuntimeServiceServicer_to_server(servicer: RuntimeServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class NetworkServiceStub:
+    """Networks (50b8d0a): jobs on the same created network reach each other by address, and
+    nothing on other networks. A job names one with network = NAME (RunJobReq, workflow YAML).
+    """
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> NetworkServiceAsyncStub: ...
+    CreateNetwork: _grpc.UnaryUnaryMultiCallable[_joblet_pb2.CreateNetworkReq, _joblet_pb2.CreateNetworkRes]
+    ListNetworks: _grpc.UnaryUnaryMultiCallable[_joblet_pb2.EmptyRequest, _joblet_pb2.Networks]
+    RemoveNetwork: _grpc.UnaryUnaryMultiCallable[_joblet_pb2.RemoveNetworkReq, _joblet_pb2.RemoveNetworkRes]
+
+@_typing.type_check_only
+class NetworkServiceAsyncStub(NetworkServiceStub):
+    """Networks (50b8d0a): jobs on the same created network reach each other by address, and
+    nothing on other networks. A job names one with network = NAME (RunJobReq, workflow YAML).
+    """
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    CreateNetwork: _aio.UnaryUnaryMultiCallable[_joblet_pb2.CreateNetworkReq, _joblet_pb2.CreateNetworkRes]  # type: ignore[assignment]
+    ListNetworks: _aio.UnaryUnaryMultiCallable[_joblet_pb2.EmptyRequest, _joblet_pb2.Networks]  # type: ignore[assignment]
+    RemoveNetwork: _aio.UnaryUnaryMultiCallable[_joblet_pb2.RemoveNetworkReq, _joblet_pb2.RemoveNetworkRes]  # type: ignore[assignment]
+
+class NetworkServiceServicer(metaclass=_abc_1.ABCMeta):
+    """Networks (50b8d0a): jobs on the same created network reach each other by address, and
+    nothing on other networks. A job names one with network = NAME (RunJobReq, workflow YAML).
+    """
+
+    @_abc_1.abstractmethod
+    def CreateNetwork(
+        self,
+        request: _joblet_pb2.CreateNetworkReq,
+        context: _ServicerContext,
+    ) -> _typing.Union[_joblet_pb2.CreateNetworkRes, _abc.Awaitable[_joblet_pb2.CreateNetworkRes]]: ...
+
+    @_abc_1.abstractmethod
+    def ListNetworks(
+        self,
+        request: _joblet_pb2.EmptyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_joblet_pb2.Networks, _abc.Awaitable[_joblet_pb2.Networks]]: ...
+
+    @_abc_1.abstractmethod
+    def RemoveNetwork(
+        self,
+        request: _joblet_pb2.RemoveNetworkReq,
+        context: _ServicerContext,
+    ) -> _typing.Union[_joblet_pb2.RemoveNetworkRes, _abc.Awaitable[_joblet_pb2.RemoveNetworkRes]]: ...
+
+def add_NetworkServiceServicer_to_server(servicer: NetworkServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -362,7 +362,8 @@ class LocalRuntime:
         for rank in range(request.spec.replicas):
             argv = self._argv(request, rank, ids, procs_files, shared_netns)
             pids.append(self._spawn(request, rank, argv, self._env(request, info, rank)))
-            if rank == 0 and request.spec.network == NETWORK_NONE and request.spec.replicas > 1:
+            own = request.spec.network == NETWORK_NONE and not request.netns
+            if rank == 0 and own and request.spec.replicas > 1:
                 shared_netns = await own_netns(pids[0])
 
     def _spawn(
@@ -394,11 +395,13 @@ class LocalRuntime:
         netns_of: int | None,
     ) -> list[str]:  # fmt: skip
         """The launch chain of one rank; ``netns_of``: the pid whose network namespace the
-        rank enters (rank 0's, for the other ranks of a ``--network none`` job)."""
+        rank enters (rank 0's, for the other ranks of a ``--network none`` job). A job given
+        a prepared namespace (``request.netns``: a created network, isolated) enters that."""
         tools = self._tools
-        enter = [] if netns_of is None else [tools.nsenter, f"--net=/proc/{netns_of}/ns/net", "--"]
+        netns = request.netns or ("" if netns_of is None else f"/proc/{netns_of}/ns/net")
+        enter = [tools.nsenter, f"--net={netns}", "--"] if netns else []
         namespaces = ["--pid", "--mount", "--ipc", "--uts", "--propagation", "private"]
-        if request.spec.network == NETWORK_NONE and netns_of is None:
+        if request.spec.network == NETWORK_NONE and not netns:
             namespaces.append("--net")  # a new, empty network namespace: only loopback
         state = rank_dir(request.state_dir, rank)
         shim = [SHELL, str(SHIM_SCRIPT), mounts.WORK_DIR,
