@@ -22,6 +22,7 @@ Example::
       cgroupRoot: jobyard         # cgroup directory name under each hierarchy
       defaultMaxPids: 1024
       maxOutputBytes: 1073741824  # per job; a job writing more is stopped; 0 = unlimited
+      defaultMaxDisk: 0           # MB per job for /work and output (--max-disk); 0 = unlimited
       logFollowerStallTimeout: "30s"  # a log follower accepting nothing this long is cut off
       diskReserveBytes: 16777216  # data disk space kept for the server's records
       maxTotalCpu: 0              # percent; running jobs' maxCPU may not add up beyond; 0 = any
@@ -137,6 +138,7 @@ class JobyardConfig:
     cgroup_root: str = "jobyard"
     default_max_pids: int = 1024
     max_output_bytes: int = 1 << 30  # per job; 0 = unlimited
+    default_max_disk: int = 0  # MB for a job that asks for no --max-disk; 0 = unlimited
     log_follower_stall_timeout_seconds: float = 30.0  # 0 = never cut off
     disk_reserve_bytes: int = 16 << 20  # released when job output fills the disk
     max_total_cpu: int = 0  # percent of one core, summed over active jobs; 0 = unbounded
@@ -217,6 +219,7 @@ _JOBYARD_KEYS = {
     "cgroupRoot": ("cgroup_root", str),
     "defaultMaxPids": ("default_max_pids", int),
     "maxOutputBytes": ("max_output_bytes", int),
+    "defaultMaxDisk": ("default_max_disk", int),
     "logFollowerStallTimeout": ("log_follower_stall_timeout_seconds", parse_duration),
     "diskReserveBytes": ("disk_reserve_bytes", int),
     "maxTotalCpu": ("max_total_cpu", int),

@@ -12,6 +12,7 @@ import pytest
 
 from jobyard.client import Client
 from jobyard.domain.access import SYSTEM
+from jobyard.domain.errors import ResourceExhausted
 from tests.conftest import root_problem
 from tests.integration.conftest import ServerThread
 
@@ -113,8 +114,12 @@ def test_a_full_disk_fails_only_the_job_filling_it(small_disk: Path, certs_dir: 
         kept = output_size(server, filler.id)
         assert 0 < kept < 2 * 1024 * 1024
         assert sum(len(c.data) for c in client.read_logs(filler.id)) == kept
-        # Other jobs' output is intact, and the server goes on serving.
+        # Other jobs' output is intact, and the server goes on serving: new jobs are
+        # refused while the disk is full, and run again once space returns.
         assert b"".join(client.logs(quiet.id)) == b"kept\n"
+        with pytest.raises(ResourceExhausted, match=r"the data disk is full: [\d.]+ MB free"):
+            client.submit("echo", ["too soon"])
+        client.delete(filler.id)
         after = client.submit("echo", ["still here"])
         assert client.wait(after.id, timeout=WAIT_SECONDS).status == "COMPLETED"
         assert b"".join(client.logs(after.id)) == b"still here\n"

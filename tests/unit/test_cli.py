@@ -215,6 +215,8 @@ def test_run_with_name_env_and_secret_never_prints_the_secret(fake: type[FakeCli
             "0-1",
             "--max-pids",
             "9",
+            "--max-disk",
+            "500",
             "echo",
             "hi",
         ]
@@ -225,6 +227,7 @@ def test_run_with_name_env_and_secret_never_prints_the_secret(fake: type[FakeCli
     assert kwargs["env"] == {"A": "1", "B": "x=y"}
     assert kwargs["secret_env"] == {"TOKEN": "hunter2"}
     assert (kwargs["name"], kwargs["cpu_cores"], kwargs["max_pids"]) == ("greet", "0-1", 9)
+    assert kwargs["max_disk"] == 500
     assert "Name: greet\n" in result.stdout
     assert "hunter2" not in result.output
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from jobyard.domain.errors import ResourceExhausted
+from jobyard.domain.status import TerminationReason
 from jobyard.logs import JobLayout, LogConfig, LogHub
 from jobyard.logs import limits as limits_module
 from jobyard.logs.limits import DiskReserve, OutputLimits
@@ -34,9 +36,11 @@ def append(layout: JobLayout, job_id: str, n: int) -> None:
 class Reports:
     def __init__(self) -> None:
         self.calls: list[tuple[str, str]] = []
+        self.reasons: list[TerminationReason] = []
 
-    def __call__(self, job_id: str, why: str) -> None:
+    def __call__(self, job_id: str, why: str, reason: TerminationReason) -> None:
         self.calls.append((job_id, why))
+        self.reasons.append(reason)
 
 
 async def until(condition: object, seconds: float = 2.0) -> None:
@@ -146,3 +150,45 @@ async def test_the_hub_settles_a_job_before_its_end_is_recorded(layout: JobLayou
     hub.settle(JOB)  # no waiting for the next poll
     assert reports.calls == [(JOB, "output limit of 10 bytes reached (11 bytes written)")]
     hub.close()
+
+
+async def test_a_disk_limit_counts_the_output_and_reports_disk_limit(layout: JobLayout) -> None:
+    # /work here is no file system of its own (no image): only the output counts.
+    limits = OutputLimits(layout, max_bytes=0, check_interval=INTERVAL)
+    limits.start()
+    reports = Reports()
+    limits.guard(JOB, reports, disk_bytes=2 * 1024 * 1024)
+    (layout.workdir(JOB)).mkdir()
+    (layout.workdir(JOB) / "big").write_bytes(b"x" * 3 * 1024 * 1024)
+    append(layout, JOB, 2 * 1024 * 1024)
+    limits.check([JOB])
+    assert reports.calls == []  # exactly at the limit
+    append(layout, JOB, 1)
+    limits.check([JOB])
+    assert reports.calls == [
+        (JOB, f"disk limit of 2 MB reached ({2 * 1024 * 1024 + 1} bytes in /work and output)")
+    ]
+    assert reports.reasons == [TerminationReason.DISK_LIMIT]
+    limits.close()
+
+
+def test_new_work_is_refused_while_the_disk_is_full_until_space_returns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    free = [1 << 20]
+    monkeypatch.setattr(limits_module, "free_bytes", lambda path: free[0])
+    reserve = DiskReserve(tmp_path / "reserve", 256 * 1024)
+    reserve.check_room()  # room: the reserve is made
+    assert reserve.held
+    reserve.release()
+    free[0] = 300 * 1024  # released and used up: not enough to re-make it
+    with pytest.raises(ResourceExhausted) as refused:
+        reserve.check_room()
+    assert str(refused.value) == (
+        "the data disk is full: 0.3 MB free, 0.0 MB reserved for the server's records "
+        "(needs 0.5 MB free to re-make a 0.2 MB reserve); new jobs are refused until space "
+        "is freed"
+    )
+    free[0] = 1 << 20  # space came back
+    reserve.check_room()
+    assert reserve.held

@@ -12,7 +12,13 @@ from pathlib import Path
 import pytest
 
 from jobyard.domain.access import Scope
-from jobyard.domain.errors import InvalidArgument, JobyardError, NotFound, StaleTransition
+from jobyard.domain.errors import (
+    DataDiskFull,
+    InvalidArgument,
+    JobyardError,
+    NotFound,
+    StaleTransition,
+)
 from jobyard.domain.jobs import Job, JobSpec, ProductRef, Resources
 from jobyard.domain.status import Status, TerminationReason
 from jobyard.store import MemoryStore, SQLiteStore, Store, resolve_id
@@ -31,7 +37,12 @@ def make_job(job_id: str, *, status: Status = Status.QUEUED, **changes: object) 
         args=("-c", "print('hé')", ""),
         name="build-1",
         resources=Resources(
-            max_cpu=150, cpu_cores="0-1", max_memory=1024, max_iobps=4096, max_pids=77
+            max_cpu=150,
+            cpu_cores="0-1",
+            max_memory=1024,
+            max_iobps=4096,
+            max_pids=77,
+            max_disk=300,
         ),
         environment={"MODE": "fast", "EMPTY": ""},
         secret_environment={"TOKEN": "s3cr=t"},
@@ -91,7 +102,7 @@ def test_create_get_round_trips_every_field(store: Store) -> None:
     assert got.spec.args == ("-c", "print('hé')", "")
     assert dict(got.spec.environment) == {"MODE": "fast", "EMPTY": ""}
     assert dict(got.spec.secret_environment) == {"TOKEN": "s3cr=t"}
-    assert got.spec.resources == Resources(150, "0-1", 1024, 4096, 77)
+    assert got.spec.resources == Resources(150, "0-1", 1024, 4096, 77, 300)
     assert got.spec.product == ProductRef("example-compute-1", "example-compute", "example")
     for field in (
         "id",
@@ -432,3 +443,19 @@ def test_transaction_keeps_the_original_error_when_sqlite_ended_the_transaction(
         assert not db.in_transaction
     finally:
         db.close()
+
+
+def test_sqlite_on_a_full_disk_raises_data_disk_full_and_keeps_what_it_had(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "jobyard.db")
+    store.create(make_job(ID_A))
+    # SQLite's own "database or disk is full" (SQLITE_FULL), as on a full data disk.
+    pages = store.connection.execute("PRAGMA page_count").fetchone()[0]
+    store.connection.execute(f"PRAGMA max_page_count = {pages}")
+    with pytest.raises(DataDiskFull, match="the data disk is full"):
+        for n in range(1000):
+            store.create(make_job(f"cccc{n:04d}-0000-4000-8000-000000000000"))
+    assert store.get(ID_A).spec.resources.max_disk == 300  # read back, max_disk included
+    store.connection.execute("PRAGMA max_page_count = 1073741823")  # space returns
+    store.transition(ID_A, Status.INITIALIZING, "setting up")
+    assert store.get(ID_A).status is Status.INITIALIZING
+    store.close()

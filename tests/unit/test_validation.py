@@ -12,6 +12,7 @@ from jobyard.domain.jobs import (
     MAX_ARGV_BYTES,
     MAX_COMMAND_BYTES,
     MAX_CPU_PERCENT_BOUND,
+    MAX_DISK_MB_BOUND,
     MAX_ENV_BYTES,
     MAX_ENV_VARS,
     MAX_MEMORY_MB_BOUND,
@@ -135,6 +136,7 @@ def test_key_in_both_env_and_secret_env_is_refused() -> None:
         ("max_memory", "maxMemory"),
         ("max_iobps", "maxIOBPS"),
         ("max_pids", "maxPids"),
+        ("max_disk", "maxDisk"),
     ],
 )
 def test_negative_limit_is_refused(field: str, wire_name: str) -> None:
@@ -151,6 +153,7 @@ def test_negative_limit_is_refused(field: str, wire_name: str) -> None:
         ("max_memory", MAX_MEMORY_MB_BOUND + 1, "maxMemory"),
         ("max_iobps", 2**31, "maxIOBPS"),
         ("max_pids", MAX_PIDS_BOUND + 1, "maxPids"),
+        ("max_disk", MAX_DISK_MB_BOUND + 1, "maxDisk"),
         ("max_memory", 10**18, "maxMemory"),
     ],
 )

@@ -39,6 +39,13 @@ _LIMIT = click.IntRange(min=0)
     "--max-pids", type=_LIMIT, default=0, metavar="N", help="Process limit (0 = server default)."
 )
 @click.option(
+    "--max-disk",
+    type=_LIMIT,
+    default=0,
+    metavar="MB",
+    help="MB the job may write to /work and its output together (0 = server default).",
+)
+@click.option(
     "--cpu-cores", default="", metavar="LIST", help="CPUs the job may use, e.g. 0-1 or 0,2."
 )
 @click.option(
@@ -114,6 +121,7 @@ def run(
     max_memory: int,
     max_iobps: int,
     max_pids: int,
+    max_disk: int,
     cpu_cores: str,
     network: str,
     name: str,
@@ -139,6 +147,7 @@ def run(
       jobyard run --max-cpu=50 python3 script.py
       jobyard run --max-memory=1024 --env MODE=fast java -jar app.jar
       jobyard run --network=none --max-pids=64 python3 untrusted.py
+      jobyard run --max-disk=500 sh -c 'make > build.log'
       jobyard run bash -c "sleep 10 && echo done"
       jobyard run --time 2h --schedule +10m --label team=red make test
       jobyard run --backend slurm --time 1h --replicas 2 hostname
@@ -161,6 +170,7 @@ def run(
         max_memory=max_memory,
         max_iobps=max_iobps,
         max_pids=max_pids,
+        max_disk=max_disk,
         cpu_cores=cpu_cores,
         network=network,
         replicas=replicas,

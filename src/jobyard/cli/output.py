@@ -53,6 +53,7 @@ def status(job: Job) -> str:
         ("Name", job.name),
         ("CPUCores", job.cpu_cores),
         ("MaxPids", str(job.max_pids) if job.max_pids else ""),
+        ("MaxDisk", f"{job.max_disk} MB" if job.max_disk else ""),
         ("Replicas", str(job.replicas) if job.replicas > 1 else ""),
         ("Runtime", job.runtime),
         ("Backend", job.backend),

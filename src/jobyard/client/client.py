@@ -80,6 +80,7 @@ class Client(
         max_memory: int = 0,
         max_iobps: int = 0,
         max_pids: int = 0,
+        max_disk: int = 0,
         cpu_cores: str = "",
         env: Mapping[str, str] | None = None,
         secret_env: Mapping[str, str] | None = None,
@@ -103,7 +104,9 @@ class Client(
         (limits are the job's, shared by its ranks; ``logs(id, rank=r)`` reads one rank);
         ``backend`` where it runs, "local" or "slurm" ("": the server's default);
         ``uploads`` local files and directories placed in the job's /work before it starts;
-        ``volumes`` volume names mounted at /volumes/NAME; ``runtime`` a runtime's name.
+        ``volumes`` volume names mounted at /volumes/NAME; ``runtime`` a runtime's name;
+        ``max_disk`` MB the job may write to /work and its output together (past it its
+        writes fail or it is stopped with reason DISK_LIMIT).
 
         Submitting is idempotent: the call carries a request id (``request_id``, or a new
         one) and is retried with it when its answer is lost, so it creates one job at most;
@@ -122,6 +125,7 @@ class Client(
             maxMemory=max_memory,
             maxIOBPS=max_iobps,
             maxPids=max_pids,
+            maxDisk=max_disk,
             cpuCores=cpu_cores,
             environment=dict(env or {}),
             secret_environment=dict(secret_env or {}),

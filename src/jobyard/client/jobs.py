@@ -43,6 +43,7 @@ class Job:
     max_memory: int = 0
     max_iobps: int = 0
     max_pids: int = 0
+    max_disk: int = 0  # MB for /work and output together; 0 = unlimited
     runtime: str = ""  # Joblet's runtime environment (e.g. python-3.11-ml)
     backend: str = ""  # where the job runs: local, slurm
     owner: str = ""
@@ -79,6 +80,7 @@ class Job:
             max_memory=msg.maxMemory,
             max_iobps=msg.maxIOBPS,
             max_pids=msg.maxPids,
+            max_disk=msg.maxDisk,
             runtime=msg.runtime,
             backend=msg.backend,
             owner=msg.owner,
@@ -144,6 +146,7 @@ PROTO_NAMES: dict[str, str] = {
     "max_memory": "maxMemory",
     "max_iobps": "maxIOBPS",
     "max_pids": "maxPids",
+    "max_disk": "maxDisk",
     "runtime": "runtime",
     "backend": "backend",
     "owner": "owner",

@@ -9,6 +9,7 @@
     ├── PermissionDenied          the caller's role forbids the action  -> PERMISSION_DENIED
     ├── Unauthenticated           no usable client identity            -> UNAUTHENTICATED
     ├── ResourceExhausted         a configured capacity is full         -> RESOURCE_EXHAUSTED
+    │   └── DataDiskFull          the store could not write: no space
     ├── PaymentRequired           the wallet cannot pay the job's first unit (HTTP 402)
                                                                         -> RESOURCE_EXHAUSTED
     ├── AlreadyExists             a request id reused for another request -> ALREADY_EXISTS
@@ -48,6 +49,10 @@ class Unauthenticated(JobyardError):
 
 class ResourceExhausted(JobyardError):
     pass
+
+
+class DataDiskFull(ResourceExhausted):
+    """The data disk has no room for the store's write (SQLite "database or disk is full")."""
 
 
 class PaymentRequired(JobyardError):

@@ -26,6 +26,7 @@ MAX_NAME_CHARS = 128
 MAX_CPU_PERCENT_BOUND = 100 * 4096
 MAX_MEMORY_MB_BOUND = 64 * 1024 * 1024
 MAX_PIDS_BOUND = 4 * 1024 * 1024
+MAX_DISK_MB_BOUND = 16 * 1024 * 1024  # 16 TB
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CPUSET = re.compile(r"\d+(-\d+)?(,\d+(-\d+)?)*")
@@ -63,12 +64,14 @@ class Resources:
     max_memory: int = DEFAULT_MAX_MEMORY_MB  # MB; 0 = unlimited
     max_iobps: int = DEFAULT_MAX_IOBPS  # bytes/s; 0 = unlimited
     max_pids: int = DEFAULT_MAX_PIDS  # 0 = unlimited
+    max_disk: int = 0  # MB the job may write to /work and its output together; 0 = unlimited
 
     def validate(self) -> None:
         _bounded("maxCPU", self.max_cpu, MAX_CPU_PERCENT_BOUND, "percent")
         _bounded("maxMemory", self.max_memory, MAX_MEMORY_MB_BOUND, "MB")
         _bounded("maxIOBPS", self.max_iobps, 2**31 - 1, "bytes/s")
         _bounded("maxPids", self.max_pids, MAX_PIDS_BOUND, "processes")
+        _bounded("maxDisk", self.max_disk, MAX_DISK_MB_BOUND, "MB")
         if self.cpu_cores and not _CPUSET.fullmatch(self.cpu_cores):
             raise InvalidArgument(
                 f"invalid cpuCores {self.cpu_cores!r}: expected a list such as 0-1 or 0,2"

@@ -52,6 +52,7 @@ class TerminationReason(enum.StrEnum):
     OOM_KILLED = "OOM_KILLED"
     TIME_LIMIT = "TIME_LIMIT"
     OUTPUT_LIMIT = "OUTPUT_LIMIT"  # the job wrote more than maxOutputBytes
+    DISK_LIMIT = "DISK_LIMIT"  # the job wrote more than its maxDisk to /work and its output
     USER_STOP = "USER_STOP"
     NO_CREDITS = "NO_CREDITS"
     LAUNCH_ERROR = "LAUNCH_ERROR"

@@ -50,9 +50,12 @@ _LIMIT_KEYS = {
     "maxMemory": "max_memory", "max_memory": "max_memory",
     "maxIOBPS": "max_iobps", "max_iobps": "max_iobps", "max_io_bps": "max_iobps",
     "maxPids": "max_pids", "max_pids": "max_pids",
+    "maxDisk": "max_disk", "max_disk": "max_disk",
     "cpuCores": "cpu_cores", "cpu_cores": "cpu_cores",
 }  # fmt: skip
-_UNSET_LIMITS = Resources(max_cpu=0, cpu_cores="", max_memory=0, max_iobps=0, max_pids=0)
+_UNSET_LIMITS = Resources(
+    max_cpu=0, cpu_cores="", max_memory=0, max_iobps=0, max_pids=0, max_disk=0
+)
 _JOB_KEYS = {
     "command", "args", "environment", "secret_environment", "resources", "requires",
     "timeLimit", "time_limit", "network", "labels", *_LIMIT_KEYS,

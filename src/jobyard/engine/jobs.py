@@ -18,16 +18,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import errno
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from jobyard.domain.access import Identity, scope
 from jobyard.domain.errors import (
+    DataDiskFull,
     FailedPrecondition,
     InvalidArgument,
     JobyardError,
     LaunchError,
+    ResourceExhausted,
     StaleTransition,
     job_not_running,
 )
@@ -73,6 +76,7 @@ class EngineConfig:
     default_max_memory: int = 512
     default_max_iobps: int = 0
     default_max_pids: int = 1024
+    default_max_disk: int = 0  # MB; 0 = unlimited
     stop_grace_seconds: float = 0.1
     default_time_limit_seconds: float = 0.0  # for jobs that ask for none; 0 = none
     max_upload_bytes: int = 64 << 20  # per job, all its uploads together; 0 = unbounded
@@ -166,6 +170,7 @@ class JobEngine(JobControl, JobReading):
             max_memory=res.max_memory or cfg.default_max_memory,
             max_iobps=res.max_iobps or cfg.default_max_iobps,
             max_pids=res.max_pids or cfg.default_max_pids,
+            max_disk=res.max_disk or cfg.default_max_disk,
         )
         time_limit = spec.time_limit_seconds or cfg.default_time_limit_seconds
         return dataclasses.replace(spec, resources=filled, time_limit_seconds=time_limit)
@@ -227,8 +232,14 @@ class JobEngine(JobControl, JobReading):
             workflow_id=workflow_id,
             project=caller.project,
         )
+        self._hub.limits.reserve.check_room()  # a full data disk takes no new job
         # The output files exist from the start, so a follower of a queued job waits on them.
-        self._layout.create_job_dir(job.id, spec.replicas)
+        try:
+            self._layout.create_job_dir(job.id, spec.replicas)
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+            raise ResourceExhausted("the data disk is full: cannot create the job") from exc
         if files:
             place_in_workdir(self._layout, job.id, files)
         try:
@@ -301,12 +312,12 @@ class JobEngine(JobControl, JobReading):
         """Job output: cursors, followers, size limits and their settings."""
         return self._hub
 
-    def _on_output_limit(self, job_id: str, why: str) -> None:
-        """The job's output cannot go on (``why``: its limit, or a full disk): record that
-        at once, then stop the job as a user's stop does, with reason OUTPUT_LIMIT."""
+    def _on_output_limit(self, job_id: str, why: str, reason: TerminationReason) -> None:
+        """The job cannot go on (``why``: its output or disk limit, or a full disk): record
+        that at once, then stop the job as a user's stop does, with ``reason``."""
         try:
             job = self._transition(job_id, Status.STOPPING, f"{why}: signals sent",
-                                   reason=TerminationReason.OUTPUT_LIMIT)  # fmt: skip
+                                   reason=reason)  # fmt: skip
         except StaleTransition:
             return  # it ended, or is being stopped, meanwhile
         log.warning("job output stopped | jobId=%s why=%s", job_id, why)
@@ -320,7 +331,7 @@ class JobEngine(JobControl, JobReading):
     # many concurrent submitters they bound throughput (bench/spawn.py, 8 clients). Batch
     # them through a single writer thread, keeping "answered means durable".
     def _transition(self, job_id: str, new: Status, message: str, **fields: Any) -> Job:
-        job = self._store.transition(job_id, new, message, **fields)
+        job = self._recorded(self._store.transition, job_id, new, message, **fields)
         self._hold(job)
         self.events.publish(job)
         if self._charger is not None:
@@ -328,10 +339,21 @@ class JobEngine(JobControl, JobReading):
         return job
 
     def _update(self, job_id: str, **fields: Any) -> Job:
-        job = self._store.update(job_id, **fields)
+        job = self._recorded(self._store.update, job_id, **fields)
         self._hold(job)
         self.events.publish(job)
         return job
+
+    def _recorded(self, write: Callable[..., Job], *args: Any, **fields: Any) -> Job:
+        """``write(*args, **fields)``; on a full data disk once more, after releasing the
+        disk reserve that is kept for this: a job's end must be recorded."""
+        try:
+            return write(*args, **fields)
+        except DataDiskFull:
+            if not self._hub.limits.reserve.release():
+                raise
+            log.warning("data disk full: released the reserve to record a change")
+            return write(*args, **fields)
 
     def _hold(self, job: Job) -> None:
         """Keep ``_active`` current: the jobs a backend holds."""
@@ -476,7 +498,9 @@ class JobEngine(JobControl, JobReading):
         watcher = self._watch_exit(job_id, runtime, handle)
         task = asyncio.create_task(watcher, name=f"watch-{job_id}")
         self._watchers[job_id] = task
-        self._hub.guard(job_id, self._on_output_limit)
+        job = self._active.get(job_id)
+        disk_mb = job.spec.resources.max_disk if job is not None else 0
+        self._hub.guard(job_id, self._on_output_limit, disk_mb * 1024 * 1024)
 
     async def _watch_start(self, job_id: str, runtime: Runtime, handle: Handle) -> None:
         """A job not yet seen running: mark it RUNNING once its backend reports it so."""
@@ -662,6 +686,8 @@ class JobEngine(JobControl, JobReading):
 def _stopped_message(reason: TerminationReason | None) -> str:
     if reason is TerminationReason.OUTPUT_LIMIT:
         return "stopped: output limit reached"
+    if reason is TerminationReason.DISK_LIMIT:
+        return "stopped: disk limit reached"
     if reason is TerminationReason.TIME_LIMIT:
         return "stopped: time limit reached"
     if reason is TerminationReason.NO_CREDITS:

@@ -90,10 +90,10 @@ class LogHub:
             if watched is not None:
                 watched.wake()
 
-    def guard(self, job_id: str, on_exceeded: OnExceeded) -> None:
-        """Call ``on_exceeded(job_id, why)`` if the running job's output passes the limit
-        or fills the data disk."""
-        self.limits.guard(job_id, on_exceeded)
+    def guard(self, job_id: str, on_exceeded: OnExceeded, disk_bytes: int = 0) -> None:
+        """Call ``on_exceeded(job_id, why, reason)`` if the running job's output passes the
+        limit, its output and /work pass ``disk_bytes`` (0 = none), or it fills the data disk."""
+        self.limits.guard(job_id, on_exceeded, disk_bytes)
 
     def settle(self, job_id: str) -> None:
         """The job's processes are gone: count its last bytes against the limits before

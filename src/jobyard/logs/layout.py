@@ -8,13 +8,16 @@
                                 (of rank 0, for a job with replicas)
     DATA/jobs/<id>/output.rank-<r>.log   the same for rank r > 0
     DATA/jobs/<id>/run/         runtime-private state (exit status written by the supervisor)
-    DATA/jobs/<id>/work/        the job's working directory
+    DATA/jobs/<id>/work/        the job's working directory (its /work; for a job with
+                                --max-disk an ext4 image, run/work.img, mounted here)
     DATA/workflows/<id>/uploads/  files sent with a workflow, copied into each job that names
                                 them when it is created (root's, 0700)
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import shutil
 from pathlib import Path
@@ -83,4 +86,20 @@ class JobLayout:
             self.output(job_id, rank).touch(mode=0o640, exist_ok=True)
 
     def remove(self, job_id: str) -> None:
+        """Everything of the job: a work dir that is a file system of its own (a disk-limited
+        job's image) is unmounted first, or rmtree would empty it and leave it mounted."""
+        workdir = self.workdir(job_id)
+        if os.path.ismount(workdir):
+            _detach(workdir)
         shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+
+
+_MNT_DETACH = 2
+
+
+def _detach(path: Path) -> None:
+    """umount2(path, MNT_DETACH): gone at once, freed when nothing uses it any more."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    if libc.umount2(os.fsencode(path), _MNT_DETACH) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"cannot unmount {path}: {os.strerror(err)}")

@@ -6,9 +6,12 @@ guarded, each guarded output file is ``stat``-ed (about a microsecond each). Pol
 the jobs nothing: an inotify watch would, because the kernel then queues an event on every
 ``write()`` the job makes (measured: +20 % time for a 1 GiB write in 8 KiB pieces).
 
-Two limits are checked:
+Three limits are checked:
 
 - the per-job maximum (``max_bytes``): past it, the job is reported once;
+- a job's disk limit (``--max-disk``, given to :meth:`OutputLimits.guard`): its output and
+  what it holds in /work together; /work counts when it is a file system of its own (the
+  local runtime mounts one per disk-limited job), by one ``statvfs``;
 - the data disk: output shares it with the server's own records (the job database, exit
   files). A :class:`DiskReserve` file keeps ``reserve_bytes`` back; when a job's output
   fills the disk, the reserve is released so that what happens next can be recorded, and
@@ -28,6 +31,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from jobyard.domain.errors import ResourceExhausted
+from jobyard.domain.status import TerminationReason
 from jobyard.logs.layout import JobLayout
 
 log = logging.getLogger(__name__)
@@ -40,8 +45,11 @@ ASSUMED_WRITE_BYTES_PER_SECOND = 1e9
 # write fails once the last block is gone).
 DISK_FULL_BYTES = 64 * 1024
 
-# Called at most once per guarded job, with its id and why its output cannot go on.
-OnExceeded = Callable[[str, str], None]
+MB = 1024 * 1024
+
+# Called at most once per guarded job, with its id, why it cannot go on, and the reason to
+# record (OUTPUT_LIMIT or DISK_LIMIT).
+OnExceeded = Callable[[str, str, TerminationReason], None]
 
 
 class DiskReserve:
@@ -68,6 +76,20 @@ class DiskReserve:
             self.path.unlink(missing_ok=True)
             log.warning("disk reserve not created | path=%s error=%s", self.path, exc)
 
+    def check_room(self) -> None:
+        """Refuse new work while the data disk is full: its free space gone, or the reserve
+        released and not yet re-made (space has not come back)."""
+        self.ensure()
+        free = free_bytes(self.path.parent)
+        if free >= DISK_FULL_BYTES and (self.size <= 0 or self.held):
+            return
+        reserved = self.size if self.held else 0
+        raise ResourceExhausted(
+            f"the data disk is full: {free / MB:.1f} MB free, {reserved / MB:.1f} MB reserved "
+            f"for the server's records (needs {2 * self.size / MB:.1f} MB free to re-make a "
+            f"{self.size / MB:.1f} MB reserve); new jobs are refused until space is freed"
+        )
+
     def release(self) -> bool:
         """Free the reserved space; True if there was any."""
         if not self.held:
@@ -84,10 +106,10 @@ def free_bytes(path: Path) -> int:
 
 
 class _Guard:
-    __slots__ = ("checked", "due", "on_exceeded", "rate", "size")
+    __slots__ = ("checked", "disk_bytes", "due", "on_exceeded", "rate", "size")
 
-    def __init__(self, on_exceeded: OnExceeded, size: int, now: float) -> None:
-        self.on_exceeded, self.size = on_exceeded, size
+    def __init__(self, on_exceeded: OnExceeded, size: int, now: float, disk_bytes: int) -> None:
+        self.on_exceeded, self.size, self.disk_bytes = on_exceeded, size, disk_bytes
         self.checked = self.due = now
         self.rate = 0.0  # bytes per second between the last two checks
 
@@ -131,15 +153,16 @@ class OutputLimits:
     def guarded(self) -> int:
         return len(self._guards)
 
-    def guard(self, job_id: str, on_exceeded: OnExceeded) -> None:
-        """Watch ``job_id``'s output until :meth:`release` (or until it is reported)."""
+    def guard(self, job_id: str, on_exceeded: OnExceeded, disk_bytes: int = 0) -> None:
+        """Watch ``job_id``'s output until :meth:`release` (or until it is reported);
+        ``disk_bytes``: its disk limit, output and /work together (0 = none)."""
         if not self._started or job_id in self._guards:
             return
         self.reserve.ensure()  # space may have been freed since it was last released
         size = self._size(job_id)
         if size is None:
             return  # no output file: nothing to limit
-        self._guards[job_id] = _Guard(on_exceeded, size, time.monotonic())
+        self._guards[job_id] = _Guard(on_exceeded, size, time.monotonic(), disk_bytes)
         self.check([job_id])  # an adopted job may be past the limit already
         self._schedule()
 
@@ -160,6 +183,13 @@ class OutputLimits:
                 self._report(job_id, f"output limit of {self.max_bytes} bytes reached "
                                      f"({size} bytes written)")  # fmt: skip
                 continue
+            if guard.disk_bytes:
+                size += self._work_used(job_id)
+                if size > guard.disk_bytes:
+                    self._report(job_id, f"disk limit of {guard.disk_bytes // MB} MB reached "
+                                         f"({size} bytes in /work and output)",
+                                 TerminationReason.DISK_LIMIT)  # fmt: skip
+                    continue
             if guard.grew(size, now):
                 grown.append((job_id, size))
             guard.due = now + self._delay(guard)
@@ -168,10 +198,23 @@ class OutputLimits:
             for job_id, size in grown:
                 self._report(job_id, f"data disk full: output kept up to {size} bytes")
 
-    def _report(self, job_id: str, why: str) -> None:
+    def _report(
+        self, job_id: str, why: str, reason: TerminationReason = TerminationReason.OUTPUT_LIMIT
+    ) -> None:
         on_exceeded = self._guards[job_id].on_exceeded
         self.release(job_id)
-        on_exceeded(job_id, why)
+        on_exceeded(job_id, why, reason)
+
+    def _work_used(self, job_id: str) -> int:
+        """Bytes in the job's /work when it is a file system of its own, else 0."""
+        work = self._layout.workdir(job_id)
+        try:
+            if os.stat(work).st_dev == os.stat(work.parent).st_dev:
+                return 0
+            st = os.statvfs(work)
+        except OSError:
+            return 0
+        return (st.f_blocks - st.f_bfree) * st.f_frsize
 
     def _size(self, job_id: str) -> int | None:
         """The job's output so far: every rank's, since the limit is the job's."""
@@ -204,7 +247,8 @@ class OutputLimits:
         """Seconds until this job's next check: sooner as a fast writer nears the maximum,
         so that how far past it a job gets does not grow with the interval."""
         delay = self._interval
-        if self.max_bytes:
-            rate = max(guard.rate, ASSUMED_WRITE_BYTES_PER_SECOND)
-            delay = min(delay, (self.max_bytes - guard.size) / rate)
+        rate = max(guard.rate, ASSUMED_WRITE_BYTES_PER_SECOND)
+        for limit in (self.max_bytes, guard.disk_bytes):
+            if limit:
+                delay = min(delay, (limit - guard.size) / rate)
         return max(delay, MIN_CHECK_INTERVAL_SECONDS)

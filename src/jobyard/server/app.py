@@ -134,6 +134,7 @@ def engine_config(config: ServerConfig) -> EngineConfig:
         default_max_memory=j.default_memory_limit,
         default_max_iobps=j.default_io_limit,
         default_max_pids=config.jobyard.default_max_pids,
+        default_max_disk=config.jobyard.default_max_disk,
         stop_grace_seconds=j.cleanup_timeout_seconds,
         default_time_limit_seconds=j.job_timeout_seconds,
         max_upload_bytes=config.jobyard.max_upload_bytes,

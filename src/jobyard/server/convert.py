@@ -37,6 +37,7 @@ def spec_from_request(req: pb.RunJobReq) -> JobSpec:
             max_memory=req.maxMemory,
             max_iobps=req.maxIOBPS,
             max_pids=req.maxPids,
+            max_disk=req.maxDisk,
         ),
         environment=dict(req.environment),
         secret_environment=dict(req.secret_environment),
@@ -118,6 +119,7 @@ def job_to_proto(job: Job) -> pb.Job:
         uploads=list(spec.uploads),
         project=job.project,
         backend=job.backend,
+        maxDisk=res.max_disk,
     )
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from jobyard.domain.access import Scope
-from jobyard.domain.errors import InvalidArgument, StaleTransition, job_not_found
+from jobyard.domain.errors import DataDiskFull, InvalidArgument, StaleTransition, job_not_found
 from jobyard.domain.jobs import Job, JobSpec, ProductRef, Resources, StatusUpdate, Usage, utcnow
 from jobyard.domain.requests import Claimed, RequestKey
 from jobyard.domain.status import (
@@ -101,14 +101,19 @@ def transaction(db: sqlite3.Connection) -> Iterator[None]:
     The rollback is skipped when SQLite has already ended the transaction itself (e.g. a
     COMMIT that failed on a full disk), so the original error is the one raised.
     """
-    db.execute("BEGIN IMMEDIATE")
     try:
-        yield
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+    except sqlite3.OperationalError as exc:
+        if exc.sqlite_errorcode != sqlite3.SQLITE_FULL:
+            raise
+        raise DataDiskFull("the data disk is full: the job store cannot record the change") from exc
 
 
 class SQLiteStore:
@@ -183,7 +188,8 @@ class SQLiteStore:
             "args": json.dumps(list(spec.args)), "environment": json.dumps(dict(spec.environment)),
             "secret_environment": sealed_secrets(self._box, job.id, spec.secret_environment),
             "max_cpu": res.max_cpu, "cpu_cores": res.cpu_cores, "max_memory": res.max_memory,
-            "max_iobps": res.max_iobps, "max_pids": res.max_pids, "status": job.status.value,
+            "max_iobps": res.max_iobps, "max_pids": res.max_pids, "max_disk": res.max_disk,
+            "status": job.status.value,
             "reason": job.reason and job.reason.value, "exit_code": job.exit_code,
             "created_at": _ts(job.created_at), "started_at": _ts(job.started_at),
             "ended_at": _ts(job.ended_at), "backend": job.backend, "backend_id": job.backend_id,
@@ -362,6 +368,7 @@ class SQLiteStore:
                 max_memory=row["max_memory"],
                 max_iobps=row["max_iobps"],
                 max_pids=row["max_pids"],
+                max_disk=row["max_disk"],
             ),
             environment=json.loads(row["environment"]),
             secret_environment=opened_secrets(self._box, row["id"], row["secret_environment"]),

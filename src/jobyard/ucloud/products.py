@@ -74,6 +74,7 @@ class Product(UcloudModel):
             max_memory=self.memory_in_gigs * 1024,
             max_iobps=base.max_iobps,
             max_pids=base.max_pids,
+            max_disk=base.max_disk,
         )
 
     def pricing(self) -> Pricing:

@@ -112,6 +112,7 @@ class Job(_message.Message):
     LABELS_FIELD_NUMBER: _builtins.int
     REPLICAS_FIELD_NUMBER: _builtins.int
     WORKFLOWID_FIELD_NUMBER: _builtins.int
+    MAXDISK_FIELD_NUMBER: _builtins.int
     PROJECT_FIELD_NUMBER: _builtins.int
     BACKEND_FIELD_NUMBER: _builtins.int
     VOLUMES_FIELD_NUMBER: _builtins.int
@@ -163,10 +164,10 @@ class Job(_message.Message):
     replicas: _builtins.int
     """ranks 0..replicas-1 (default 1)"""
     workflowId: _builtins.str
+    maxDisk: _builtins.int
+    """MB for /work and output together (0 = unlimited)"""
     project: _builtins.str
-    """28 is taken by another addition
-    Certificate O of the submitter ("" = none)
-    """
+    """Certificate O of the submitter ("" = none)"""
     backend: _builtins.str
     """where the job runs: "local", "slurm" (not runtime=14)"""
     @_builtins.property
@@ -221,6 +222,7 @@ class Job(_message.Message):
         labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         replicas: _builtins.int = ...,
         workflowId: _builtins.str = ...,
+        maxDisk: _builtins.int = ...,
         project: _builtins.str = ...,
         backend: _builtins.str = ...,
         volumes: _abc.Iterable[_builtins.str] | None = ...,
@@ -228,7 +230,7 @@ class Job(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "backend", b"backend", "command", b"command", "cpuCores", b"cpuCores", "createdTime", b"createdTime", "endTime", b"endTime", "environment", b"environment", "exitCode", b"exitCode", "expiresAt", b"expiresAt", "id", b"id", "labels", b"labels", "maxCPU", b"maxCPU", "maxIOBPS", b"maxIOBPS", "maxMemory", b"maxMemory", "maxPids", b"maxPids", "message", b"message", "name", b"name", "network", b"network", "owner", b"owner", "project", b"project", "replicas", b"replicas", "runtime", b"runtime", "scheduledTime", b"scheduledTime", "secret_environment", b"secret_environment", "startTime", b"startTime", "status", b"status", "terminationReason", b"terminationReason", "timeLimitSeconds", b"timeLimitSeconds", "uploads", b"uploads", "volumes", b"volumes", "workflowId", b"workflowId"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "backend", b"backend", "command", b"command", "cpuCores", b"cpuCores", "createdTime", b"createdTime", "endTime", b"endTime", "environment", b"environment", "exitCode", b"exitCode", "expiresAt", b"expiresAt", "id", b"id", "labels", b"labels", "maxCPU", b"maxCPU", "maxDisk", b"maxDisk", "maxIOBPS", b"maxIOBPS", "maxMemory", b"maxMemory", "maxPids", b"maxPids", "message", b"message", "name", b"name", "network", b"network", "owner", b"owner", "project", b"project", "replicas", b"replicas", "runtime", b"runtime", "scheduledTime", b"scheduledTime", "secret_environment", b"secret_environment", "startTime", b"startTime", "status", b"status", "terminationReason", b"terminationReason", "timeLimitSeconds", b"timeLimitSeconds", "uploads", b"uploads", "volumes", b"volumes", "workflowId", b"workflowId"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -313,6 +315,7 @@ class RunJobReq(_message.Message):
     SCHEDULE_FIELD_NUMBER: _builtins.int
     LABELS_FIELD_NUMBER: _builtins.int
     REPLICAS_FIELD_NUMBER: _builtins.int
+    MAXDISK_FIELD_NUMBER: _builtins.int
     BACKEND_FIELD_NUMBER: _builtins.int
     UPLOADS_FIELD_NUMBER: _builtins.int
     VOLUMES_FIELD_NUMBER: _builtins.int
@@ -337,10 +340,10 @@ class RunJobReq(_message.Message):
     """start time, RFC3339 ("" = now)"""
     replicas: _builtins.int
     """0 = 1"""
+    maxDisk: _builtins.int
+    """MB written to /work and output together; 0 = default"""
     backend: _builtins.str
-    """16 (maxDisk) is taken by another jobyard addition.
-    "local", "slurm"; "" = the server's default
-    """
+    """"local", "slurm"; "" = the server's default"""
     runtime: _builtins.str
     """runtime name (RuntimeService); its bin/ first on PATH"""
     @_builtins.property
@@ -379,6 +382,7 @@ class RunJobReq(_message.Message):
         schedule: _builtins.str = ...,
         labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         replicas: _builtins.int = ...,
+        maxDisk: _builtins.int = ...,
         backend: _builtins.str = ...,
         uploads: _abc.Iterable[Global___FileUpload] | None = ...,
         volumes: _abc.Iterable[_builtins.str] | None = ...,
@@ -386,7 +390,7 @@ class RunJobReq(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "backend", b"backend", "command", b"command", "cpuCores", b"cpuCores", "environment", b"environment", "labels", b"labels", "maxCPU", b"maxCPU", "maxIOBPS", b"maxIOBPS", "maxMemory", b"maxMemory", "maxPids", b"maxPids", "name", b"name", "network", b"network", "replicas", b"replicas", "runtime", b"runtime", "schedule", b"schedule", "secret_environment", b"secret_environment", "timeLimitSeconds", b"timeLimitSeconds", "uploads", b"uploads", "volumes", b"volumes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["args", b"args", "backend", b"backend", "command", b"command", "cpuCores", b"cpuCores", "environment", b"environment", "labels", b"labels", "maxCPU", b"maxCPU", "maxDisk", b"maxDisk", "maxIOBPS", b"maxIOBPS", "maxMemory", b"maxMemory", "maxPids", b"maxPids", "name", b"name", "network", b"network", "replicas", b"replicas", "runtime", b"runtime", "schedule", b"schedule", "secret_environment", b"secret_environment", "timeLimitSeconds", b"timeLimitSeconds", "uploads", b"uploads", "volumes", b"volumes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -67,7 +67,7 @@ from jobyard.domain.errors import FailedPrecondition, InvalidArgument, LaunchErr
 from jobyard.domain.jobs import DEFAULT_MAX_PIDS, NETWORK_NONE
 from jobyard.runtime.base import ExitInfo, Handle, LaunchRequest, Usage
 from jobyard.runtime.capacity import Capacity, host_memory_mb
-from jobyard.runtime.local import mounts
+from jobyard.runtime.local import disks, mounts
 from jobyard.runtime.local.cgroups import (
     CgroupDriver,
     JobCgroup,
@@ -158,10 +158,11 @@ class _Tools:
     setpriv: str
     mount: str
     nsenter: str  # ranks 1.. of a --network none job enter rank 0's network namespace
+    umount: str  # a disk-limited job's image, when its launch fails
 
     @classmethod
     def find(cls) -> _Tools:
-        names = ("unshare", "setpriv", "mount", "nsenter")
+        names = ("unshare", "setpriv", "mount", "nsenter", "umount")
         found = {name: shutil.which(name, path=TOOL_PATH) for name in names}
         missing = [name for name, path in found.items() if path is None]
         if missing or not os.access(SHELL, os.X_OK):
@@ -278,6 +279,8 @@ class LocalRuntime:
             await self._spawn_ranks(request, ids, cgroup, pids)
         except BaseException as exc:
             await self._undo_launch(request.job_id, cgroup, pids)
+            if request.workdir in created:
+                disks.unmount_work_disk(request.state_dir, request.workdir, self._tools.umount)
             self._remove_dirs(created)
             self.uids.release(request.job_id)
             if isinstance(exc, OSError):
@@ -305,6 +308,12 @@ class LocalRuntime:
                 raise LaunchError(f"cannot prepare the job: {path} is not a directory")
             os.chown(path, uid, gid)
             path.chmod(0o700)
+        if max_disk := request.spec.resources.max_disk:
+            disks.mount_work_disk(
+                request.state_dir, request.workdir, max_disk, ids, self._tools.mount
+            )
+            os.chown(request.workdir, ids.uid, ids.gid)
+            request.workdir.chmod(0o700)
         _give_tree(request.workdir, ids.uid, ids.gid)
         for rank in range(replicas):
             for name in _STALE_STATE_FILES:
