@@ -44,6 +44,8 @@ from jobyard.store.base import JobQuery, WorkflowStore, resolve_id
 
 log = logging.getLogger("jobyard.workflows")
 
+# Jobs of a workflow checked per turn of the event loop (a few ms of work).
+CHECKS_PER_TURN = 100
 NEVER_STARTED = Status.STOPPED.value  # the row status of a job that never got to start
 
 
@@ -137,7 +139,9 @@ class WorkflowRunner:
                 return self._store.get(replayed(request, claimed, "workflow"))
         spec = await self._parser.parse(document)
         files = self._engine.check_uploads(uploads)
-        for job in spec.jobs:  # host, volume, runtime and upload checks, before anything runs
+        for i, job in enumerate(spec.jobs):  # host, volume, runtime and upload checks, first
+            if i and i % CHECKS_PER_TURN == 0:
+                await asyncio.sleep(0)  # thousands of jobs: let other clients in between
             try:
                 self._engine.prepare(job.spec, caller)
                 select(files, job.spec.uploads)
@@ -150,6 +154,7 @@ class WorkflowRunner:
                        for i, j in enumerate(spec.jobs)),
             project=caller.project, holds_secrets=spec.holds_secrets,
         )  # fmt: skip
+        await asyncio.sleep(0)  # building the record was a turn's work already
         try:
             self._store.create(record, request)
         except DuplicateRequest as taken:  # a retry that raced its first attempt
