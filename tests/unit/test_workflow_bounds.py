@@ -112,3 +112,21 @@ def test_a_long_message_keeps_its_start_and_end_and_drops_the_middle() -> None:
     assert message.endswith(": use letters (at most 128)")
     assert "characters cut" in message
     assert public_message(InvalidArgument("short")) == "short"
+
+
+def test_the_parsing_child_drops_root_before_reading_the_document() -> None:
+    import os
+    import subprocess
+    import sys
+
+    probe = (
+        "import os, sys, jobyard.sandbox as s; real = s.parse_workflow\n"
+        "s.parse_workflow = lambda *a: (print(os.getuid(), os.getgid(), file=sys.stderr),"
+        " real(*a))[1]\n"
+        "s.main(['1000', '10'])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], input=b"jobs: {a: {command: x}}", capture_output=True
+    )
+    expected = "65534 65534" if os.geteuid() == 0 else f"{os.getuid()} {os.getgid()}"
+    assert done.stderr.decode().split("\n")[0] == expected
