@@ -6,8 +6,11 @@ Floors, measured in the same run, with no API, no store and no supervisor:
 - ``raw unshare+cgroup``: 3 cgroups with limits + `unshare` (pid, mount, ipc, uts) +
   `setpriv` to an unprivileged user + `true`, then cgroup removal.
 - ``raw, jobyard's isolation``: the same with everything jobyard's launch chain must do
-  on this host: every cgroup hierarchy it uses (7 on v1), and a private /proc, /dev/shm and
-  /tmp mounted before the command.
+  on this host: every cgroup hierarchy it uses (7 on v1), and the job's file system view
+  (runtime/local/mounts.py: /work, private /run /tmp /var/tmp /dev/shm /proc, the replica
+  files, the root read-only, the data dir hidden) mounted before the command.
+
+``jobyard API submit->done, --max-disk`` adds the job's own ext4 /work (mkfs + loop mount).
 
     sudo .venv/bin/python bench/spawn.py [--jobs 100] [--clients 1,8] [--memory 200]
                                          [--churn 1000]
@@ -31,7 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _server import running_server
 
 from jobyard.client import Client
+from jobyard.domain.jobs import JobSpec
+from jobyard.runtime.base import LaunchRequest
 from jobyard.runtime.local.cgroups import CgroupV1, detect_cgroups
+from jobyard.runtime.local.mounts import JobView, rank_mounts
 
 CGROUP_V1 = Path("/sys/fs/cgroup")
 NOBODY = "65534"
@@ -67,11 +73,19 @@ def raw_spawn() -> float:
     return time.perf_counter() - started
 
 
-FSTAB = """\
-bench-proc /proc proc nosuid,nodev,noexec 0 0
-bench-shm /dev/shm tmpfs mode=1777,nosuid,nodev 0 0
-bench-tmp /tmp tmpfs mode=1777,nosuid,nodev 0 0
-"""
+def job_view_fstab(data: Path) -> Path:
+    """The fstab a one-rank job gets from the runtime, for a fake job under ``data``."""
+    job = data / "jobs" / "bench"
+    request = LaunchRequest("bench", JobSpec("true"), job / "output.log", job / "run",
+                            job / "work")  # fmt: skip
+    (job / "run" / "info").mkdir(parents=True)
+    (job / "work").mkdir()
+    for path in (job / "run" / "info" / "rank.txt", job / "run" / "rank.txt"):
+        path.write_text("0\n")
+    view = JobView(int(NOBODY), int(NOBODY), (data,))
+    fstab = job / "run" / "mounts.fstab"
+    fstab.write_text("".join(m.line() + "\n" for m in rank_mounts(request, job / "run", view)))
+    return fstab
 
 
 def isolated_spawn(fstab: Path) -> float:
@@ -107,12 +121,15 @@ def _v1_mounts() -> dict[str, Path]:
     return dict(driver.mounts)
 
 
-def api_spawn(client: Client) -> float:
+def api_spawn(client: Client, max_disk: int = 0) -> float:
     started = time.perf_counter()
-    job = client.submit("true")
+    job = client.submit("true", max_disk=max_disk)
     done = client.wait(job.id, timeout=60)
     assert done.status == "COMPLETED", done
-    return time.perf_counter() - started
+    took = time.perf_counter() - started
+    if max_disk:
+        client.delete(job.id)  # unmounts its /work (a finished job's stays mounted)
+    return took
 
 
 def pct(values: list[float], p: float) -> float:
@@ -129,13 +146,14 @@ def measure(fn: Callable[[], float], jobs: int, clients: int) -> tuple[list[floa
 
 def latency(client: Client, jobs: int, levels: list[int]) -> None:
     print(f"{'what':<28}{'clients':>8}{'p50 ms':>10}{'p90 ms':>10}{'mean ms':>10}{'jobs/s':>10}")
-    with tempfile.TemporaryDirectory() as tmp:
-        fstab = Path(tmp) / "fstab"
-        fstab.write_text(FSTAB)
+    # Outside /tmp, so that the data dir is hidden as a real one is.
+    with tempfile.TemporaryDirectory(dir="/var/lib") as tmp:
+        fstab = job_view_fstab(Path(tmp))
         rows: list[tuple[str, Callable[[], float]]] = [
             ("raw unshare+cgroup", raw_spawn),
             ("raw, jobyard's isolation", lambda: isolated_spawn(fstab)),
             ("jobyard API submit->done", lambda: api_spawn(client)),
+            ("  the same, --max-disk 100", lambda: api_spawn(client, max_disk=100)),
         ]
         for name, fn in rows:
             fn()  # warm-up

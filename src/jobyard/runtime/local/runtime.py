@@ -273,7 +273,8 @@ class LocalRuntime:
         pids: list[int] = []
         try:
             ids = self.uids.acquire(request.job_id, request.owner)
-            self._make_dirs(request, ids, created)
+            # A thread: a disk-limited job's mkfs and mount take tens of ms.
+            await asyncio.to_thread(self._make_dirs, request, ids, created)
             self._write_replica_files(request, ids)
             cgroup = self.cgroups.create(request.job_id, self._limits(request))
             await self._spawn_ranks(request, ids, cgroup, pids)
