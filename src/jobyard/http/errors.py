@@ -59,8 +59,12 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(JobyardError)
     async def _domain(request: Request, exc: JobyardError) -> JSONResponse:
-        log.debug("request refused | path=%s error=%s", request.url.path, exc)
-        return for_exception(exc)
+        response = for_exception(exc)
+        # Refused credentials and roles are worth an operator's look; bad input is not.
+        level = logging.WARNING if response.status_code in (401, 403) else logging.DEBUG
+        log.log(level, "request refused | path=%s status=%d error=%s",
+                request.url.path, response.status_code, public_message(exc))  # fmt: skip
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -25,6 +25,8 @@ log = logging.getLogger("jobyard.http")
 MAX_WEBSOCKET_MESSAGE_BYTES = 64 * 1024
 MAX_HEADER_BYTES = 64 * 1024
 SHUTDOWN_GRACE_SECONDS = 2
+# Connections (WebSockets included) served at once; more are answered 503 at once.
+MAX_CONNECTIONS = 1024
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -92,6 +94,9 @@ async def start_http(app: FastAPI, listen: str, certs_dir: Path | None) -> HttpS
         ws_max_size=MAX_WEBSOCKET_MESSAGE_BYTES,
         h11_max_incomplete_event_size=MAX_HEADER_BYTES,
         timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+        limit_concurrency=MAX_CONNECTIONS,
+        # TODO: uvicorn has no header-read timeout: a client that sends headers a byte at a
+        # time holds a connection (bounded by MAX_CONNECTIONS); put a proxy or h11 timeout.
         server_header=False,
         **tls,  # type: ignore[arg-type]
     )
