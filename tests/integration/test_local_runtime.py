@@ -636,3 +636,27 @@ class UnjoinableCgroups:
 
     def job(self, job_id: str) -> JobCgroup:
         return self._real.job(job_id)
+
+
+@requires_root
+async def test_the_private_run_keeps_what_the_hosts_resolv_conf_needs(data_dir: Path) -> None:
+    kept = Path(f"/run/jobyard-test-keep-{uuid.uuid4().hex[:8]}")
+    kept.mkdir()
+    (kept / "stub-resolv.conf").write_text("nameserver 127.0.0.53\n")
+    (Path("/run") / f"{kept.name}-sibling").mkdir()
+    runtime = LocalRuntime(dataclasses.replace(new_config(), run_keeps=(str(kept),)))
+    request = make_request(
+        data_dir, "sh", "-c", f"cat {kept}/stub-resolv.conf; ls /run; touch {kept}/x || :"
+    )
+    try:
+        handle = await runtime.start(request)
+        info = await asyncio.wait_for(runtime.wait(request.job_id, handle), WAIT_SECONDS)
+        await runtime.cleanup(request.job_id, handle)
+    finally:
+        shutil.rmtree(kept)
+        (Path("/run") / f"{kept.name}-sibling").rmdir()
+    out = request.output_path.read_text()
+    assert info.exit_code == 0
+    assert out.startswith("nameserver 127.0.0.53\n")  # kept...
+    assert f"{kept.name}-sibling" not in out  # ...and nothing else of the host's /run
+    assert "Read-only file system" in out

@@ -10,7 +10,13 @@ from jobyard.domain.errors import InvalidArgument
 from jobyard.domain.jobs import JobSpec
 from jobyard.runtime.base import LaunchRequest
 from jobyard.runtime.local import LocalRuntimeConfig
-from jobyard.runtime.local.mounts import JobView, Mount, check_hideable, rank_mounts
+from jobyard.runtime.local.mounts import (
+    JobView,
+    Mount,
+    check_hideable,
+    host_run_keeps,
+    rank_mounts,
+)
 
 JOB = "0b7e1a52-0000-4000-8000-000000000001"
 
@@ -67,3 +73,23 @@ def test_the_runtime_config_checks_what_it_hides() -> None:
     with pytest.raises(InvalidArgument, match="must be absolute"):
         LocalRuntimeConfig(hidden=(Path("data"),))
     assert LocalRuntimeConfig(hidden=(Path("/var/lib/jobyard"),)).hidden
+
+
+def test_the_private_run_keeps_the_hosts_resolver_directory(tmp_path: Path) -> None:
+    req = request(Path("/var/lib/jobyard"))
+    view = JobView(1, 1, run_keeps=("/run/systemd/resolve",))
+    entries = rank_mounts(req, req.state_dir, view)
+    stage = str(req.state_dir / "host-run-0")
+    assert (entries[0].source, entries[0].target) == ("/run/systemd/resolve", stage)
+    assert entries[1].target == "/run"  # the tmpfs, after the staging bind...
+    assert (entries[2].source, entries[2].target) == (stage, "/run/systemd/resolve")
+    assert entries[2].options.startswith("bind,ro,")  # ...then the kept dir, read-only
+
+
+def test_host_run_keeps_follows_resolv_conf_into_run(tmp_path: Path) -> None:
+    run_link = tmp_path / "resolv.conf"
+    run_link.symlink_to("/run/systemd/resolve/stub-resolv.conf")
+    assert host_run_keeps(str(run_link)) == ("/run/systemd/resolve",)
+    plain = tmp_path / "plain.conf"
+    plain.write_text("nameserver 10.0.0.1\n")
+    assert host_run_keeps(str(plain)) == ()

@@ -84,6 +84,15 @@ class JobView:
     uid: int
     gid: int
     hidden: tuple[Path, ...] = ()  # absolute host paths no job may see (the data dir)
+    # Host directories under /run the private /run keeps, read-only (see host_run_keeps).
+    run_keeps: tuple[str, ...] = ()
+
+
+def host_run_keeps(resolv_conf: str = "/etc/resolv.conf") -> tuple[str, ...]:
+    """What of the host's /run a job still needs: the directory the host's resolv.conf
+    points into (systemd-resolved's /run/systemd/resolve), or DNS would fail in jobs."""
+    real = os.path.realpath(resolv_conf)
+    return (os.path.dirname(real),) if real.startswith("/run/") else ()
 
 
 def check_hideable(path: Path) -> None:
@@ -131,9 +140,13 @@ def rank_mounts(
     # whose source is already mounted on its target, which a plain ``proc`` always is.
     tag = request.job_id
     info, rank_file = request.state_dir / INFO_SUBDIR, rank_dir / RANK_FILE
+    # What the private /run keeps is staged in the rank dir first: the tmpfs hides it.
+    staged = [(keep, rank_dir / f"host-run-{i}") for i, keep in enumerate(view.run_keeps)]
     entries = [
+        *(Mount.bind(keep, str(stage), f"{_RO},X-mount.mkdir") for keep, stage in staged),
         Mount(f"jobyard-run-{tag}", "/run", "tmpfs",
               f"mode=0755,uid={view.uid},gid={view.gid},nosuid,nodev"),
+        *(Mount.bind(stage, keep, f"{_RO},X-mount.mkdir") for keep, stage in staged),
         Mount.bind(info, INFO_DIR, f"{_RO},X-mount.mkdir"),
         Mount.bind(rank_file, f"{INFO_DIR}/{RANK_FILE}"),
         Mount.bind(info, UCLOUD_DIR),

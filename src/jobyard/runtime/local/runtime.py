@@ -128,6 +128,9 @@ class LocalRuntimeConfig:
     owner_accounts: bool = False
     uid_records: Path = DEFAULT_UID_RECORDS
     hidden: tuple[Path, ...] = ()  # host paths no job sees (the data dir, the certificates)
+    # Host dirs under /run a job's private /run keeps read-only; None: what the host's
+    # resolv.conf points into (mounts.host_run_keeps).
+    run_keeps: tuple[str, ...] | None = None
     cgroup_root: str = "jobyard"  # directory name under each cgroup hierarchy
     default_max_pids: int = DEFAULT_MAX_PIDS  # for jobs that ask for no pids limit; 0 = none
     cgroup_mount: Path = Path("/sys/fs/cgroup")
@@ -264,6 +267,7 @@ class LocalRuntime:
         self.uids = config.uid_policy()
         self.cgroups = cgroups or detect_cgroups(config.cgroup_mount, root_name=config.cgroup_root)
         self._view_hidden = config.hidden
+        self._run_keeps = mounts.host_run_keeps() if config.run_keeps is None else config.run_keeps
 
     # -- start ----------------------------------------------------------------------
 
@@ -329,7 +333,7 @@ class LocalRuntime:
     def _write_replica_files(self, request: LaunchRequest, ids: JobIds) -> None:
         mounts.make_mount_points()
         mounts.write_shared_info(request.state_dir, self._rank_info(request))
-        view = mounts.JobView(ids.uid, ids.gid, self._view_hidden)
+        view = mounts.JobView(ids.uid, ids.gid, self._view_hidden, self._run_keeps)
         extra = [mounts.attachment(bind) for bind in request.binds]
         for rank in range(request.spec.replicas):
             rank_path = rank_dir(request.state_dir, rank)
