@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from pathlib import Path
 
 import pytest
 
-from jobyard.api.errors import MAX_MESSAGE_CHARS, public_message
+from jobyard.api.errors import public_message
 from jobyard.config import parse_duration
-from jobyard.domain.errors import InvalidArgument
+from jobyard.domain.errors import MAX_MESSAGE_CHARS, InvalidArgument
 from jobyard.domain.workflows import WorkflowLimits, parse_workflow
 from jobyard.engine.parsing import ProcessWorkflowParser
 
@@ -130,3 +132,16 @@ def test_the_parsing_child_drops_root_before_reading_the_document() -> None:
     )
     expected = "65534 65534" if os.geteuid() == 0 else f"{os.getuid()} {os.getgid()}"
     assert done.stderr.decode().split("\n")[0] == expected
+
+
+async def test_the_log_of_a_job_with_a_huge_command_line_stays_short(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tests.unit.test_engine import ALICE, rig_for, spec
+
+    caplog.set_level(logging.INFO, logger="jobyard.engine")
+    async with rig_for(tmp_path) as rig:
+        await rig.engine.submit(ALICE, spec(args=("a" * 100_000,)))
+    started = [r.getMessage() for r in caplog.records if "job started" in r.getMessage()]
+    assert len(started) == 1
+    assert "a" * 201 not in started[0] and "characters cut" in started[0]

@@ -20,6 +20,7 @@ from jobyard.domain.errors import (
     PermissionDenied,
     ResourceExhausted,
     Unauthenticated,
+    shortened,
 )
 
 ERROR_CODES: tuple[tuple[type[JobyardError], grpc.StatusCode], ...] = (
@@ -35,21 +36,11 @@ ERROR_CODES: tuple[tuple[type[JobyardError], grpc.StatusCode], ...] = (
 )
 
 
-# Messages often quote the input they refuse; past this many characters the middle is cut,
-# so a 100 KB name never comes back whole (it overflowed gRPC's metadata limit, which the
-# client then saw as RESOURCE_EXHAUSTED instead of the real error).
-MAX_MESSAGE_CHARS = 300
-_HEAD_CHARS, _TAIL_CHARS = 180, 100
-
-
 def public_message(exc: BaseException) -> str:
-    """``str(exc)``, its middle cut when long: the start names the problem, the end usually
-    says what would be accepted."""
-    message = str(exc)
-    if len(message) <= MAX_MESSAGE_CHARS:
-        return message
-    cut = len(message) - _HEAD_CHARS - _TAIL_CHARS
-    return f"{message[:_HEAD_CHARS]}...[{cut} characters cut]...{message[-_TAIL_CHARS:]}"
+    """``str(exc)`` as it is answered and logged: its middle cut when long (the start names
+    the problem, the end usually says what would be accepted). A 100 KB name in a message
+    overflowed gRPC's metadata limit, which the client then saw as RESOURCE_EXHAUSTED."""
+    return shortened(str(exc))
 
 
 # gRPC code -> HTTP status of the HTTPS face (UCloud's CommonErrorMessage statuses).
@@ -58,6 +49,7 @@ HTTP_STATUSES: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.UNAUTHENTICATED: 401,
     grpc.StatusCode.PERMISSION_DENIED: 403,
     grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
     grpc.StatusCode.FAILED_PRECONDITION: 409,
     grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
     grpc.StatusCode.INTERNAL: 500,

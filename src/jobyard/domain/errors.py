@@ -77,3 +77,17 @@ def job_not_found(job_id: str) -> NotFound:
 
 def job_not_running(job_id: str, status: str) -> FailedPrecondition:
     return FailedPrecondition(f"job is not running: {job_id} (current status: {status})")
+
+
+# Messages (and log lines) often quote the input they refuse or report; past this many
+# characters the middle is cut, so no answer or log repeats more than ~200 of them.
+MAX_MESSAGE_CHARS = 300
+_HEAD_CHARS, _TAIL_CHARS = 180, 100
+
+
+def shortened(text: str) -> str:
+    """``text``, its middle cut if it is longer than :data:`MAX_MESSAGE_CHARS`."""
+    if len(text) <= MAX_MESSAGE_CHARS:
+        return text
+    cut = len(text) - _HEAD_CHARS - _TAIL_CHARS
+    return f"{text[:_HEAD_CHARS]}...[{cut} characters cut]...{text[-_TAIL_CHARS:]}"

@@ -33,6 +33,7 @@ from jobyard.domain.errors import (
     ResourceExhausted,
     StaleTransition,
     job_not_running,
+    shortened,
 )
 from jobyard.domain.jobs import Job, JobSpec, Resources, Usage, new_job_id, utcnow
 from jobyard.domain.requests import DuplicateRequest, replayed
@@ -418,8 +419,8 @@ class JobEngine(JobControl, JobReading):
         try:
             # The handle and RUNNING in one durable commit (each commit is an fsync).
             job = self._to_running(job.id, backend_id=handle.backend_id)
-            log.info("job started | jobId=%s backendId=%s command=%r",
-                     job.id, handle.backend_id, job.command_line)  # fmt: skip
+            log.info("job started | jobId=%s backendId=%s command=%s",
+                     job.id, handle.backend_id, shortened(repr(job.command_line)))  # fmt: skip
         except StaleTransition:  # a stop arrived while launching
             job = self._update(job.id, backend_id=handle.backend_id)
             if job.status is Status.STOPPING:
@@ -509,8 +510,8 @@ class JobEngine(JobControl, JobReading):
             return  # it ended first; wait() tells how
         with contextlib.suppress(StaleTransition):  # being stopped, or ended meanwhile
             job = self._to_running(job_id, started_at=started_at)
-            log.info("job started | jobId=%s backendId=%s command=%r",
-                     job_id, handle.backend_id, job.command_line)  # fmt: skip
+            log.info("job started | jobId=%s backendId=%s command=%s",
+                     job_id, handle.backend_id, shortened(repr(job.command_line)))  # fmt: skip
 
     async def _watch_exit(self, job_id: str, runtime: Runtime, handle: Handle) -> None:
         try:
