@@ -33,6 +33,8 @@ VOLUME_OPS = {"create_volume", "list_volumes", "remove_volume"}
 NETWORK_OPS = {"create_network", "list_networks", "remove_network"}
 RUNTIME_READS = {"list_runtimes", "get_runtime_info"}
 RUNTIME_ADMIN = {"install_runtime", "test_runtime", "remove_runtime"}
+# The UCloud provider face: Core's service account, nobody else.
+PROVIDER = {"ucloud_provider"}
 
 ADMIN = Identity("root-of-all", Role.ADMIN)
 VIEWER = Identity("auditor", Role.VIEWER)
@@ -52,7 +54,15 @@ class Item:
 def test_the_table_names_every_operation_once() -> None:
     assert set(ROLE_TABLE) == (
         READS | CHANGES | HOST_READS | VOLUME_OPS | NETWORK_OPS | RUNTIME_READS | RUNTIME_ADMIN
+        | PROVIDER
     )
+
+
+def test_the_provider_face_is_cores_alone() -> None:
+    authorize(CORE, "ucloud_provider")
+    for who in (ADMIN, VIEWER, ALICE):
+        with pytest.raises(PermissionDenied, match=f"role {who.role} is not allowed"):
+            authorize(who, "ucloud_provider")
 
 
 def test_volumes_are_for_users_and_runtimes_for_admins() -> None:

@@ -9,8 +9,8 @@ Roles (SPEC.md §2):
 - ``viewer``: read-only operations on every job;
 - ``user``: runs jobs and workflows, and sees and acts only on its own (owner = its name)
   and on its project's (when it has a project);
-- ``ucloud``: the UCloud/Core service account, on the provider face only: no operation of
-  this table is open to it; scoped like a user where a face lets it see jobs.
+- ``ucloud``: the UCloud/Core service account, on the provider face only: ``ucloud_provider``
+  is the one operation of this table open to it (and to no other role).
 
 A job or workflow the caller may not see is answered exactly as an absent one (NotFound),
 so that its existence does not leak.
@@ -97,6 +97,8 @@ ROLE_TABLE: dict[str, frozenset[Role]] = {
     "get_runtime_info": _ANYONE,
     "test_runtime": frozenset({Role.ADMIN}),
     "remove_runtime": frozenset({Role.ADMIN}),
+    # The UCloud provider face (/ucloud/{providerId}/...): UCloud/Core's service account only
+    "ucloud_provider": frozenset({Role.UCLOUD}),
 }
 
 # Roles that see every job; the others see only what `Scope` admits.

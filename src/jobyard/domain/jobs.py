@@ -42,6 +42,9 @@ MAX_TIME_LIMIT_SECONDS = 366 * 86400
 MAX_REPLICAS = 256
 MAX_LABELS = 64
 MAX_LABEL_VALUE_CHARS = 256
+# The id a job was created under on another system (UCloud/Core's job id on the provider
+# face): its ranks read it in job_id.txt, and it names the job on every face.
+RANK_JOB_ID_LABEL = "ucloud.jobId"
 
 
 def utcnow() -> datetime:
@@ -323,6 +326,14 @@ class Job:
 
 def new_job_id() -> str:
     return str(uuid.uuid4())
+
+
+def is_job_id(value: str) -> bool:
+    """Whether ``value`` is a job id as :func:`new_job_id` makes them (a UUID, lower case)."""
+    try:
+        return str(uuid.UUID(value)) == value
+    except ValueError:
+        return False
 
 
 def looks_like_id_prefix(value: str) -> bool:

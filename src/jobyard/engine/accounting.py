@@ -39,6 +39,8 @@ MAX_UNITS_PER_CALL = 1000  # a long catch-up goes in several calls, the loop fre
 RETRY_SECONDS = 5.0  # after a ledger error, the job's charge is tried again this much later
 
 PriceList = Callable[[ProductRef], Pricing | None]
+# Which ledger charges a job (None: the default one); e.g. UCloud/Core's for jobs Core created.
+LedgerChoice = Callable[[JobSpec], Ledger | None]
 
 
 class Timer(Protocol):
@@ -76,6 +78,7 @@ class Accounting:
     clock: Clock | None = None
     rate: float = 1.0
     interval_seconds: float | None = None  # see Charger
+    ledger_for: LedgerChoice | None = None  # another ledger for some jobs (see Charger)
 
 
 class Charger:
@@ -86,6 +89,7 @@ class Charger:
     tests that want a minute to pass quickly. With ``interval_seconds`` (UCloud/Core's
     ``accountingIntervalSeconds``) a job is charged at most that often, each time for every
     unit started since (one charge per unit, in one call), instead of at each unit's start.
+    ``ledger_for`` picks another ledger than ``ledger`` for some jobs (by their spec).
     """
 
     def __init__(
@@ -98,11 +102,13 @@ class Charger:
         clock: Clock | None = None,
         rate: float = 1.0,
         interval_seconds: float | None = None,
+        ledger_for: LedgerChoice | None = None,
     ) -> None:
         if not rate > 0 or (interval_seconds is not None and not interval_seconds > 0):
             raise ValueError("rate and interval must be positive")
         self._interval = interval_seconds
         self._ledger = ledger
+        self._ledger_for = ledger_for
         self._prices = prices
         self._job = job
         self._stop = stop
@@ -120,7 +126,7 @@ class Charger:
         if pricing is None or pricing.free:
             return
         cost = pricing.cost(1, spec.replicas)
-        if not await self._ledger.can_pay(owner, project, cost):
+        if not await self._ledger_of(spec).can_pay(owner, project, cost):
             wallet = f"{owner} (project {project})" if project else owner
             replicas = f"{spec.replicas} replica{'s' if spec.replicas != 1 else ''}"
             raise PaymentRequired(
@@ -164,6 +170,10 @@ class Charger:
 
     # -- charging ---------------------------------------------------------------------------
 
+    def _ledger_of(self, spec: JobSpec) -> Ledger:
+        chosen = None if self._ledger_for is None else self._ledger_for(spec)
+        return self._ledger if chosen is None else chosen
+
     def _pricing_of(self, spec: JobSpec) -> Pricing | None:
         if spec.product is None:
             return None
@@ -184,7 +194,7 @@ class Charger:
         now = self._clock.now()
         running = self.running_seconds(job, now)
         due = int(running // pricing.unit_seconds) + 1  # units started so far
-        paid = await self._ledger.charged_units(job.id)
+        paid = await self._ledger_of(job.spec).charged_units(job.id)
         upto = min(due, paid + MAX_UNITS_PER_CALL)
         if upto > paid and not await self._charge(job, pricing, range(paid, upto)):
             return
@@ -206,7 +216,8 @@ class Charger:
                    product=pricing.product)
             for n in units
         ]  # fmt: skip
-        for charge, outcome in zip(charges, await self._ledger.charge(charges), strict=True):
+        outcomes = await self._ledger_of(job.spec).charge(charges)
+        for charge, outcome in zip(charges, outcomes, strict=True):
             if outcome is ChargeOutcome.INSUFFICIENT_FUNDS:
                 log.info("job out of credits | jobId=%s chargeId=%s credits=%d",
                          job.id, charge.charge_id, charge.credits)  # fmt: skip
@@ -257,4 +268,12 @@ class Charger:
             self._arm(job_id, self._clock.now() + timedelta(seconds=RETRY_SECONDS))
 
 
-__all__ = ["NO_CREDITS_MESSAGE", "Accounting", "Charger", "Clock", "PriceList", "SystemClock"]
+__all__ = [
+    "NO_CREDITS_MESSAGE",
+    "Accounting",
+    "Charger",
+    "Clock",
+    "LedgerChoice",
+    "PriceList",
+    "SystemClock",
+]

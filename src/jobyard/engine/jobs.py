@@ -35,7 +35,7 @@ from jobyard.domain.errors import (
     job_not_running,
     shortened,
 )
-from jobyard.domain.jobs import Job, JobSpec, Resources, Usage, new_job_id, utcnow
+from jobyard.domain.jobs import Job, JobSpec, Resources, Usage, is_job_id, new_job_id, utcnow
 from jobyard.domain.requests import DuplicateRequest, replayed
 from jobyard.domain.status import ACTIVE, Status, TerminationReason
 from jobyard.domain.uploads import Upload, top_level, validate_uploads
@@ -117,7 +117,7 @@ class JobEngine(JobControl, JobReading):
         self._charger = None if accounting is None else Charger(
             accounting.ledger, accounting.prices, job=store.get, stop=self._out_of_credits,
             clock=accounting.clock, rate=accounting.rate,
-            interval_seconds=accounting.interval_seconds,
+            interval_seconds=accounting.interval_seconds, ledger_for=accounting.ledger_for,
         )  # fmt: skip
 
     # -- lifecycle of the engine -------------------------------------------------------
@@ -198,14 +198,19 @@ class JobEngine(JobControl, JobReading):
         workflow_id: str = "",
         uploads: Sequence[Upload] = (),
         request_key: str = "",
+        job_id: str = "",
     ) -> Job:
         """Validate, persist (durably) and admit a job owned by ``caller`` (and filed under
         its project); returns it as it stands then. ``uploads`` are placed in the job's work
         directory before anything can start it.
 
         With a ``request_key`` (the client's idempotency key), a retry of the same request
-        by the same owner is answered with the job the first one created.
+        by the same owner is answered with the job the first one created. ``job_id`` is the
+        new job's id when the caller must record it before the job can change (the
+        provider face maps UCloud/Core's id to it first); "" = a new one.
         """
+        if job_id and not is_job_id(job_id):
+            raise InvalidArgument(f"invalid job id {job_id[:64]!r}: a UUID is required")
         request = self.requests.key(
             caller.name, request_key, "run_job", {"spec": spec, "uploads": uploads}
         )
@@ -223,7 +228,7 @@ class JobEngine(JobControl, JobReading):
         now = whole_millis(utcnow())
         status, message = initial_status(spec, now)
         job = Job(
-            id=new_job_id(),
+            id=job_id or new_job_id(),
             owner=caller.name,
             spec=spec,
             status=status,

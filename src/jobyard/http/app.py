@@ -16,11 +16,15 @@ import jobyard
 from jobyard.http import accounting, errors, follow, jobs
 from jobyard.http.errors import error_response
 from jobyard.http.face import HttpFace
+from jobyard.http.provider import follow as provider_follow
+from jobyard.http.provider import routes as provider_routes
+from jobyard.http.provider.face import ProviderFace
 
 MAX_BODY_BYTES = 1024 * 1024
 
 
-def create_app(face: HttpFace) -> FastAPI:
+def create_app(face: HttpFace, provider: ProviderFace | None = None) -> FastAPI:
+    """The end-user face, and with ``provider`` the UCloud provider face (``/ucloud/...``)."""
     app = FastAPI(
         title="jobyard",
         version=jobyard.__version__,
@@ -33,6 +37,10 @@ def create_app(face: HttpFace) -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(accounting.router)
     app.include_router(follow.router)
+    app.state.provider = provider
+    if provider is not None:
+        app.include_router(provider_routes.router)
+        app.include_router(provider_follow.router)
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     return app
 

@@ -21,6 +21,7 @@ import codecs
 import contextlib
 import json
 import logging
+from collections.abc import Coroutine
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -105,35 +106,41 @@ class Connection:
         with contextlib.suppress(WebSocketDisconnect):
             while True:
                 text = await self._ws.receive_text()
-                await self._dispatch(text)
+                await self.dispatch(text)
 
-    async def _dispatch(self, text: str) -> None:
+    async def dispatch(self, text: str) -> None:
+        """One client message: start or cancel a stream (a subclass serves other calls)."""
         try:
-            call, stream_id, payload, bearer = _envelope(text)
+            call, stream_id, payload, bearer = envelope(text)
         except InvalidArgument as exc:
-            await self.send(_response("", 400, error_body(str(exc), "INVALID_ARGUMENT")))
+            await self.send(response("", 400, error_body(str(exc), "INVALID_ARGUMENT")))
             return
         if payload.get("type") == "cancel":
-            await self._cancel(stream_id)
+            await self.cancel(stream_id)
             return
         if call != "jobs.follow":
             why = f"unknown call {call[:64]!r}: this socket serves jobs.follow"
-            await self.send(_response(stream_id, 404, error_body(why, "NOT_FOUND")))
+            await self.send(response(stream_id, 404, error_body(why, "NOT_FOUND")))
             return
+        await self.start_stream(stream_id, self._follow(stream_id, payload, bearer))
+
+    async def start_stream(self, stream_id: str, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` as stream ``stream_id`` (refused if in use or too many are open)."""
         if stream_id in self._streams or len(self._streams) >= MAX_STREAMS:
+            work.close()
             why = f"streamId {stream_id!r} in use, or more than {MAX_STREAMS} streams open"
-            await self.send(_response(stream_id, 409, error_body(why, "FAILED_PRECONDITION")))
+            await self.send(response(stream_id, 409, error_body(why, "FAILED_PRECONDITION")))
             return
-        task = asyncio.create_task(self._follow(stream_id, payload, bearer))
+        task = asyncio.create_task(work)
         self._streams[stream_id] = task
         task.add_done_callback(lambda _: self._streams.pop(stream_id, None))
 
-    async def _cancel(self, stream_id: str) -> None:
+    async def cancel(self, stream_id: str) -> None:
         task = self._streams.pop(stream_id, None)
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-        await self.send(_response(stream_id, 200, {}))
+        await self.send(response(stream_id, 200, {}))
 
     async def _follow(self, stream_id: str, payload: Json, bearer: str) -> None:
         try:
@@ -150,9 +157,9 @@ class Connection:
             if isinstance(exc, WatcherTooSlow):
                 exc = ResourceExhausted(str(exc))
             status, code = http_status_for(exc)
-            await self.send(_response(stream_id, status, error_body(str(exc), code)))
+            await self.send(response(stream_id, status, error_body(str(exc), code)))
             return
-        await self.send(_response(stream_id, 200, {}))
+        await self.send(response(stream_id, 200, {}))
 
 
 class Follow:
@@ -203,11 +210,11 @@ class Follow:
                     await self._message(log=[{"rank": rank, "stdout": piece, "stderr": None}])
 
 
-def _response(stream_id: str, status: int, payload: Json) -> Json:
+def response(stream_id: str, status: int, payload: Json) -> Json:
     return {"type": "response", "status": status, "streamId": stream_id, "payload": payload}
 
 
-def _envelope(text: str) -> tuple[str, str, Json, str]:
+def envelope(text: str) -> tuple[str, str, Json, str]:
     """``(call, streamId, payload, bearer)`` of a client message; InvalidArgument if bad."""
     try:
         message = json.loads(text)

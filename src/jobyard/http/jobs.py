@@ -12,6 +12,7 @@ from jobyard.domain.access import Identity, authorize
 from jobyard.domain.errors import InvalidArgument
 from jobyard.domain.jobs import Job
 from jobyard.domain.status import ACTIVE, Status
+from jobyard.engine import JobEngine
 from jobyard.http.auth import caller
 from jobyard.http.browse import BrowseFilters, browse_page, matching
 from jobyard.http.face import HttpFace, Json
@@ -155,8 +156,14 @@ async def retrieve_utilization(
     who: Caller, face: Face, jobId: Annotated[str, Query(max_length=64)]
 ) -> Json:
     face.job(who, jobId, "get_job")  # the job's cluster: this server
-    running = matching(face.engine, ACTIVE)
-    pending = matching(face.engine, frozenset({Status.QUEUED, Status.SCHEDULED}))
+    return utilization(face.engine)
+
+
+def utilization(engine: JobEngine) -> Json:
+    """JobsRetrieveUtilizationResponse: this server's capacity, what its active jobs hold,
+    and how many run and wait (both UCloud faces answer this)."""
+    running = matching(engine, ACTIVE)
+    pending = matching(engine, frozenset({Status.QUEUED, Status.SCHEDULED}))
     return {
         "capacity": {"cpu": float(os.cpu_count() or 1), "memory": host_memory_mb() * MIB},
         "usedCapacity": {

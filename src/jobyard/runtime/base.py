@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Protocol
 
 from jobyard.domain.errors import LaunchError
-from jobyard.domain.jobs import JobSpec, Usage
+from jobyard.domain.jobs import RANK_JOB_ID_LABEL, JobSpec, Usage
 from jobyard.domain.status import TerminationReason
 from jobyard.runtime.capacity import Capacity
 
@@ -51,6 +51,12 @@ class LaunchRequest:
     binds: tuple[Bind, ...] = ()  # in mount order
     path_prefix: tuple[str, ...] = ()  # directories (in the job) put first on its PATH
     netns: str = ""  # a network namespace prepared for the job (its ranks enter it)
+
+    @property
+    def rank_job_id(self) -> str:
+        """The id the ranks read in ``job_id.txt``: the one the job was created under on
+        its face (UCloud/Core's id, label :data:`RANK_JOB_ID_LABEL`), else jobyard's."""
+        return self.spec.labels.get(RANK_JOB_ID_LABEL) or self.job_id
 
     def output(self, rank: int) -> Path:
         """Where rank ``rank`` writes its stdout and stderr."""

@@ -35,6 +35,7 @@ from jobyard.runtime.capacity import Capacity, host_memory_mb
 from jobyard.server.auth import AuthInterceptor
 from jobyard.server.joblet import JobletServicer, JobServicer
 from jobyard.server.monitoring import MonitoringServicer
+from jobyard.server.provider import Provider, make_provider
 from jobyard.server.resources import NetworkServicer, RuntimeServicer, VolumeServicer
 from jobyard.server.strict import StrictRequestInterceptor
 from jobyard.server.v1 import JobyardServicer
@@ -197,6 +198,7 @@ class RunningServer:
     catalog: Catalog = dataclasses.field(default_factory=Catalog)  # the `ucloud:` products
     ledger: SQLiteLedger | None = None  # wallets and charges
     http: HttpServer | None = None
+    provider: Provider | None = None  # the UCloud provider face's parts (ucloud.core set)
 
     @property
     def http_port(self) -> int:
@@ -209,6 +211,8 @@ class RunningServer:
         self.hub.close()
         if self.http is not None:
             await self.http.stop()
+        if self.provider is not None:
+            await self.provider.relay.close()
         await self.server.stop(grace)
         await self.workflows.close()
         await self.engine.close()
@@ -241,6 +245,9 @@ async def start_server(
     catalog = Catalog.of(config.ucloud)
     ledger = SQLiteLedger(store.connection)
     accounting = Accounting(ledger, catalog.pricing, rate=charge_rate)
+    provider = make_provider(config, store)
+    if provider is not None:
+        accounting = provider.accounting(accounting)
     registry = make_registry(config, layout, store)
     engine = JobEngine(
         store, runtime or make_backends(config, layout), layout, hub, engine_config(config),
@@ -296,15 +303,21 @@ async def start_server(
              config.listen, port, config.certs_dir is not None, config.data_dir)  # fmt: skip
     running = RunningServer(
         server=server, engine=engine, workflows=workflows, hub=hub, store=store, port=port,
-        catalog=catalog, ledger=ledger,
+        catalog=catalog, ledger=ledger, provider=provider,
     )  # fmt: skip
+    if provider is not None:
+        await provider.start(engine)
     if config.http_listen:
-        running.http = await _start_http(config, engine, store, ledger)
+        running.http = await _start_http(config, engine, store, ledger, provider)
     return running
 
 
 async def _start_http(
-    config: ServerConfig, engine: JobEngine, store: SQLiteStore, ledger: SQLiteLedger
+    config: ServerConfig,
+    engine: JobEngine,
+    store: SQLiteStore,
+    ledger: SQLiteLedger,
+    provider: Provider | None,
 ) -> HttpServer:
     """The HTTPS face on the same engine, database and event loop as gRPC."""
     from jobyard.http.app import create_app
@@ -322,7 +335,8 @@ async def _start_http(
         ledger=ledger,
     )
     certs = None if config.certs_dir is None else Path(config.certs_dir)
-    return await start_http(create_app(face), config.http_listen, certs)
+    provider_face = None if provider is None else provider.face(face.tokens)
+    return await start_http(create_app(face, provider_face), config.http_listen, certs)
 
 
 class _Formatter(logging.Formatter):

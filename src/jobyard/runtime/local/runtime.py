@@ -328,7 +328,7 @@ class LocalRuntime:
     def _rank_info(self, request: LaunchRequest) -> RankInfo:
         spec = request.spec
         share = cores(spec.resources, spec.replicas, len(os.sched_getaffinity(0)))
-        return RankInfo(request.job_id, spec.replicas, share)
+        return RankInfo(request.rank_job_id, spec.replicas, share)
 
     def _write_replica_files(self, request: LaunchRequest, ids: JobIds) -> None:
         mounts.make_mount_points()
