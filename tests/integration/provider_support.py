@@ -52,6 +52,7 @@ class FakeCore:
         self.calls: list[tuple[str, Json]] = []  # (path, body) of every acknowledged call
         self.refused = 0  # calls answered 503
         self.refuse = False  # answer every call 503
+        self.lose_charge_answers = 0  # take this many chargeCredits calls, but answer 503
         self.poor: set[str] = set()  # Core job ids whose charges meet insufficientFunds
         self.charged: set[str] = set()  # charge ids taken
         self.authorization: set[str] = set()
@@ -79,9 +80,19 @@ class FakeCore:
                     for i in body["items"] if i["id"] == core_id]  # fmt: skip
 
     def charges(self, core_id: str) -> list[Json]:
+        """Every chargeCredits item sent for the job (retries included), in order."""
         with self._changed:
-            return [i for path, body in self.calls if path.endswith("/chargeCredits")
-                    for i in body["items"] if i["id"] == core_id]  # fmt: skip
+            return self.charges_unlocked(core_id)
+
+    def taken(self, core_id: str) -> list[str]:
+        """Charge ids Core took for the job (each once), in the order first sent."""
+        with self._changed:
+            ids = dict.fromkeys(i["chargeId"] for i in self.charges_unlocked(core_id))
+            return [cid for cid in ids if cid in self.charged]
+
+    def charges_unlocked(self, core_id: str) -> list[Json]:
+        return [i for path, body in self.calls if path.endswith("/chargeCredits")
+                for i in body["items"] if i["id"] == core_id]  # fmt: skip
 
     def wait(self, done: Callable[[], bool], what: str, timeout: float = WAIT_SECONDS) -> None:
         """Block until ``done()`` holds (re-checked at each call Core gets)."""
@@ -101,7 +112,7 @@ class FakeCore:
         core = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = json.loads(self.rfile.read(length) or b"{}")
                 status, answer = core._answer(self.path, body, self.headers.get("Authorization"))
@@ -138,6 +149,9 @@ class FakeCore:
                 answer = self._charge(body["items"])
             self.calls.append((path, body))
             self._changed.notify_all()
+            if path.endswith("/chargeCredits") and self.lose_charge_answers > 0:
+                self.lose_charge_answers -= 1  # charged, but the provider never hears so
+                return 503, {"why": "answer lost", "errorCode": "UNAVAILABLE"}
             return 200, answer
 
     def _charge(self, items: list[Json]) -> Json:

@@ -106,8 +106,9 @@ def test_products_claim_only_what_works(http: Http, token: str) -> None:
     support = products["example-compute-1"]
     assert support["product"] == {"id": "example-compute-1", "category": "example-compute",
                                   "provider": "example"}  # fmt: skip
-    assert support["native"] == {"enabled": True, "logs": True, "vnc": False, "terminal": False,
-                                 "timeExtension": True, "utilization": True, "web": False}  # fmt: skip
+    works = {"enabled": True, "logs": True, "timeExtension": True, "utilization": True}
+    missing = {"vnc": False, "terminal": False, "web": False}
+    assert support["native"] == works | missing
     assert not any(support["docker"].values()) and not any(support["virtualMachine"].values())
     assert support["maintenance"] is None
 
@@ -124,7 +125,7 @@ def test_seed_create_with_a_docker_tool_is_refused_naming_the_backend(
     assert "DOCKER" in refused.json()["why"]
     assert provider.running is not None and provider.running.engine.jobs(SYSTEM) == []
     # The outbox is sent in order: had the refused create queued anything, it came first.
-    (job_id,) = create(http, token, runnable(seed["items"][0], "70001", ["true"]))
+    create(http, token, runnable(seed["items"][0], "70001", ["true"]))
     core.wait_states("70001", ["RUNNING", "SUCCESS"])
     assert {core_id for core_id, _ in core.updates()} == {"70001"}
     assert core.authorization == {f"Bearer {CORE_TOKEN}"}
@@ -198,3 +199,180 @@ def admin_client(server: ServerThread, certs_dir: Path) -> Client:
                   cert=str(certs_dir / "admin-client-cert.pem"),
                   key=str(certs_dir / "admin-client-key.pem"),
                   ca=str(certs_dir / "ca-cert.pem"))  # fmt: skip
+
+
+# -- accounting against Core -----------------------------------------------------------------
+
+
+def multi_node(job: dict[str, Any], replicas: int) -> dict[str, Any]:
+    job["specification"]["replicas"] = replicas
+    job["status"]["resolvedApplication"]["invocation"]["allowMultiNode"] = True
+    return job
+
+
+def test_running_jobs_are_charged_per_started_unit_with_periods_replicas(
+    provider: ServerThread, http: Http, token: str, core: FakeCore
+) -> None:
+    job = multi_node(runnable(seed_provider_create(), "90001", ["sleep", "600"]), 2)
+    (job_id,) = create(http, token, job)
+    core.wait(lambda: len(core.taken("90001")) >= 3, "three units charged")
+    items = core.charges("90001")
+    assert items[0] == {"id": "90001", "chargeId": "90001-units-0-0", "units": 1, "periods": 2,
+                        "performedBy": None, "description": None}  # fmt: skip
+    taken = core.taken("90001")
+    assert taken[:3] == ["90001-units-0-0", "90001-units-1-1", "90001-units-2-2"]
+    # Out of credits: Core refuses the next unit, and the job is stopped at once.
+    core.poor.add("90001")
+    core.wait_states("90001", ["RUNNING", "SUCCESS"])
+    assert core.update_items("90001")[-1] == seed_update(2, "90001")  # the seed's, exactly
+    assert provider.running is not None
+    stopped = provider.running.engine.job(SYSTEM, job_id)
+    assert stopped.status is Status.STOPPED and stopped.reason == "NO_CREDITS"
+
+
+def test_a_charge_whose_answer_was_lost_is_sent_again_as_a_duplicate(
+    http: Http, token: str, core: FakeCore
+) -> None:
+    core.lose_charge_answers = 1  # Core takes the first unit, jobyard never hears so
+    create(http, token, runnable(seed_provider_create(), "90002", ["sleep", "600"]))
+    core.wait(lambda: len(core.taken("90002")) >= 2, "the unit after the lost answer")
+    sent = [item["chargeId"] for item in core.charges("90002")]
+    assert sent[:2] == ["90002-units-0-0", "90002-units-0-0"]  # the retry: same charge id
+    assert core.taken("90002")[:2] == ["90002-units-0-0", "90002-units-1-1"]  # taken once
+    assert [s for _, s in core.updates("90002")] == ["RUNNING"]  # a duplicate stops nothing
+
+
+# -- Core's other calls ------------------------------------------------------------------------
+
+
+def test_verify_fails_jobs_it_does_not_know_and_repeats_a_finished_ones_end(
+    http: Http, token: str, core: FakeCore
+) -> None:
+    seed = seed000_bodies("/ucloud/PROVIDERID/jobs/verify")[0]
+    assert http.ok("POST", f"{JOBS}/verify", token, json=seed) == {}
+    core.wait_states("54112", ["FAILURE"])
+    assert core.update_items("54112") == [seed_update(3, "54112")]  # the seed's, exactly
+    create(http, token, runnable(seed_provider_create(), "91001", ["true"]))
+    core.wait_states("91001", ["RUNNING", "SUCCESS"])
+    http.ok("POST", f"{JOBS}/verify", token, json={"items": [{"id": "91001"}]})
+    core.wait_states("91001", ["RUNNING", "SUCCESS", "SUCCESS"])
+
+
+def test_extend_suspend_unsuspend_and_terminate_act_on_cores_job(
+    provider: ServerThread, http: Http, token: str, core: FakeCore
+) -> None:
+    job = runnable(seed_provider_create(), "92001", ["sleep", "600"])
+    (job_id,) = create(http, token, job)
+    core.wait_states("92001", ["RUNNING"])
+    assert provider.running is not None
+    engine = provider.running.engine
+    before = engine.job(SYSTEM, job_id).expires_at
+    assert before is not None
+    extend = {"items": [{"job": job, "requestedTime": {"hours": 1, "minutes": 0, "seconds": 0}}]}
+    assert http.ok("POST", f"{JOBS}/extend", token, json=extend) == {"responses": [{}]}
+    after = engine.job(SYSTEM, job_id).expires_at
+    assert after is not None and (after - before).total_seconds() == 3600
+    suspended = http.ok("POST", f"{JOBS}/suspend", token, json={"items": [{"job": job}]})
+    assert suspended == {"responses": [{}]}
+    core.wait_states("92001", ["RUNNING", "SUSPENDED"])
+    http.ok("POST", f"{JOBS}/unsuspend", token, json={"items": [{"job": job}]})
+    core.wait_states("92001", ["RUNNING", "SUSPENDED", "RUNNING"])
+    terminated = http.ok("POST", f"{JOBS}/terminate", token, json={"items": [job]})
+    assert terminated == {"responses": [{}]}
+    core.wait_states("92001", ["RUNNING", "SUSPENDED", "RUNNING", "SUCCESS"])
+    assert core.update_items("92001")[-1]["update"]["status"] == "The job was cancelled!"
+    # Terminating it again is no error: it has ended.
+    http.ok("POST", f"{JOBS}/terminate", token, json={"items": [job]})
+
+
+def test_calls_naming_a_job_jobyard_does_not_know_are_404(http: Http, token: str) -> None:
+    stranger = {"id": "99999"}
+    longer = {"job": stranger, "requestedTime": {"hours": 1}}
+    for path, body in (("terminate", {"items": [stranger]}),
+                       ("suspend", {"items": [{"job": stranger}]}),
+                       ("extend", {"items": [longer]})):  # fmt: skip
+        refused = http.call("POST", f"{JOBS}/{path}", token, json=body)
+        assert refused.status_code == 404, refused.text
+
+
+def test_utilization_init_acl_and_interactive_sessions(
+    provider: ServerThread, http: Http, token: str, core: FakeCore
+) -> None:
+    job = runnable(seed_provider_create(), "93001", ["sleep", "600"])
+    create(http, token, job)
+    core.wait_states("93001", ["RUNNING"])
+    usage = http.ok("POST", f"{JOBS}/retrieveUtilization", token,
+                    json={"categoryId": "example-compute"})  # fmt: skip
+    assert usage["queueStatus"] == {"running": 1, "pending": 0}
+    assert usage["usedCapacity"]["cpu"] == 1.0 and usage["capacity"]["cpu"] >= 1
+    principal = {"principal": {"type": "user", "username": "user"}}
+    for _ in range(2):  # idempotent
+        assert http.ok("POST", f"{JOBS}/init", token, json=principal) == {}
+    session = http.call("POST", f"{JOBS}/interactiveSession", token, json={"items": [
+        {"job": job, "rank": 0, "sessionType": "SHELL"}]})  # fmt: skip
+    assert session.status_code == 400
+    assert "not supported by this provider" in session.json()["why"]
+    bob = {"entity": {"type": "user", "username": "bob"}, "permissions": ["READ"]}
+    acl = {"items": [{"resource": job, "added": [bob], "deleted": []}]}
+    assert http.ok("POST", f"{JOBS}/updateAcl", token, json=acl) == {"responses": [{}]}
+
+
+# -- follow -------------------------------------------------------------------------------------
+
+
+def provider_socket(http: Http) -> Any:
+    from websockets.sync.client import connect
+
+    return connect(f"wss://localhost:{http.port}/ucloud/example/websocket", ssl=http.context)
+
+
+def test_follow_streams_every_ranks_output_until_the_job_ends(
+    http: Http, token: str, core: FakeCore
+) -> None:
+    job = multi_node(runnable(seed_provider_create(), "94001", ["cat", "/etc/ucloud/rank.txt"]),
+                     2)  # fmt: skip
+    job["status"]["resolvedApplication"]["invocation"]["invocation"].append(
+        {"type": "word", "word": "/etc/ucloud/number_of_nodes.txt"})  # fmt: skip
+    create(http, token, job)
+    with provider_socket(http) as ws:
+        ws.send(json.dumps({"call": "jobs.provider.example.follow", "streamId": "s1",
+                            "payload": {"type": "init", "job": job}, "bearer": token}))  # fmt: skip
+        messages = []
+        while True:
+            message = json.loads(ws.recv(60))
+            messages.append(message)
+            if message["type"] == "response":
+                break
+    assert messages[-1] == {"type": "response", "status": 200, "streamId": "s1", "payload": {}}
+    out: dict[int, str] = {}
+    sessions = set()
+    for message in messages[:-1]:
+        payload = message["payload"]
+        assert message["streamId"] == "s1" and payload["stderr"] is None
+        sessions.add(payload["streamId"])
+        out[payload["rank"]] = out.get(payload["rank"], "") + payload["stdout"]
+    assert out == {0: "0\n2\n", 1: "1\n2\n"}
+    assert len(sessions) == 1
+
+
+def test_follow_is_for_core_and_ends_on_cancel_stream(
+    provider: ServerThread, http: Http, token: str, core: FakeCore
+) -> None:
+    job = runnable(seed_provider_create(), "94002", ["sh", "-c", "echo hi; sleep 600"])
+    create(http, token, job)
+    user = make_token(provider.data_dir, "user", "user")
+    with provider_socket(http) as ws:
+        init = {"call": "jobs.provider.example.follow", "streamId": "s1",
+                "payload": {"type": "init", "job": job}, "bearer": user}  # fmt: skip
+        ws.send(json.dumps(init))
+        refused = json.loads(ws.recv(60))
+        assert refused["type"] == "response" and refused["status"] == 403
+        ws.send(json.dumps({**init, "streamId": "s2", "bearer": token}))
+        first = json.loads(ws.recv(60))
+        assert first["payload"]["stdout"] == "hi\n"
+        session = first["payload"]["streamId"]
+        ws.send(json.dumps({"call": "jobs.provider.example.follow", "streamId": "s3",
+                            "payload": {"type": "cancel", "streamId": session},
+                            "bearer": token}))  # fmt: skip
+        ended = json.loads(ws.recv(60))
+        assert ended == {"type": "response", "status": 200, "streamId": "s2", "payload": {}}
