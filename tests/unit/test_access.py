@@ -52,10 +52,8 @@ class Item:
 
 
 def test_the_table_names_every_operation_once() -> None:
-    assert set(ROLE_TABLE) == (
-        READS | CHANGES | HOST_READS | VOLUME_OPS | NETWORK_OPS | RUNTIME_READS | RUNTIME_ADMIN
-        | PROVIDER
-    )
+    everything = READS | CHANGES | HOST_READS | VOLUME_OPS | NETWORK_OPS | RUNTIME_READS
+    assert set(ROLE_TABLE) == everything | RUNTIME_ADMIN | PROVIDER
 
 
 def test_the_provider_face_is_cores_alone() -> None:
