@@ -122,3 +122,12 @@ def test_an_expired_request_id_is_replaced(store: Store) -> None:
     store.create(make_job(ID_B), key())
     claimed = store.claimed("alice", "k", utcnow())
     assert claimed is not None and claimed.result_id == ID_B
+
+
+def test_expired_request_ids_are_dropped_as_new_ones_arrive(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "db")
+    store.create(make_job(ID_A), key("old", ttl=-1))
+    store.create(make_job(ID_B), key("new"))
+    rows = store.connection.execute("SELECT key FROM request_keys").fetchall()
+    assert [r[0] for r in rows] == ["new"]
+    store.close()

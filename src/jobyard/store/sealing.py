@@ -119,8 +119,12 @@ def seal_plaintext(db: sqlite3.Connection, box: SecretBox, terminal: Iterable[st
     jobs), then checkpoint and truncate the WAL so that no copy of them stays there. Returns
     how many jobs had plaintext."""
     ended = set(terminal)
+    # Found by SQLite itself: a start reads only the rows that hold plaintext, however many
+    # ended jobs keep their (erased) names.
     rows = db.execute(
-        "SELECT id, status, secret_environment FROM jobs WHERE secret_environment != '{}'"
+        "SELECT id, status, secret_environment FROM jobs WHERE EXISTS (SELECT 1 FROM"
+        " json_each(secret_environment) WHERE value != '' AND substr(value, 1, ?) != ?)",
+        (len(SEALED_PREFIX), SEALED_PREFIX),
     ).fetchall()
     fixed = 0
     for job_id, status, column in rows:
