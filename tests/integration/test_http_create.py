@@ -147,3 +147,19 @@ def test_include_flags_and_retrieve_products(http: Http, data_dir: Path) -> None
     assert set(offered) == {"example-compute", "priced-compute"}
     assert offered["example-compute"]["docker"]["enabled"] is False
     assert offered["example-compute"]["native"]["timeExtension"] is True
+
+
+def test_an_identical_running_job_is_refused_unless_duplicates_are_allowed(
+    http: Http, data_dir: Path, grpc_admin: Client
+) -> None:
+    alice = make_token(data_dir, "alice")
+    first = create(http, alice, item()).json()["responses"][0]["id"]
+    again = create(http, alice, item())
+    assert again.status_code == 409 and first in again.json()["why"]
+    assert again.json()["errorCode"] == "FAILED_PRECONDITION"
+    other = create(http, alice, item(parameters={"seconds": {"type": "integer", "value": 5}}))
+    assert other.status_code == 200, other.text
+    allowed = create(http, alice, item(allowDuplicateJob=True))
+    assert allowed.status_code == 200, allowed.text
+    assert create(http, make_token(data_dir, "bob"), item()).status_code == 200  # not bob's
+    assert len(grpc_admin.jobs()) == 4

@@ -9,9 +9,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 
 from jobyard.domain.access import Identity, authorize
-from jobyard.domain.errors import InvalidArgument
+from jobyard.domain.errors import FailedPrecondition, InvalidArgument
 from jobyard.domain.jobs import Job
-from jobyard.domain.status import ACTIVE, Status
+from jobyard.domain.status import ACTIVE, TERMINAL, Status
 from jobyard.engine import JobEngine
 from jobyard.http.auth import caller
 from jobyard.http.browse import BrowseFilters, browse_page, matching
@@ -26,8 +26,11 @@ from jobyard.http.models import (
 )
 from jobyard.http.views import job_view
 from jobyard.runtime.capacity import host_memory_mb
+from jobyard.store.base import JobQuery
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
+UNFINISHED = frozenset(Status) - TERMINAL
+MAX_SCAN = 1000  # unfinished jobs of one application and product compared for duplicates
 Caller = Annotated[Identity, Depends(caller)]
 MIB = 1024 * 1024
 
@@ -82,14 +85,36 @@ async def create(body: BulkRequest[JobSpecification], who: Caller, face: Face) -
     """Every item is checked (catalog, parameters, limits) before any job is created."""
     authorize(who, "run_job")
     plans = [face.planner.plan(item) for item in body.items]
-    for spec in plans:
+    for item, spec in zip(body.items, plans, strict=True):
         face.engine.prepare(spec, who)  # limits and capacity: refuse the lot before creating
+        if not item.allowDuplicateJob:
+            refuse_duplicate(face, who, item)
     responses = []
     for item, spec in zip(body.items, plans, strict=True):
         job = await face.engine.submit(who, spec)
+        # TODO: store the specification in the job's own create transaction (a Store hook);
+        # a crash right here leaves the job without it, and retrieve then derives it.
         face.specs.put(job.id, item.model_dump(mode="json"))
         responses.append({"id": job.id})
     return {"responses": responses}
+
+
+def refuse_duplicate(face: HttpFace, who: Identity, item: JobSpecification) -> None:
+    """UCloud's allowDuplicateJob=false: no second unfinished job of the caller with the
+    same application, product, parameters and replicas (409 naming the first)."""
+    same = {"application": item.application.model_dump(), "product": item.product.model_dump(),
+            "parameters": item.parameters, "replicas": item.replicas}  # fmt: skip
+    labels = {"ucloud.application": item.application.name, "ucloud.product": item.product.id}
+    query = JobQuery(statuses=UNFINISHED, labels=labels, owner=who.name, page_size=MAX_SCAN)
+    jobs, _ = face.engine.query(who, query)
+    stored = face.specs.get_many(job.id for job in jobs)
+    for job in jobs:
+        spec = stored.get(job.id)
+        if spec is not None and all(spec.get(key) == value for key, value in same.items()):
+            raise FailedPrecondition(
+                f"an identical job is already running: {job.id} "
+                "(send allowDuplicateJob: true to run another)"
+            )
 
 
 @router.get("/retrieve", summary="Retrieve a job")
