@@ -91,7 +91,7 @@ jobs:
     volumes: [datasets, models]
     uploads:
       files: [train.py, config/params.json]
-    resources: {max_cpu: 50, max_memory: 1024, max_io_bps: 1000}
+    resources: {max_cpu: 50, max_memory: 1024, max_io_bps: 1000, max_disk: 200}
 """
 
 
@@ -102,6 +102,7 @@ def test_jobs_in_joblets_example_format_are_accepted() -> None:
     assert spec.uploads == ("train.py", "config/params.json")
     limits = spec.resources
     assert (limits.max_cpu, limits.max_memory, limits.max_iobps) == (50, 1024, 1000)
+    assert limits.max_disk == 200
 
 
 @pytest.mark.parametrize(

@@ -57,7 +57,6 @@ import re
 import shlex
 import shutil
 import signal
-import stat
 import subprocess
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -67,7 +66,7 @@ from jobyard.domain.errors import FailedPrecondition, InvalidArgument, LaunchErr
 from jobyard.domain.jobs import DEFAULT_MAX_PIDS, NETWORK_NONE
 from jobyard.runtime.base import ExitInfo, Handle, LaunchRequest, Usage
 from jobyard.runtime.capacity import Capacity, host_memory_mb
-from jobyard.runtime.local import disks, mounts
+from jobyard.runtime.local import disks, mounts, workdirs
 from jobyard.runtime.local.cgroups import (
     CgroupDriver,
     JobCgroup,
@@ -87,6 +86,7 @@ from jobyard.runtime.local.processes import (
 )
 from jobyard.runtime.local.supervisors import Supervisor, Supervisors, rank_dir, start_ticks
 from jobyard.runtime.local.users import JobIds, UidPolicy
+from jobyard.runtime.local.workdirs import STOP_MARK
 from jobyard.runtime.ranks import RankInfo, combine_exits, cores, first_failure
 
 log = logging.getLogger("jobyard.runtime.local")
@@ -100,8 +100,6 @@ LAUNCH_FAILED_EXIT_CODE = 125  # the shim's code for "setup failed, see launch-e
 FREEZE_TIMEOUT_SECONDS = 10.0
 CLEANUP_TIMEOUT_SECONDS = 5.0
 STOP_POLL_SECONDS = 0.05  # longest pause between looks at a stopping job
-STOP_MARK = "stop-requested"  # in the state dir: the job is being stopped as a whole
-_STALE_STATE_FILES = ("exit", "exit.tmp", "launch-error", STOP_MARK)  # exit.tmp: older shims
 ROOT_ENV = {"PATH": TOOL_PATH}  # all the launch chain's root stages ever see
 # The unprivileged stage: read the environment script from the memfd on stdin, then run
 # the command with stdin on /dev/null.
@@ -109,8 +107,6 @@ ENV_STAGE = '. /dev/stdin && exec "$@" </dev/null'
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 DEFAULT_UID_RANGE = (200000, 265535)
 DEFAULT_UID_RECORDS = Path("/run/jobyard-uids")  # a tmpfs: outlives the server, not a reboot
-# Before the supervisor records an exit status: blanks it overwrites in place ("0\n...").
-EXIT_PLACEHOLDER = b" " * 15 + b"\n"
 # The root stage of the launch chain: the rank's exit, log and launch-error files opened
 # through the host's mount, before `unshare` (see shim.sh), on the fds the shim expects.
 OPEN_STAGE = 'exec 3<>exit 4>>shim.log 5>launch-error && exec "$@"'
@@ -221,15 +217,6 @@ def _freezer(job_id: str, change: Callable[[], None]) -> None:
         raise
 
 
-def _preallocate_exit(path: Path) -> None:
-    """The rank's exit record, written now so that recording the end needs no free space."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
-    try:
-        os.write(fd, EXIT_PLACEHOLDER)
-    finally:
-        os.close(fd)
-
-
 def _ended_at(path: Path) -> datetime:
     return datetime.fromtimestamp(path.stat().st_mtime, UTC)
 
@@ -278,7 +265,7 @@ class LocalRuntime:
         try:
             ids = self.uids.acquire(request.job_id, request.owner)
             # A thread: a disk-limited job's mkfs and mount take tens of ms.
-            await asyncio.to_thread(self._make_dirs, request, ids, created)
+            await asyncio.to_thread(workdirs.prepare, request, ids, created, self._tools.mount)
             self._write_replica_files(request, ids)
             cgroup = self.cgroups.create(request.job_id, self._limits(request))
             await self._spawn_ranks(request, ids, cgroup, pids)
@@ -286,7 +273,7 @@ class LocalRuntime:
             await self._undo_launch(request.job_id, cgroup, pids)
             if request.workdir in created:
                 disks.unmount_work_disk(request.state_dir, request.workdir, self._tools.umount)
-            self._remove_dirs(created)
+            workdirs.remove(created)
             self.uids.release(request.job_id)
             if isinstance(exc, OSError):
                 raise LaunchError(f"cannot start the job: {exc}") from exc
@@ -296,34 +283,6 @@ class LocalRuntime:
         log.info("job launched | jobId=%s shimPids=%s cgroup=v%d uid=%d", request.job_id,
                  ",".join(map(str, pids)), self.cgroups.version, ids.uid)  # fmt: skip
         return Supervisors(ranks, request.state_dir).handle
-
-    def _make_dirs(self, request: LaunchRequest, ids: JobIds, created: list[Path]) -> None:
-        replicas = request.spec.replicas
-        outputs = [request.output(rank) for rank in range(replicas)]
-        for path in (request.state_dir, request.workdir, *outputs):
-            if not path.is_absolute():  # the handle and the shim rely on absolute paths
-                raise LaunchError(f"cannot prepare the job: {path} is not an absolute path")
-        owners = [(request.state_dir, 0, 0), (request.workdir, ids.uid, ids.gid)]
-        owners += [(rank_dir(request.state_dir, rank), 0, 0) for rank in range(1, replicas)]
-        for path, uid, gid in owners:
-            if not os.path.lexists(path):
-                path.mkdir(mode=0o700, parents=True)
-                created.append(path)
-            if not stat.S_ISDIR(os.lstat(path).st_mode):
-                raise LaunchError(f"cannot prepare the job: {path} is not a directory")
-            os.chown(path, uid, gid)
-            path.chmod(0o700)
-        if max_disk := request.spec.resources.max_disk:
-            disks.mount_work_disk(
-                request.state_dir, request.workdir, max_disk, ids, self._tools.mount
-            )
-            os.chown(request.workdir, ids.uid, ids.gid)
-            request.workdir.chmod(0o700)
-        _give_tree(request.workdir, ids.uid, ids.gid)
-        for rank in range(replicas):
-            for name in _STALE_STATE_FILES:
-                (rank_dir(request.state_dir, rank) / name).unlink(missing_ok=True)
-            _preallocate_exit(rank_dir(request.state_dir, rank) / "exit")
 
     def _rank_info(self, request: LaunchRequest) -> RankInfo:
         spec = request.spec
@@ -338,11 +297,6 @@ class LocalRuntime:
         for rank in range(request.spec.replicas):
             rank_path = rank_dir(request.state_dir, rank)
             mounts.write_rank_mounts(request, rank, rank_path, view, extra)
-
-    @staticmethod
-    def _remove_dirs(created: list[Path]) -> None:
-        for path in reversed(created):
-            shutil.rmtree(path, ignore_errors=True)
 
     async def _undo_launch(self, job_id: str, cgroup: JobCgroup | None, pids: list[int]) -> None:
         """End the ranks already started by a launch that failed part way, and their cgroup.
@@ -638,13 +592,3 @@ class LocalRuntime:
                     return  # its uid stays taken: processes of the job may still hold it
                 await asyncio.sleep(0.02)
         self.uids.release(job_id)
-
-
-def _give_tree(root: Path, uid: int, gid: int) -> None:
-    """Hand what the server placed in the work directory (uploads) to the job user.
-
-    Never follows a symlink: the server writes none there, and a job cannot have run yet.
-    """
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in (*dirnames, *filenames):
-            os.chown(os.path.join(dirpath, name), uid, gid, follow_symlinks=False)

@@ -40,9 +40,9 @@ from jobyard.runtime.local.runtime import (
     SHIM_SCRIPT,
     TOOL_PATH,
     _env_memfd,
-    _preallocate_exit,
 )
 from jobyard.runtime.local.supervisors import rank_dir
+from jobyard.runtime.local.workdirs import preallocate_exit
 from jobyard.runtime.ranks import RankInfo
 from jobyard.runtime.slurm.launch import (
     DONE_FILE,
@@ -120,7 +120,7 @@ def run(launch: SlurmLaunch, info: RankInfo, rank: int) -> int:
     output = os.open(launch.outputs[rank], flags, 0o640)
     before = oom_kills()
     try:
-        _preallocate_exit(state / EXIT_FILE)
+        preallocate_exit(state / EXIT_FILE)
         proc = subprocess.Popen(chain(launch, rank), stdin=env_fd, stdout=output, stderr=output,
                                 env={"PATH": TOOL_PATH}, cwd=state, close_fds=True)  # fmt: skip
     except OSError as exc:
