@@ -74,6 +74,11 @@ class FakeCore:
                     if path.endswith("/update") for i in body["items"]
                     if core_id in (None, i["id"])]  # fmt: skip
 
+    def first_states(self, core_id: str) -> list[str]:
+        """The job's states in the order Core first heard them (a resent update, whose
+        acknowledgement jobyard never got, counts once)."""
+        return list(dict.fromkeys(state for _, state in self.updates(core_id)))
+
     def update_items(self, core_id: str) -> list[Json]:
         with self._changed:
             return [i for path, body in self.calls if path.endswith("/update")
