@@ -55,6 +55,22 @@ def test_a_job_runs_to_completion_and_its_output_is_kept(daemon: Daemon) -> None
     assert "Status: FAILED\n" in status.stdout and "ExitCode: 3\n" in status.stdout
 
 
+def test_max_disk_bounds_the_work_dir_as_the_cli_shows(daemon: Daemon) -> None:
+    script = "fallocate -l 50M big || echo refused; exec sleep 30"
+    job_id = daemon.submit("--max-disk=5", "sh", "-c", script)
+
+    done = daemon.wait(job_id)
+    status = daemon.run("status", job_id)
+    logs = daemon.run("log", "--follow=false", job_id)
+    deleted = daemon.run("delete", job_id)  # unmounts its /work
+
+    assert (done["status"], done["terminationReason"]) == ("STOPPED", "DISK_LIMIT")
+    assert "MaxDisk: 5 MB\n" in status.stdout and "Reason: DISK_LIMIT\n" in status.stdout
+    assert "No space left on device\nrefused\n" in logs.stdout
+    assert deleted.returncode == 0, deleted.stderr
+    assert not (daemon.root / "data" / "jobs" / job_id).exists()
+
+
 def test_log_follows_live_output_until_the_job_ends(daemon: Daemon) -> None:
     job_id = daemon.submit("bash", "-c", "for i in 1 2 3; do echo line $i; sleep 0.3; done")
 
