@@ -83,6 +83,8 @@ ROLE_TABLE: dict[str, frozenset[Role]] = {
     # joblet.MonitoringService: the host as a whole, so not for users scoped to their jobs
     "get_system_status": frozenset({Role.ADMIN, Role.VIEWER}),
     "stream_system_metrics": frozenset({Role.ADMIN, Role.VIEWER}),
+    # the server's Prometheus metrics (HTTP GET /metrics): counts over every owner's jobs
+    "read_metrics": frozenset({Role.ADMIN, Role.VIEWER}),
     # joblet.VolumeService: volumes are owned and scoped like jobs
     "create_volume": _ACTORS,
     "list_volumes": _ANYONE,

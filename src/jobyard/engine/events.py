@@ -35,8 +35,19 @@ class _Watcher:
 class JobEvents:
     def __init__(self) -> None:
         self._watchers: set[_Watcher] = set()
+        self._observers: list[Callable[[Job], None]] = []
+
+    def observe(self, observer: Callable[[Job], None]) -> None:
+        """Call ``observer(job)`` synchronously on every change (metrics): it must be quick,
+        and what it raises is logged, never passed on to the engine."""
+        self._observers.append(observer)
 
     def publish(self, job: Job) -> None:
+        for observer in self._observers:
+            try:
+                observer(job)
+            except Exception:
+                log.exception("job observer failed | jobId=%s", job.id)
         for watcher in self._watchers:
             if watcher.ids and job.id not in watcher.ids:
                 continue

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import jobyard
-from jobyard.http import accounting, errors, follow, jobs
+from jobyard.http import accounting, dashboard, errors, follow, jobs, metering
 from jobyard.http.errors import error_response
 from jobyard.http.face import HttpFace
 from jobyard.http.provider import follow as provider_follow
@@ -41,7 +41,11 @@ def create_app(face: HttpFace, provider: ProviderFace | None = None) -> FastAPI:
     if provider is not None:
         app.include_router(provider_routes.router)
         app.include_router(provider_follow.router)
+    app.include_router(metering.router)
+    dashboard.install(app, face)
+    app.add_middleware(metering.RouteProbe)
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(metering.Metering, face=face)  # outermost: refusals count too
     return app
 
 

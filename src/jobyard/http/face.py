@@ -15,7 +15,9 @@ from jobyard.accounting.sqlite import SQLiteLedger
 from jobyard.domain.access import Identity, authorize
 from jobyard.domain.jobs import Job, JobSpec
 from jobyard.engine import JobEngine
+from jobyard.engine.workflows import WorkflowRunner
 from jobyard.http.models import JobSpecification
+from jobyard.metrics import Metrics
 from jobyard.store.tokens import SQLiteTokens
 from jobyard.store.ucloud_specs import SQLiteUcloudSpecs
 
@@ -65,6 +67,8 @@ class HttpFace:
     planner: Planner
     ledger: SQLiteLedger | None = None  # wallets, as the engine's charger keeps them
     slow_clients: SlowClients = dataclasses.field(default_factory=SlowClients)
+    metrics: Metrics = dataclasses.field(default_factory=Metrics)  # the server's registry
+    workflows: WorkflowRunner | None = None  # the dashboard's workflow view
 
     def job(self, identity: Identity, ref: str, operation: str) -> Job:
         """The job ``ref`` names, if ``identity`` may perform ``operation`` on it; a job it

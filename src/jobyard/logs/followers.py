@@ -90,6 +90,11 @@ class LogHub:
             if watched is not None:
                 watched.wake()
 
+    @property
+    def followers(self) -> int:
+        """How many readers are following output now (every job and rank)."""
+        return sum(watched.followers for watched in self._jobs.values())
+
     def guard(self, job_id: str, on_exceeded: OnExceeded, disk_bytes: int = 0) -> None:
         """Call ``on_exceeded(job_id, why, reason)`` if the running job's output passes the
         limit, its output and /work pass ``disk_bytes`` (0 = none), or it fills the data disk."""

@@ -30,10 +30,12 @@ from jobyard.engine.volumes import HostVolumes
 from jobyard.engine.workflows import WorkflowRunner
 from jobyard.http.server import HttpServer
 from jobyard.logs import JobLayout, LogConfig, LogHub
+from jobyard.metrics import Metrics
 from jobyard.runtime.base import Runtime
 from jobyard.runtime.capacity import Capacity, host_memory_mb
 from jobyard.server.auth import AuthInterceptor
 from jobyard.server.joblet import JobletServicer, JobServicer
+from jobyard.server.metering import MeteringInterceptor
 from jobyard.server.monitoring import MonitoringServicer
 from jobyard.server.provider import Provider, make_provider
 from jobyard.server.resources import NetworkServicer, RuntimeServicer, VolumeServicer
@@ -199,6 +201,7 @@ class RunningServer:
     ledger: SQLiteLedger | None = None  # wallets and charges
     http: HttpServer | None = None
     provider: Provider | None = None  # the UCloud provider face's parts (ucloud.core set)
+    metrics: Metrics = dataclasses.field(default_factory=Metrics)  # this server's registry
 
     @property
     def http_port(self) -> int:
@@ -255,6 +258,8 @@ async def start_server(
         requests=RequestKeys(box.fingerprint),
         attachments=registry,
     )  # fmt: skip
+    metrics = Metrics()
+    metrics.bind(engine, store, hub)
     g = config.grpc
     workflows = WorkflowRunner(
         engine,
@@ -262,8 +267,10 @@ async def start_server(
         ProcessWorkflowParser(workflow_limits(config)),
     )
     server = grpc.aio.server(
-        # Auth first (outermost): an unauthorized caller learns nothing about parsing.
+        # Metering outermost (refusals count too), then auth: an unauthorized caller learns
+        # nothing about parsing.
         interceptors=[
+            MeteringInterceptor(metrics),
             AuthInterceptor(insecure=config.certs_dir is None),
             StrictRequestInterceptor(),
         ],
@@ -303,22 +310,16 @@ async def start_server(
              config.listen, port, config.certs_dir is not None, config.data_dir)  # fmt: skip
     running = RunningServer(
         server=server, engine=engine, workflows=workflows, hub=hub, store=store, port=port,
-        catalog=catalog, ledger=ledger, provider=provider,
+        catalog=catalog, ledger=ledger, provider=provider, metrics=metrics,
     )  # fmt: skip
     if provider is not None:
         await provider.start(engine)
     if config.http_listen:
-        running.http = await _start_http(config, engine, store, ledger, provider)
+        running.http = await _start_http(config, running)
     return running
 
 
-async def _start_http(
-    config: ServerConfig,
-    engine: JobEngine,
-    store: SQLiteStore,
-    ledger: SQLiteLedger,
-    provider: Provider | None,
-) -> HttpServer:
+async def _start_http(config: ServerConfig, running: RunningServer) -> HttpServer:
     """The HTTPS face on the same engine, database and event loop as gRPC."""
     from jobyard.http.app import create_app
     from jobyard.http.face import HttpFace
@@ -327,14 +328,18 @@ async def _start_http(
     from jobyard.store.tokens import SQLiteTokens
     from jobyard.store.ucloud_specs import SQLiteUcloudSpecs
 
+    store = running.store
     face = HttpFace(
-        engine=engine,
+        engine=running.engine,
         tokens=SQLiteTokens(store.connection),
         specs=SQLiteUcloudSpecs(store.connection),
         planner=NoCatalog() if config.ucloud is None else CatalogPlanner(config.ucloud),
-        ledger=ledger,
+        ledger=running.ledger,
+        metrics=running.metrics,
+        workflows=running.workflows,
     )
     certs = None if config.certs_dir is None else Path(config.certs_dir)
+    provider = running.provider
     provider_face = None if provider is None else provider.face(face.tokens)
     return await start_http(create_app(face, provider_face), config.http_listen, certs)
 

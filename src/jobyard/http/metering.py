@@ -1,0 +1,83 @@
+"""Metrics of the HTTPS face: every request counted by route and status (an ASGI
+middleware), and ``GET /metrics`` in Prometheus' text format for admin and viewer tokens."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from jobyard.domain.access import authorize
+from jobyard.http.auth import identify
+from jobyard.http.face import HttpFace
+from jobyard.metrics import CONTENT_TYPE
+
+FACE = "http"
+SUBMIT_ROUTES = frozenset({"POST /api/jobs"})
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    """The server's metrics; a bearer token of an admin or a viewer is required."""
+    face: HttpFace = request.app.state.face
+    identity = identify(face.tokens, request.headers.get("authorization"))
+    authorize(identity, "read_metrics")
+    return Response(face.metrics.exposition(), media_type=CONTENT_TYPE,
+                    headers={"Cache-Control": "no-store"})  # fmt: skip
+
+
+ROUTE_KEY = "jobyard.route"
+
+
+class Metering:
+    """Counts each answered HTTP request as ``METHOD /route/template`` and its status (a
+    path no route matches counts as ``unmatched``: ids never become labels).
+
+    The outermost middleware, so that refusals of the others count too; the route the
+    router matched comes back from :class:`RouteProbe`, the innermost one, through a
+    holder in the scope (middlewares in between may copy the scope, never the holder).
+    """
+
+    def __init__(self, app: ASGIApp, face: HttpFace) -> None:
+        self._app = app
+        self._face = face
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        holder: list[str] = []
+        scope = {**scope, ROUTE_KEY: holder}
+        status = 500  # what the server answers if the app fails before a response starts
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self._app(scope, receive, sending)
+        finally:
+            route = f"{scope['method']} {holder[0] if holder else 'unmatched'}"
+            seconds = time.perf_counter() - started
+            self._face.metrics.request(FACE, route, str(status), seconds, route in SUBMIT_ROUTES)
+
+
+class RouteProbe:
+    """Hands the matched route's template (``/ui/jobs/{job_id}``) to :class:`Metering`."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self._app(scope, receive, send)
+        finally:
+            holder, route = scope.get(ROUTE_KEY), scope.get("route")
+            if holder is not None and route is not None:
+                holder.append(str(getattr(route, "path", "unmatched")))
