@@ -26,8 +26,8 @@ CHANGES = {
     "run_job", "stop_job", "run_workflow", "delete_job", "suspend_job", "resume_job",
     "extend_job", "stop_workflow",
 }  # fmt: skip
-# The host as a whole (joblet.MonitoringService): admin and viewer only.
-HOST_READS = {"get_system_status", "stream_system_metrics"}
+# The host as a whole (joblet.MonitoringService, GET /metrics): admin and viewer only.
+HOST_READS = {"get_system_status", "stream_system_metrics", "read_metrics"}
 # Volumes are owned like jobs; runtimes are the host's, managed by admins.
 VOLUME_OPS = {"create_volume", "list_volumes", "remove_volume"}
 NETWORK_OPS = {"create_network", "list_networks", "remove_network"}
