@@ -8,10 +8,14 @@ exception class with :func:`error_class`. The HTTPS face answers
 
 from __future__ import annotations
 
+import errno
+import sqlite3
+
 import grpc
 
 from jobyard.domain.errors import (
     AlreadyExists,
+    DataDiskFull,
     FailedPrecondition,
     InvalidArgument,
     JobyardError,
@@ -62,6 +66,17 @@ def http_status_for(exc: JobyardError) -> tuple[int, str]:
         return 402, "PAYMENT_REQUIRED"
     code = code_for(exc)
     return HTTP_STATUSES.get(code, 500), code.name
+
+
+def disk_full(exc: BaseException) -> DataDiskFull | None:
+    """A full data disk, however it surfaced (an OSError ENOSPC or EDQUOT, SQLite's
+    "database or disk is full"), as the RESOURCE_EXHAUSTED it is; else None."""
+    full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    full = full or (
+        isinstance(exc, sqlite3.OperationalError)
+        and getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+    )
+    return DataDiskFull(f"the data disk is full: {exc}") if full else None
 
 
 def code_for(exc: JobyardError) -> grpc.StatusCode:

@@ -239,21 +239,21 @@ class JobEngine(JobControl, JobReading):
             project=caller.project,
         )
         self._hub.limits.reserve.check_room()  # a full data disk takes no new job
-        # The output files exist from the start, so a follower of a queued job waits on them.
         try:
+            # The output files exist from the start: a follower of a queued job waits on them.
             self._layout.create_job_dir(job.id, spec.replicas)
-        except OSError as exc:
-            if exc.errno != errno.ENOSPC:
-                raise
-            raise ResourceExhausted("the data disk is full: cannot create the job") from exc
-        if files:
-            place_in_workdir(self._layout, job.id, files)
-        try:
+            if files:
+                place_in_workdir(self._layout, job.id, files)
             self._store.create(job, request)
         except DuplicateRequest as taken:  # a retry that raced its first attempt
             self._layout.remove(job.id)
             assert request is not None
             return self._store.get(replayed(request, taken.claimed, "job"))
+        except BaseException as exc:
+            self._layout.remove(job.id)  # nothing half-created stays behind
+            if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+                raise ResourceExhausted("the data disk is full: cannot create the job") from exc
+            raise
         self.events.publish(job)
         log.info("job accepted | jobId=%s owner=%s project=%s status=%s",
                  job.id, job.owner, job.project, job.status)  # fmt: skip

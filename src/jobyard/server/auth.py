@@ -17,7 +17,7 @@ from typing import Any
 
 import grpc
 
-from jobyard.api.errors import code_for, public_message
+from jobyard.api.errors import code_for, disk_full, public_message
 from jobyard.certs import identity_from_pem
 from jobyard.domain.access import Identity, Role, authorize
 from jobyard.domain.errors import JobyardError, Unauthenticated
@@ -128,7 +128,9 @@ async def _served(context: Any, operation: str, insecure: bool) -> AsyncIterator
         await _abort(context, exc, operation)
     except grpc.aio.AbortError:
         raise
-    except Exception:
+    except Exception as exc:
+        if (full := disk_full(exc)) is not None:  # never a bare INTERNAL for a full disk
+            await _abort(context, full, operation)
         await _internal(context, operation)
 
 

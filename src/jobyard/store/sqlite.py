@@ -123,7 +123,7 @@ def transaction(db: sqlite3.Connection) -> Iterator[None]:
                 db.execute("ROLLBACK")
             raise
     except sqlite3.OperationalError as exc:
-        if exc.sqlite_errorcode != sqlite3.SQLITE_FULL:
+        if getattr(exc, "sqlite_errorcode", None) != sqlite3.SQLITE_FULL:
             raise
         raise DataDiskFull("the data disk is full: the job store cannot record the change") from exc
 
