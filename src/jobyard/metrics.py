@@ -7,7 +7,7 @@ What is measured, and where:
   run: its submission, or its scheduled time) to its first RUNNING one;
 - ``jobyard_end_latency_seconds{status}``: from the stop request (STOPPING) or the
   processes' end as the backend recorded it to the job's end being recorded;
-- ``jobyard_submit_latency_seconds{face}``: a submit call answered, request to reply;
+- ``jobyard_submit_latency_seconds{face}``: an accepted submit call, request to reply;
 - ``jobyard_output_bytes_total``: output written by jobs (ended jobs as they end, plus the
   output so far of the active ones at each scrape; counts from this server's start);
 - ``jobyard_followers{kind}``: output followers, and dashboard/WebSocket connections;
@@ -77,7 +77,8 @@ class Metrics:
         self.registry.register(_LiveCollector(store, hub, engine.layout, self._counted))
 
     def request(self, face: str, method: str, code: str, seconds: float, submit: bool) -> None:
-        """One answered request (``submit``: it was a job submission)."""
+        """One answered request (``submit``: a job submission that was accepted; refusals
+        are counted, not timed)."""
         self.requests.labels(face, method, code).inc()
         if submit:
             self.submit_seconds.labels(face).observe(seconds)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -15,6 +16,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from jobyard.client import Client
+from jobyard.domain.errors import JobyardError
 from tests.integration.conftest import ServerThread
 from tests.integration.http_support import Http, make_token, wait_state
 
@@ -170,6 +172,55 @@ def test_jobs_table_filters_and_pages(
     assert bad.status_code == 400 and "invalid status" in bad.text
 
 
+def test_job_page_shows_usage_and_downloads_output_and_files(
+    http: Http, browsers: Browsers, data_dir: Path, grpc_admin: Client
+) -> None:
+    script = "mkdir -p out; printf 'a,b\\n1,2\\n' > out/table.csv; echo done"
+    job = grpc_admin.submit("sh", ["-c", script])
+    grpc_admin.wait(job.id, timeout=30)
+    client, _ = sign_in(browsers, make_token(data_dir, "root", "admin"))
+    page = client.get(f"/ui/jobs/{job.id}")
+    assert page.status_code == 200
+    assert "CPU time" in page.text and "Peak memory" in page.text
+    assert "out/table.csv" in page.text
+    output = client.get(f"/ui/jobs/{job.id}/output")
+    assert output.text == "done\n"
+    assert (
+        output.headers["content-disposition"] == f'attachment; filename="{job.id[:8]}-output.log"'
+    )
+    table = client.get(f"/ui/jobs/{job.id}/files", params={"path": "out/table.csv"})
+    assert table.content == b"a,b\n1,2\n"
+    assert table.headers["content-disposition"] == 'attachment; filename="table.csv"'
+    escape = client.get(f"/ui/jobs/{job.id}/files", params={"path": "../../server.key"})
+    assert escape.status_code == 400 and "server.key" not in escape.text.split("<main")[0]
+
+
+def test_extend_suspend_and_resume_buttons(
+    http: Http, browsers: Browsers, data_dir: Path, grpc_admin: Client
+) -> None:
+    job = grpc_admin.submit("sleep", ["300"], time_limit=600)
+    admin = make_token(data_dir, "root", "admin")
+    wait_state(http, admin, job.id, "RUNNING")
+    client, csrf = sign_in(browsers, admin)
+    headers = {"X-CSRF-Token": csrf}
+    before = datetime.fromisoformat(grpc_admin.job(job.id).expires_at)
+    extended = client.post(f"/ui/jobs/{job.id}/extend", json={"minutes": 30}, headers=headers)
+    assert extended.status_code == 200, extended.text
+    after = datetime.fromisoformat(grpc_admin.job(job.id).expires_at)
+    assert (after - before).total_seconds() == 1800
+    for minutes in (0, -5, "ten", 10**9):
+        bad = client.post(f"/ui/jobs/{job.id}/extend", json={"minutes": minutes}, headers=headers)
+        assert bad.status_code == 400 and "minutes" in bad.json()["why"]
+    suspended = client.post(f"/ui/jobs/{job.id}/suspend", headers=headers)
+    assert suspended.json()["job"]["actions"] == ["stop", "extend", "resume"]
+    assert grpc_admin.job(job.id).status == "SUSPENDED"
+    again = client.post(f"/ui/jobs/{job.id}/suspend", headers=headers)
+    assert again.status_code == 409 and "SUSPENDED" in again.json()["why"]
+    resumed = client.post(f"/ui/jobs/{job.id}/resume", headers=headers)
+    assert resumed.json()["job"]["status"] == "RUNNING"
+    assert client.post(f"/ui/jobs/{job.id}/explode", headers=headers).status_code == 400
+
+
 def _live(http: Http, cookie: str, origin: str | None = None):  # type: ignore[no-untyped-def]
     headers = {"Cookie": f"jobyard_session={cookie}"}
     headers["Origin"] = origin or f"https://localhost:{http.port}"
@@ -226,7 +277,7 @@ def test_metrics_need_an_admin_or_viewer_token(
 
 
 def test_metrics_count_jobs_latencies_output_and_requests(
-    http: Http, browsers: Browsers, data_dir: Path, grpc_admin: Client
+    http: Http, http_server: ServerThread, certs_dir: Path, data_dir: Path, grpc_admin: Client
 ) -> None:
     viewer = make_token(data_dir, "ops", "viewer")
     done = grpc_admin.submit("sh", ["-c", "printf 12345"])
@@ -234,6 +285,11 @@ def test_metrics_count_jobs_latencies_output_and_requests(
     running = grpc_admin.submit("sleep", ["300"])
     wait_state(http, viewer, running.id, "RUNNING")
     http.call("GET", "/api/jobs/browse", "jy_" + "x" * 43)  # a 401, counted
+    viewer_grpc = Client(server=f"localhost:{http_server.port}", ca=str(certs_dir / "ca-cert.pem"),
+                         cert=str(certs_dir / "viewer-client-cert.pem"),
+                         key=str(certs_dir / "viewer-client-key.pem"))  # fmt: skip
+    with viewer_grpc, pytest.raises(JobyardError):
+        viewer_grpc.submit("true")  # refused: counted, not timed
     text = http.call("GET", "/metrics", viewer).text
     samples = _samples(text)
     assert samples['jobyard_jobs{status="COMPLETED"}'] == 1
@@ -248,6 +304,8 @@ def test_metrics_count_jobs_latencies_output_and_requests(
     assert samples[f'jobyard_requests_total{{code="OK",face="grpc",method="{run_job}"}}'] == 2
     browse = "GET /api/jobs/browse"
     assert samples[f'jobyard_requests_total{{code="401",face="http",method="{browse}"}}'] == 1
+    denied = f'jobyard_requests_total{{code="PERMISSION_DENIED",face="grpc",method="{run_job}"}}'
+    assert samples[denied] == 1
 
 
 def _samples(text: str) -> dict[str, float]:

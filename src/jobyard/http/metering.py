@@ -65,7 +65,8 @@ class Metering:
         finally:
             route = f"{scope['method']} {holder[0] if holder else 'unmatched'}"
             seconds = time.perf_counter() - started
-            self._face.metrics.request(FACE, route, str(status), seconds, route in SUBMIT_ROUTES)
+            submit = route in SUBMIT_ROUTES and status < 400
+            self._face.metrics.request(FACE, route, str(status), seconds, submit)
 
 
 class RouteProbe:

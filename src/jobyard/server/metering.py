@@ -64,7 +64,7 @@ class _Meter:
             code = grpc.StatusCode.OK if error is None else grpc.StatusCode.UNKNOWN
         name = code.name if isinstance(code, grpc.StatusCode) else str(code)
         seconds = time.perf_counter() - started
-        submit = self._method in SUBMIT_METHODS
+        submit = self._method in SUBMIT_METHODS and code == grpc.StatusCode.OK
         self._metrics.request(FACE, self._method, name, seconds, submit)
 
     def unary(self, inner: Any) -> Any:

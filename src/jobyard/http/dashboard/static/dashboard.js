@@ -5,6 +5,7 @@
 (function () {
   const MAX_LOG_CHARS = 2 * 1024 * 1024; // what a log panel keeps; the rest is a download
   const RETRY_MS = [500, 1000, 2000, 5000];
+  const MAX_RETRIES = 30; // then the page says so (signed out, or the server is gone)
 
   function csrfToken() {
     const meta = document.querySelector('meta[name="csrf-token"]');
@@ -67,6 +68,10 @@
       });
       socket.addEventListener("close", function () {
         if (ended) return;
+        if (attempt >= MAX_RETRIES) {
+          announce("Live updates stopped: reload the page (or sign in again).");
+          return;
+        }
         const delay = RETRY_MS[Math.min(attempt, RETRY_MS.length - 1)];
         attempt += 1;
         window.setTimeout(open, delay);
