@@ -160,7 +160,7 @@ def test_a_declined_confirmation_leaves_the_job_running(
         watched.close()
 
 
-def test_a_viewer_sees_no_buttons_and_a_workflow_graph_goes_live(
+def test_a_workflow_graph_goes_live_and_a_viewer_sees_no_buttons(
     browser: Browser, http: Http, data_dir: Path, grpc_admin: Client
 ) -> None:
     workflow = grpc_admin.run_workflow(WORKFLOW, "pipeline.yaml").workflow
@@ -179,12 +179,12 @@ def test_a_viewer_sees_no_buttons_and_a_workflow_graph_goes_live(
         )
         assert page.locator("path.edge").count() == 2
         watched.shot("workflow")
-        build_id = page.locator('tr[data-name="build"]').get_attribute("data-job-id")
-        if build_id is None:  # the table row was rendered before the job started
-            build_id = next(j.job_id for j in grpc_admin.workflow(workflow.id).jobs
-                            if j.name == "build")  # fmt: skip
+        build_id = next(j.job_id for j in grpc_admin.workflow(workflow.id).jobs
+                        if j.name == "build")  # fmt: skip
+        grpc_admin.stop(build_id)
+        expect(build).to_have_text("STOPPED", timeout=WAIT_MS)  # pushed to the open page
         page.goto(f"{watched.base}/ui/jobs/{build_id}")
-        expect(page.locator('.summary [data-field="status"]')).to_have_text("RUNNING")
+        expect(page.locator('.summary [data-field="status"]')).to_have_text("STOPPED")
         assert page.locator("button[data-action]").count() == 0
         assert watched.errors == []
     finally:
