@@ -312,8 +312,9 @@ def test_utilization_init_acl_and_interactive_sessions(
         {"job": job, "rank": 0, "sessionType": "SHELL"}]})  # fmt: skip
     assert session.status_code == 400
     assert "not supported by this provider" in session.json()["why"]
+    stranger = {"id": "99998"}  # unknown here: acknowledged all the same
     bob = {"entity": {"type": "user", "username": "bob"}, "permissions": ["READ"]}
-    acl = {"items": [{"resource": job, "added": [bob], "deleted": []}]}
+    acl = {"items": [{"resource": stranger, "added": [bob], "deleted": []}]}
     assert http.ok("POST", f"{JOBS}/updateAcl", token, json=acl) == {"responses": [{}]}
 
 
@@ -376,3 +377,35 @@ def test_follow_is_for_core_and_ends_on_cancel_stream(
                             "bearer": token}))  # fmt: skip
         ended = json.loads(ws.recv(60))
         assert ended == {"type": "response", "status": 200, "streamId": "s2", "payload": {}}
+
+
+def test_update_acl_decides_who_else_sees_the_job_on_the_other_faces(
+    provider: ServerThread, http: Http, token: str, core: FakeCore
+) -> None:
+    job = runnable(seed_provider_create(), "95001", ["true"])
+    (job_id,) = create(http, token, job)
+    owner = make_token(provider.data_dir, "user", "user")  # Core's user is the job's owner
+    bob = make_token(provider.data_dir, "bob", "user")
+    lab = make_token(provider.data_dir, "carol", "user", project="lab")
+    assert http.call("GET", "/api/jobs/retrieve", owner, params={"id": job_id}).status_code == 200
+
+    def sees(who: str) -> bool:
+        answer = http.call("GET", "/api/jobs/retrieve", who, params={"id": job_id})
+        assert answer.status_code in (200, 404), answer.text
+        return answer.status_code == 200
+
+    assert not sees(bob) and not sees(lab)
+    user = {"type": "user", "username": "bob"}
+    group = {"type": "project_group", "projectId": "lab", "group": "everyone"}
+    entries = [{"entity": user, "permissions": ["READ"]},
+               {"entity": group, "permissions": ["READ", "EDIT"]}]  # fmt: skip
+    added = {"items": [{"resource": job, "deleted": [], "added": entries}]}
+    assert http.ok("POST", f"{JOBS}/updateAcl", token, json=added) == {"responses": [{}]}
+    assert sees(bob) and sees(lab)
+    removed = {"items": [{"resource": job, "added": [], "deleted": [user]}]}
+    http.ok("POST", f"{JOBS}/updateAcl", token, json=removed)
+    assert not sees(bob) and sees(lab)
+    browse = http.ok("GET", "/api/jobs/browse", lab)
+    assert [item["id"] for item in browse["items"]] == [job_id]  # lists honour it too
+    bad = {"items": [{"resource": job, "added": [{"entity": {"type": "robot"}}], "deleted": []}]}
+    assert http.call("POST", f"{JOBS}/updateAcl", token, json=bad).status_code == 400

@@ -12,6 +12,7 @@ from jobyard.domain.access import (
     Role,
     Scope,
     authorize,
+    principal,
     scope,
     visible,
 )
@@ -49,6 +50,13 @@ CORE = Identity("core", Role.UCLOUD)
 class Item:
     owner: str
     project: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class SharedItem:
+    owner: str
+    project: str
+    shared_with: tuple[str, ...]
 
 
 def test_the_table_names_every_operation_once() -> None:
@@ -131,6 +139,16 @@ def test_a_user_sees_its_own_and_its_projects_jobs_only() -> None:
     assert not visible(ALICE, Item("carol", "chemistry"))
     assert not visible(CAROL, Item("alice", "physics"))
     assert not visible(ALICE, Item("dave"))
+
+
+def test_a_job_shared_with_a_user_or_project_is_visible_to_them_alone() -> None:
+    shared = SharedItem("erin", "", ("user:alice", "project:chemistry"))
+    assert visible(ALICE, shared) and visible(CAROL, shared)  # by name; by project
+    assert not visible(BOB, shared) and not visible(DAVE, shared)
+    assert not visible(DAVE, SharedItem("erin", "", ("project:",)))  # no empty project
+    assert principal("user", "bob") == "user:bob"
+    with pytest.raises(ValueError, match="kind"):
+        principal("group", "x")
 
 
 def test_users_without_a_project_do_not_share_the_empty_project() -> None:

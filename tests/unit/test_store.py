@@ -341,6 +341,22 @@ def test_a_project_member_finds_and_lists_the_projects_jobs(two_owners: Store) -
     assert two_owners.ids_with_prefix("bbbb", 2, Scope("mallory")) == []
 
 
+def test_a_shared_job_is_found_and_listed_by_whom_it_is_shared_with(two_owners: Store) -> None:
+    shared = two_owners.update(ID_B, shared_with=("project:chemistry", "user:carol"))
+    assert shared.shared_with == ("project:chemistry", "user:carol")
+    assert two_owners.get(ID_B).shared_with == ("project:chemistry", "user:carol")
+    for who in (Scope("carol"), Scope("dan", "chemistry")):
+        assert find_job(two_owners, ID_B, who).owner == "mallory"
+        jobs, _ = two_owners.query(JobQuery(scope=who))
+        assert [j.id for j in jobs] == [ID_B]
+        assert two_owners.ids_with_prefix(ID_B[:8], 2, who) == [ID_B]
+    with pytest.raises(NotFound):
+        find_job(two_owners, ID_B, Scope("alice", "physics"))
+    two_owners.update(ID_B, shared_with=())
+    with pytest.raises(NotFound):
+        find_job(two_owners, ID_B, Scope("carol"))
+
+
 def test_the_project_is_stored(two_owners: Store) -> None:
     assert two_owners.get(ID_A).project == "physics"
     assert two_owners.get(ID_B).project == ""

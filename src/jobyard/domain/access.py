@@ -130,7 +130,23 @@ class Scope:
     project: str = ""
 
     def admits(self, item: Owned) -> bool:
-        return item.owner == self.owner or (bool(self.project) and item.project == self.project)
+        if item.owner == self.owner or (bool(self.project) and item.project == self.project):
+            return True
+        shared = getattr(item, "shared_with", ())  # jobs can be shared; workflows are not
+        return bool(shared) and (
+            principal("user", self.owner) in shared
+            or (bool(self.project) and principal("project", self.project) in shared)
+        )
+
+
+MAX_SHARES = 256
+
+
+def principal(kind: str, name: str) -> str:
+    """``user:NAME`` or ``project:NAME``: an entry of :attr:`Job.shared_with`."""
+    if kind not in ("user", "project"):
+        raise ValueError(f"unknown principal kind {kind!r}")
+    return f"{kind}:{name}"
 
 
 def scope(identity: Identity) -> Scope | None:
@@ -150,6 +166,7 @@ def visible(identity: Identity, item: Owned) -> bool:
 SYSTEM = Identity(name="jobyard", role=Role.ADMIN)
 
 __all__ = [
+    "MAX_SHARES",
     "ROLE_TABLE",
     "SYSTEM",
     "Identity",
@@ -157,6 +174,7 @@ __all__ = [
     "Role",
     "Scope",
     "authorize",
+    "principal",
     "scope",
     "visible",
 ]

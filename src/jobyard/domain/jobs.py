@@ -308,6 +308,9 @@ class Job:
     suspended_at: datetime | None = None  # start of the current SUSPENDED period
     workflow_id: str = ""
     project: str = ""  # the submitter's project ("" = none): its members see the job
+    # Who else sees it, as its project's members do: "user:NAME" / "project:NAME"
+    # (domain.access.principal; UCloud/Core's ACL on the provider face).
+    shared_with: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:

@@ -13,12 +13,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from jobyard.domain.access import Identity
+from jobyard.domain.access import MAX_SHARES, Identity
 from jobyard.domain.errors import (
     FailedPrecondition,
+    InvalidArgument,
     JobyardError,
     StaleTransition,
     job_not_running,
@@ -67,6 +69,19 @@ class JobControl:
 
     def _transition(self, job_id: str, new: Status, message: str, **fields: Any) -> Job:
         raise NotImplementedError  # JobEngine's
+
+    def _update(self, job_id: str, **fields: Any) -> Job:
+        raise NotImplementedError  # JobEngine's
+
+    def share(self, job_id: str, shared_with: Collection[str]) -> Job:
+        """Set who else sees the job (``user:NAME`` / ``project:NAME`` principals, see
+        :func:`jobyard.domain.access.principal`), as its project's members do."""
+        names = tuple(sorted(set(shared_with)))
+        if len(names) > MAX_SHARES:
+            raise InvalidArgument(f"invalid sharing: more than {MAX_SHARES} users and projects")
+        job = self._update(job_id, shared_with=names)
+        log.info("job shared | jobId=%s with=%d", job_id, len(names))
+        return job
 
     async def suspend(self, caller: Identity, ref: str) -> Job:
         """Freeze every process of a RUNNING job; it makes no progress until resumed."""

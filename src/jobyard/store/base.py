@@ -24,6 +24,7 @@ MUTABLE_FIELDS = frozenset(
     {
         "reason", "exit_code", "started_at", "ended_at", "backend_id", "message", "backend",
         "expires_at", "usage", "suspended_seconds", "suspended_at", "time_limit_seconds",
+        "shared_with",
     }
 )  # fmt: skip
 # Mutable fields that live in the job's spec (extend grows the time limit, as UCloud's

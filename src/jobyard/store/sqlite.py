@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from jobyard.domain.access import Scope
+from jobyard.domain.access import Scope, principal
 from jobyard.domain.errors import DataDiskFull, InvalidArgument, StaleTransition, job_not_found
 from jobyard.domain.jobs import Job, JobSpec, ProductRef, Resources, StatusUpdate, Usage, utcnow
 from jobyard.domain.requests import Claimed, RequestKey
@@ -83,11 +83,20 @@ def _dt(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
-def scope_sql(scope: Scope | None) -> tuple[str, builtins.list[Any]]:
+def scope_sql(scope: Scope | None, *, shared: bool = False) -> tuple[str, builtins.list[Any]]:
     """A WHERE condition (and its parameters) admitting what ``scope`` admits, on a table
-    with ``owner`` and ``project`` columns."""
+    with ``owner`` and ``project`` columns (and ``shared_with``, the jobs table, when
+    ``shared``)."""
     if scope is None:
         return "1 = 1", []
+    if shared:
+        own, params = scope_sql(scope)
+        names = [principal("user", scope.owner)]
+        if scope.project:
+            names.append(principal("project", scope.project))
+        marks = ", ".join("?" * len(names))
+        shares = f"EXISTS (SELECT 1 FROM json_each(shared_with) WHERE value IN ({marks}))"
+        return f"({own} OR (shared_with != '[]' AND {shares}))", [*params, *names]
     if not scope.project:
         return "owner = ?", [scope.owner]
     # "project != ''" holds anyway; spelled out, it lets SQLite use the partial index
@@ -223,6 +232,7 @@ class SQLiteStore:
             "product": _product_json(spec.product),
             "volumes": json.dumps(list(spec.volumes)), "runtime_env": spec.runtime_env,
             "uploads": json.dumps(list(spec.uploads)),
+            "shared_with": json.dumps(list(job.shared_with)),
         }  # fmt: skip
 
     def _add_update(self, job_id: str, at: datetime, status: Status, message: str) -> None:
@@ -239,7 +249,7 @@ class SQLiteStore:
 
     def ids_with_prefix(self, prefix: str, limit: int, scope: Scope | None = None) -> list[str]:
         escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        where, params = scope_sql(scope)
+        where, params = scope_sql(scope, shared=True)
         rows = self._db.execute(
             f"SELECT id FROM jobs WHERE id LIKE ? ESCAPE '\\' AND {where} ORDER BY seq LIMIT ?",
             (escaped + "%", *params, limit),
@@ -258,7 +268,7 @@ class SQLiteStore:
         return self._jobs(rows)
 
     def query(self, query: JobQuery) -> tuple[builtins.list[Job], str]:
-        scoped, params = scope_sql(query.scope)
+        scoped, params = scope_sql(query.scope, shared=True)
         where: builtins.list[str] = [scoped]
         if query.statuses:
             where.append(f"status IN ({','.join('?' * len(query.statuses))})")
@@ -358,6 +368,8 @@ class SQLiteStore:
             return value.isoformat()
         if isinstance(value, TerminationReason | Status):
             return value.value
+        if isinstance(value, tuple):  # shared_with
+            return json.dumps(list(value))
         return value
 
     def _jobs(self, rows: builtins.list[sqlite3.Row]) -> builtins.list[Job]:
@@ -424,6 +436,7 @@ class SQLiteStore:
             suspended_at=_dt(row["suspended_at"]),
             workflow_id=row["workflow_id"],
             project=row["project"],
+            shared_with=tuple(json.loads(row["shared_with"])),
         )
 
     def close(self) -> None:

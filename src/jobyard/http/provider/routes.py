@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
 
-from jobyard.domain.access import Identity, authorize
+from jobyard.domain.access import Identity, authorize, principal
 from jobyard.domain.errors import FailedPrecondition, InvalidArgument, NotFound
 from jobyard.domain.jobs import new_job_id
 from jobyard.http.auth import caller
@@ -22,6 +22,7 @@ from jobyard.http.planner import support
 from jobyard.http.provider.face import ProviderFace, owner_of
 from jobyard.http.provider.models import (
     CORE_ID,
+    AclEntity,
     CoreJob,
     ExtendItem,
     JobItem,
@@ -136,10 +137,29 @@ async def interactive_session(who: Core, face: Face) -> Json:
 
 @router.post("/updateAcl", summary="Core's permission changes of jobs (bulk)")
 async def update_acl(body: ProviderBulk[UpdatedAcl], who: Core, face: Face) -> Json:
-    for item in body.items:
-        with contextlib.suppress(NotFound):  # a job jobyard never ran: nothing to apply
-            face.job(item.resource)
+    """Who else sees each job on jobyard's other faces: the users and projects Core's ACL
+    names (a project group is its whole project: jobyard has no groups)."""
+    changes = [(item, [principal_of(e.entity) for e in item.added],
+                [principal_of(e) for e in item.deleted]) for item in body.items]  # fmt: skip
+    for item, added, deleted in changes:
+        try:
+            job = face.job(item.resource)
+        except NotFound:  # a job jobyard never ran: nothing to apply, still acknowledged
+            continue
+        face.engine.share(job.id, (set(job.shared_with) | set(added)) - set(deleted))
     return _units(len(body.items))
+
+
+def principal_of(entity: AclEntity) -> str:
+    """An ACL entity as a job's sharing principal (:func:`jobyard.domain.access.principal`)."""
+    if entity.type == "user" and entity.username:
+        return principal("user", entity.username)
+    if entity.type == "project_group" and entity.projectId:
+        return principal("project", entity.projectId)
+    raise InvalidArgument(
+        f"invalid ACL entity: type {entity.type[:32]!r} with its name (user: username; "
+        "project_group: projectId) is required"
+    )
 
 
 @router.post("/init", summary="Initialize a workspace's resources (idempotent)")
