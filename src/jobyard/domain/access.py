@@ -132,7 +132,10 @@ class Scope:
     def admits(self, item: Owned) -> bool:
         if item.owner == self.owner or (bool(self.project) and item.project == self.project):
             return True
-        shared = getattr(item, "shared_with", ())  # jobs can be shared; workflows are not
+        # Jobs can be shared; workflows are not. TODO: a share confers what project membership
+        # does (acting on the job too, e.g. a stop); UCloud's READ-only entries should give a
+        # read-only share, checked where the engine changes a job.
+        shared = getattr(item, "shared_with", ())
         return bool(shared) and (
             principal("user", self.owner) in shared
             or (bool(self.project) and principal("project", self.project) in shared)
