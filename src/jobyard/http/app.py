@@ -29,6 +29,11 @@ def create_app(face: HttpFace, provider: ProviderFace | None = None) -> FastAPI:
         title="jobyard",
         version=jobyard.__version__,
         summary="UCloud's end-user Jobs API on jobyard (Authorization: Bearer TOKEN)",
+        description=(
+            "Errors are UCloud's {why, errorCode}. jobs.follow is a WebSocket at /api/jobs "
+            '(send {"call": "jobs.follow", "streamId", "payload": {"id"}, "bearer"}; '
+            "messages initialJob, updates/newStatus, log, then a response)."
+        ),
         docs_url=None,
         redoc_url=None,
     )
