@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import grp
 import pwd
 from pathlib import Path
 
 import pytest
 
 from jobyard.domain.errors import InvalidArgument, LaunchError
-from jobyard.runtime.local.users import JobIds, UidPolicy, UidRecords, parse_uid_range
+from jobyard.runtime.local.users import (
+    JobIds,
+    UidPolicy,
+    UidRecords,
+    _check_no_ids_in,
+    parse_uid_range,
+)
 
 RANGE = (300100, 300102)
 
@@ -86,8 +93,19 @@ def test_without_a_range_an_unmapped_owner_cannot_run(tmp_path: Path) -> None:
 
 def test_a_range_holding_an_account_is_refused(tmp_path: Path) -> None:
     uid = nobody()
-    with pytest.raises(InvalidArgument, match=f"holds the account 'nobody' \\(uid {uid}\\)"):
+    with pytest.raises(InvalidArgument, match=f"{uid} is the account 'nobody'; pick ids"):
         UidPolicy((uid - 1, uid + 1), tmp_path)
+
+
+def test_a_range_holding_a_group_or_container_ids_is_refused(tmp_path: Path) -> None:
+    gid = grp.getgrall()[0].gr_gid  # any existing group
+    with pytest.raises(InvalidArgument, match=f"{gid} is the (account|group) "):
+        _check_no_ids_in(gid, gid, ())
+    subuid = tmp_path / "subuid"
+    subuid.write_text("alice:100000:65536\nbob:165536:65536\n")
+    with pytest.raises(InvalidArgument, match=r"200000 is bob's in .*subuid \(165536-231071\)"):
+        _check_no_ids_in(200000, 265535, (subuid,))
+    _check_no_ids_in(300000, 365535, (subuid,))  # clear of both
 
 
 @pytest.mark.parametrize(

@@ -95,7 +95,7 @@ class UidPolicy:
         self.uid_range, self.owner_accounts = uid_range, owner_accounts
         self.records = UidRecords(records)
         if uid_range is not None:
-            _check_no_accounts_in(*uid_range)
+            _check_no_ids_in(*uid_range)
         self.fixed = {owner: self._fixed_ids(owner, user) for owner, user in (fixed or {}).items()}
         seen: dict[int, str] = {}
         for owner, ids in self.fixed.items():
@@ -144,13 +144,40 @@ class UidPolicy:
         self.records.release(job_id)
 
 
-def _check_no_accounts_in(first: int, last: int) -> None:
-    """A range uid must be no one else's: refuse a range holding an existing account."""
-    taken = sorted((e.pw_uid, e.pw_name) for e in pwd.getpwall() if first <= e.pw_uid <= last)
-    if taken:
-        uid, name = taken[0]
-        raise InvalidArgument(f"invalid jobUidRange {first}-{last}: it holds the account "
-                              f"{name!r} (uid {uid}); pick uids no account uses")  # fmt: skip
+SUBORDINATE_ID_FILES = (Path("/etc/subuid"), Path("/etc/subgid"))
+
+
+def _check_no_ids_in(
+    first: int, last: int, subordinate: tuple[Path, ...] = SUBORDINATE_ID_FILES
+) -> None:
+    """A range uid (and the gid of its number) must be no one else's: refuse a range that
+    holds an account, a group, or ids delegated to a user's containers (/etc/subuid,
+    /etc/subgid: a container's processes would share a job's uid)."""
+    taken = [(e.pw_uid, f"the account {e.pw_name!r}") for e in pwd.getpwall()]
+    taken += [(g.gr_gid, f"the group {g.gr_name!r}") for g in grp.getgrall()]
+    clashes = [(n, who) for n, who in taken if first <= n <= last]
+    for path in subordinate:
+        clashes += [(max(start, first), f"{owner}'s in {path} ({start}-{start + count - 1})")
+                    for owner, start, count in _subordinate_ranges(path)
+                    if start <= last and start + count > first]  # fmt: skip
+    if clashes:
+        number, who = min(clashes)
+        raise InvalidArgument(f"invalid jobUidRange {first}-{last}: {number} is {who}; "
+                              "pick ids no account, group or container uses")  # fmt: skip
+
+
+def _subordinate_ranges(path: Path) -> list[tuple[str, int, int]]:
+    """``name:start:count`` lines of /etc/subuid or /etc/subgid (none when absent)."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return []
+    ranges = []
+    for line in lines:
+        fields = line.strip().split(":")
+        if len(fields) == 3 and fields[1].isdigit() and fields[2].isdigit():
+            ranges.append((fields[0], int(fields[1]), int(fields[2])))
+    return ranges
 
 
 class UidRecords:
