@@ -236,6 +236,8 @@ def test_live_socket_sends_history_then_output_until_the_end(
     client, _ = sign_in(browsers, admin)
     session = client.cookies["jobyard_session"]
     with _live(http, session) as ws:
+        gauge = _samples(http.call("GET", "/metrics", admin).text)
+        assert gauge['jobyard_http_connections{kind="dashboard"}'] == 1
         ws.send(json.dumps({"watch": "job", "id": job.id}))
         output, statuses = "", []
         while True:
@@ -260,6 +262,8 @@ def test_live_socket_refuses_other_origins_and_no_session(
     assert refused.value.response.status_code == 403
     with pytest.raises(InvalidStatus):
         _live(http, "not-a-session")
+    samples = _samples(http.call("GET", "/metrics", make_token(data_dir, "ops", "viewer")).text)
+    assert samples['jobyard_requests_total{code="403",face="http",method="WS /ui/live"}'] == 2
 
 
 def test_metrics_need_an_admin_or_viewer_token(

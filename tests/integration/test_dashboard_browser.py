@@ -132,6 +132,7 @@ def test_sign_in_watch_output_grow_and_stop_the_job(
         status = page.locator('.summary [data-field="status"]')
         expect(status).to_have_text("STOPPED", timeout=WAIT_MS)
         expect(page.get_by_role("button", name="Stop")).to_be_hidden()
+        expect(page.get_by_label("Extend by (minutes)")).to_be_hidden()
         assert questions == [f"Stop job {job.id[:8]}?"]
         assert grpc_admin.job(job.id).status == "STOPPED"
         watched.shot("job-stopped")

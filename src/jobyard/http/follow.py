@@ -55,7 +55,13 @@ class ClientTooSlow(Exception):
 async def follow_socket(websocket: WebSocket) -> None:
     """UCloud's WebSocket calls; ``jobs.follow`` is the one this face serves."""
     await websocket.accept()
-    await Connection(websocket, websocket.app.state.face).serve()
+    face: HttpFace = websocket.app.state.face
+    connections = face.metrics.connections.labels("jobs.follow")
+    connections.inc()
+    try:
+        await Connection(websocket, face).serve()
+    finally:
+        connections.dec()
 
 
 class Connection:

@@ -46,6 +46,9 @@ class Metering:
         self._face = face
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+            return
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
@@ -68,6 +71,24 @@ class Metering:
             submit = route in SUBMIT_ROUTES and status < 400
             self._face.metrics.request(FACE, route, str(status), seconds, submit)
 
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A WebSocket handshake counts once, as ``WS /route`` with 101 (accepted) or 403."""
+        holder: list[str] = []
+        scope = {**scope, ROUTE_KEY: holder}
+        counted = False
+
+        async def sending(message: Message) -> None:
+            nonlocal counted
+            kind = message["type"]
+            if not counted and kind in ("websocket.accept", "websocket.close"):
+                counted = True
+                code = "101" if kind == "websocket.accept" else "403"
+                route = f"WS {holder[0] if holder else 'unmatched'}"
+                self._face.metrics.request(FACE, route, code, 0.0, submit=False)
+            await send(message)
+
+        await self._app(scope, receive, sending)
+
 
 class RouteProbe:
     """Hands the matched route's template (``/ui/jobs/{job_id}``) to :class:`Metering`."""
@@ -76,9 +97,19 @@ class RouteProbe:
         self._app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        holder = scope.get(ROUTE_KEY)
+
+        async def sending(message: Message) -> None:
+            self._probe(scope, holder)  # a WebSocket's route is known before it answers
+            await send(message)
+
         try:
-            await self._app(scope, receive, send)
+            await self._app(scope, receive, sending if holder is not None else send)
         finally:
-            holder, route = scope.get(ROUTE_KEY), scope.get("route")
-            if holder is not None and route is not None:
-                holder.append(str(getattr(route, "path", "unmatched")))
+            self._probe(scope, holder)
+
+    @staticmethod
+    def _probe(scope: Scope, holder: list[str] | None) -> None:
+        route = scope.get("route")
+        if holder is not None and not holder and route is not None:
+            holder.append(str(getattr(route, "path", "unmatched")))

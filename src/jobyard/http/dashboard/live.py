@@ -148,7 +148,8 @@ class Live:
             used = details.usage
             if used is not None:
                 message["usage"] = {"cpu_seconds": round(used.cpu_seconds, 2),
-                                    "memory_peak_bytes": used.memory_peak_bytes}  # fmt: skip
+                                    "memory_peak_bytes": used.memory_peak_bytes,
+                                    "output_bytes": details.output_bytes}  # fmt: skip
         await self.send(message)
 
     async def _jobs(self, ids: list[str]) -> None:

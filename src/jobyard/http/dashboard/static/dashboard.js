@@ -129,9 +129,13 @@
     if (message.usage) {
       setField(root, "cpu_seconds", message.usage.cpu_seconds.toFixed(2) + " s");
       setField(root, "memory_peak", formatBytes(message.usage.memory_peak_bytes));
+      setField(root, "output_size", formatBytes(message.usage.output_bytes));
     }
     root.querySelectorAll("button[data-action]").forEach(function (button) {
       button.hidden = job.actions.indexOf(button.getAttribute("data-action")) < 0;
+    });
+    root.querySelectorAll("[data-action-for]").forEach(function (el) {
+      el.hidden = job.actions.indexOf(el.getAttribute("data-action-for")) < 0;
     });
     if (before !== job.status) announce("Job " + job.short + " is " + job.status);
   }
