@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -93,3 +94,13 @@ def test_host_run_keeps_follows_resolv_conf_into_run(tmp_path: Path) -> None:
     plain = tmp_path / "plain.conf"
     plain.write_text("nameserver 10.0.0.1\n")
     assert host_run_keeps(str(plain)) == ()
+
+
+def test_a_host_mqueue_is_replaced_by_the_jobs_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_isdir = os.path.isdir
+    monkeypatch.setattr(os.path, "isdir", lambda p: p == "/dev/mqueue" or real_isdir(p))
+    req = request(Path("/var/lib/jobyard"))
+    entries = rank_mounts(req, req.state_dir, JobView(1, 1))
+    [mqueue] = [m for m in entries if m.target == "/dev/mqueue"]
+    assert mqueue.fstype == "mqueue"  # mounted in the job's IPC namespace: its queues only
+    assert targets(entries).index("/dev/mqueue") > targets(entries).index("/.")

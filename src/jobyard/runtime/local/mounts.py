@@ -9,6 +9,7 @@ own mount namespace, so the host never sees them. In the job::
     /run/jobyard        the replica files, read-only (also at /etc/ucloud, UCloud's place)
     /tmp /var/tmp /dev/shm   private tmpfs, mode 1777 (charged to the job's memory cgroup)
     /proc               the job's own (its pid namespace)
+    /dev/mqueue         the job's own (its IPC namespace), where the host has one
     everything else     the host's root file system, read-only
     the data directory  hidden under an empty read-only tmpfs (wherever it lives)
 
@@ -55,6 +56,7 @@ INFO_SUBDIR = "info"
 WORK_DIR = "/work"  # the job's work directory, inside the job
 UCLOUD_DIR = "/etc/ucloud"  # where UCloud's jobs find their replica files
 PRIVATE_TMPFS = ("/var/tmp", "/dev/shm")  # /tmp is mounted last, /run first
+MQUEUE_DIR = "/dev/mqueue"  # where hosts mount POSIX message queues (world-writable)
 _FSTAB_ESCAPES = str.maketrans({" ": r"\040", "\t": r"\011", "\n": r"\012", "\\": r"\134"})
 _RO = "ro,nosuid,nodev,noexec"
 
@@ -162,6 +164,8 @@ def rank_mounts(
     entries += [Mount(f"jobyard{path.replace('/', '-')}-{tag}", path, "tmpfs",
                       "mode=1777,nosuid,nodev") for path in PRIVATE_TMPFS
                 if os.path.isdir(path)]  # fmt: skip
+    if os.path.isdir(MQUEUE_DIR):  # the host's would reach the host's IPC namespace
+        entries.append(Mount(f"jobyard-mqueue-{tag}", MQUEUE_DIR, "mqueue", "nosuid,nodev,noexec"))
     entries.append(Mount(f"jobyard-proc-{tag}", "/proc", "proc", "nosuid,nodev,noexec"))
     # Last: the new /tmp hides a state dir that lives under the host's /tmp.
     entries.append(Mount(f"jobyard-tmp-{tag}", "/tmp", "tmpfs", "mode=1777,nosuid,nodev"))
