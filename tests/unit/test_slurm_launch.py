@@ -73,6 +73,15 @@ def test_the_launch_file_is_root_only_and_round_trips(tmp_path: Path) -> None:
     assert launch.outputs == (str(req.output_path), str(req.output(1)))
     assert (launch.uid, launch.gid) == (200001, 200001)
     assert launch.view().hidden == (tmp_path,)
+    assert launch.info_job_id == JOB  # what job_id.txt holds
+
+
+def test_ranks_read_the_id_the_job_was_created_under(tmp_path: Path) -> None:
+    req = request(tmp_path, labels={"ucloud.jobId": "54112"})
+    launch = SlurmLaunch.of(req, JobIds(200001, 200001), cores=1, grace=0.1)
+    path = tmp_path / "launch.json"
+    launch.write(path)
+    assert SlurmLaunch.read(path).info_job_id == "54112" and launch.job_id == JOB
 
 
 @pytest.mark.parametrize(

@@ -70,6 +70,7 @@ class SlurmLaunch:
     outputs: tuple[str, ...]  # each rank's output file, in rank order
     stop_grace_seconds: float = 0.1  # SIGTERM to SIGKILL when a failed rank stops the others
     hidden: tuple[str, ...] = ()  # host paths no job sees (the data dir, the certificates)
+    rank_job_id: str = ""  # what ranks read in job_id.txt ("" = job_id; LaunchRequest's)
 
     @classmethod
     def of(
@@ -92,6 +93,7 @@ class SlurmLaunch:
             outputs=tuple(str(request.output(rank)) for rank in range(spec.replicas)),
             stop_grace_seconds=grace,
             hidden=tuple(map(str, hidden)),
+            rank_job_id=request.rank_job_id,
         )
 
     def write(self, path: Path) -> None:
@@ -110,6 +112,11 @@ class SlurmLaunch:
 
     def rank_dir(self, rank: int) -> Path:
         return rank_dir(Path(self.state_dir), rank)
+
+    @property
+    def info_job_id(self) -> str:
+        """The id the ranks read in ``job_id.txt``."""
+        return self.rank_job_id or self.job_id
 
     @staticmethod
     def rank_dir_of(state_dir: Path, rank: int) -> Path:

@@ -84,7 +84,7 @@ def main(argv: list[str]) -> int:
     launch = SlurmLaunch.read(state_dir / LAUNCH_FILE)
     nodes = hostnames(os.environ.get("SLURM_JOB_NODELIST", "")) or [os.uname().nodename]
     ranks = placement(nodes, os.environ.get("SLURM_TASKS_PER_NODE", ""), launch.replicas)
-    mounts.write_shared_info(state_dir, RankInfo(launch.job_id, launch.replicas, launch.cores,
+    mounts.write_shared_info(state_dir, RankInfo(launch.info_job_id, launch.replicas, launch.cores,
                                                  tuple(ranks)))  # fmt: skip
     os.environ[NODES_ENV] = ",".join(ranks)
     # A stop's SIGTERM reaches this batch step too: outlive it, so that every rank's step

@@ -177,8 +177,8 @@ def main(argv: list[str]) -> int:
     nodes = tuple(filter(None, os.environ.get(NODES_ENV, "").split(",")))
     if not nodes:  # a one-rank job's step is the batch step: no launcher ran before it
         nodes = (os.environ.get("SLURMD_NODENAME") or os.uname().nodename,)
-        mounts.write_shared_info(state_dir, RankInfo(launch.job_id, 1, launch.cores, nodes))
-    info = RankInfo(launch.job_id, launch.replicas, launch.cores, nodes)
+        mounts.write_shared_info(state_dir, RankInfo(launch.info_job_id, 1, launch.cores, nodes))
+    info = RankInfo(launch.info_job_id, launch.replicas, launch.cores, nodes)
     mounts.make_mount_points()
     mounts.write_rank_mounts(launch.request(), rank, rank_dir(state_dir, rank), launch.view())
     return run(launch, info, rank)
