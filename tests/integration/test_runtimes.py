@@ -6,9 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import grpc
 import pytest
 from click.testing import CliRunner
 
+from jobyard.api.gen import joblet_pb2 as pb
+from jobyard.api.gen import joblet_pb2_grpc as pb_grpc
 from jobyard.certs import issue_client
 from jobyard.cli.main import cli
 from jobyard.client import Client
@@ -153,3 +156,25 @@ def test_runtime_commands(server: ServerThread, certs_dir: Path, tree: Path) -> 
     assert removed.exit_code == 0 and "Runtime cli-rt removed" in removed.output
     missing = runner.invoke(cli, [*base, "runtime", "info", "cli-rt"])
     assert missing.exit_code == 1 and "runtime not found: cli-rt" in missing.output
+
+
+def test_install_from_a_repository_is_refused_and_force_reinstalls(
+    admin: Client, tree: Path
+) -> None:
+    stub = pb_grpc.RuntimeServiceStub(admin._channel)
+    with pytest.raises(grpc.RpcError) as exc:
+        stub.InstallRuntime(
+            pb.InstallRuntimeRequest(runtimeSpec="gh", repository="ehsaniara/joblet"), timeout=10
+        )
+    assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "from a repository is not supported" in (exc.value.details() or "")
+    admin.install_runtime("shtools", tree)
+    with pytest.raises(FailedPrecondition, match="runtime shtools is installed already"):
+        admin.install_runtime("shtools", tree)
+    (tree / "runtime.yml").write_text("version: '2.0'\n")
+    res = stub.InstallRuntime(
+        pb.InstallRuntimeRequest(runtimeSpec="shtools", path=str(tree), forceReinstall=True),
+        timeout=10,
+    )
+    assert (res.runtimeSpec, res.status, res.resolvedPath) == ("shtools", "INSTALLED", str(tree))
+    assert [(r.name, r.version) for r in admin.runtimes()] == [("shtools", "2.0")]

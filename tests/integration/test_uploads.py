@@ -173,3 +173,25 @@ def test_run_upload_from_the_cli(server: ServerThread, certs_dir: Path, tree: Pa
         (job,) = client.jobs()
         assert _output(client, job.id) == "tool ran\n"
     assert os.stat(tree / "tool.sh").st_mode & 0o777 == 0o750  # the local file is untouched
+
+
+def test_run_workflow_from_the_cli_sends_the_named_files(
+    server: ServerThread, certs_dir: Path, tmp_path: Path, admin: Client
+) -> None:
+    local = tmp_path / "local"
+    (local / "lib").mkdir(parents=True)
+    (local / "input.txt").write_text("from input\n")
+    (local / "lib" / "helper.txt").write_text("from helper\n")
+    (local / "wf.yaml").write_text(WORKFLOW)
+    args = [
+        f"--server=localhost:{server.port}",
+        f"--cert={certs_dir / 'admin-client-cert.pem'}",
+        f"--key={certs_dir / 'admin-client-key.pem'}",
+        f"--ca={certs_dir / 'ca-cert.pem'}",
+        "run", f"--workflow={local / 'wf.yaml'}",
+    ]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    (workflow,) = admin.workflows()
+    first = admin.workflow(workflow.id).jobs[0]
+    assert _output(admin, first.job_id) == "from input\nfrom helper\n"

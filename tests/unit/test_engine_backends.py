@@ -166,3 +166,14 @@ async def test_extend_moves_the_backends_own_limit_first(rig: Rig) -> None:
     extended = await rig.engine.extend(ALICE, job.id, 30)
     assert extended.spec.time_limit_seconds == 90
     assert rig.batch.extended == {job.id: 90}
+
+
+@pytest.mark.parametrize(
+    "attach", [{"volumes": ("data",)}, {"runtime_env": "py"}, {"network": "isolated"}]
+)
+async def test_only_the_local_backend_attaches_volumes_runtimes_and_networks(
+    rig: Rig, attach: dict[str, object]
+) -> None:
+    with pytest.raises(InvalidArgument, match="backend batch cannot attach volumes, runtimes"):
+        await rig.engine.submit(ALICE, dataclasses.replace(spec(backend="batch"), **attach))
+    assert rig.store.list() == []

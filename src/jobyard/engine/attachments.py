@@ -12,7 +12,7 @@ import dataclasses
 from typing import Protocol
 
 from jobyard.domain.access import Identity
-from jobyard.domain.jobs import NETWORKS, JobSpec
+from jobyard.domain.jobs import NETWORK_HOST, NETWORK_NONE, NETWORKS, JobSpec
 from jobyard.domain.resources import network_not_found, runtime_not_found, volume_not_found
 from jobyard.runtime.base import Bind
 
@@ -25,6 +25,13 @@ class Attached:
     binds: tuple[Bind, ...] = ()
     path_prefix: tuple[str, ...] = ()
     netns: str = ""
+
+
+def attaches(spec: JobSpec) -> bool:
+    """Whether the job names a volume, a runtime or a network of its own."""
+    return bool(spec.volumes or spec.runtime_env) or spec.network not in (
+        NETWORK_HOST, NETWORK_NONE,
+    )  # fmt: skip
 
 
 class Attachments(Protocol):

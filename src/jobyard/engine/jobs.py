@@ -40,7 +40,7 @@ from jobyard.domain.requests import DuplicateRequest, replayed
 from jobyard.domain.status import ACTIVE, Status, TerminationReason
 from jobyard.domain.uploads import Upload, top_level, validate_uploads
 from jobyard.engine.accounting import NO_CREDITS_MESSAGE, Accounting, Charger
-from jobyard.engine.attachments import Attachments, NoAttachments
+from jobyard.engine.attachments import Attachments, NoAttachments, attaches
 from jobyard.engine.backends import Backends
 from jobyard.engine.control import JobControl, suspension_closed
 from jobyard.engine.events import JobEvents
@@ -65,6 +65,7 @@ from jobyard.runtime.base import ExitInfo, Handle, LaunchRequest, Runtime
 from jobyard.store.base import JobQuery, Store, find_job
 from jobyard.store.sealing import SecretBox
 
+LOCAL_BACKEND = "local"  # the one backend that gives jobs volumes, runtimes and networks
 log = logging.getLogger("jobyard.engine")
 
 STOPPED_EXIT_CODE = -1  # the seed reports stopped jobs with exit code -1
@@ -184,6 +185,13 @@ class JobEngine(JobControl, JobReading):
         spec.validate()
         spec = dataclasses.replace(spec, backend=self._backends.resolve(spec.backend))
         self._backends[spec.backend].capacity.check(spec.resources)
+        if spec.backend != LOCAL_BACKEND and attaches(spec):
+            # TODO: bind volumes and runtimes in Slurm steps (a shared dir per volume) once
+            # the slurm backend passes LaunchRequest.binds to its mounts view.
+            raise InvalidArgument(
+                f"backend {spec.backend} cannot attach volumes, runtimes or networks: run the "
+                "job on the local backend"
+            )
         self.attachments.check(spec, caller)
         return spec
 
