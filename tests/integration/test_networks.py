@@ -14,7 +14,10 @@ from click.testing import CliRunner
 from jobyard.certs import issue_client
 from jobyard.cli.main import cli
 from jobyard.client import Client
+from jobyard.domain.access import SYSTEM
 from jobyard.domain.errors import FailedPrecondition, InvalidArgument, NotFound
+from jobyard.engine.networks import HostNetworks
+from jobyard.engine.resources import Registry
 from tests.integration.conftest import ClientFactory, ServerThread
 
 WAIT_SECONDS = 60
@@ -40,18 +43,20 @@ except OSError as exc:
 
 @pytest.fixture(autouse=True)
 def no_leftovers(server: ServerThread) -> Iterator[None]:
-    """Every job ended, its namespace goes; every network removed, its bridge goes."""
+    """Every job ended, its namespace goes; then this test's networks (and bridges) go. Only
+    this server's: other servers on the host keep theirs."""
     yield
     server.drain()
+    prefix = HostNetworks(server.data_dir).netns_name("")
     namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    left = [line for line in namespaces.splitlines() if line.startswith("jy-")]
-    assert left == [], "job network namespaces outlived their jobs"
-    for line in subprocess.run(
-        ["ip", "-o", "link"], capture_output=True, text=True
-    ).stdout.splitlines():
-        name = line.split(":")[1].strip().split("@")[0]
-        if name.startswith("jyb"):
-            subprocess.run(["ip", "link", "del", name], check=True)  # the test's own networks
+    assert [n for n in namespaces.splitlines() if n.startswith(prefix)] == [], (
+        "job network namespaces outlived their jobs"
+    )
+    assert server.running is not None
+    registry = server.running.engine.attachments
+    assert isinstance(registry, Registry)
+    for network in registry.networks(SYSTEM):
+        server.call(registry.remove_network(SYSTEM, network.name))
 
 
 def _address_of_listener(client: Client, network: str) -> tuple[str, str]:
@@ -161,3 +166,21 @@ def test_network_commands(server: ServerThread, certs_dir: Path) -> None:
             client.wait(job.id, timeout=WAIT_SECONDS)
     removed = runner.invoke(cli, [*base, "network", "remove", "cli-net"])
     assert removed.exit_code == 0, removed.output
+
+
+def test_a_restart_keeps_running_jobs_addresses(admin: Client, server: ServerThread) -> None:
+    admin.create_network("lasting", "10.77.8.0/24")
+    listener, address = _address_of_listener(admin, "lasting")
+    server.stop()
+    server.start()  # the listener runs on; the new server reads its lease back from the host
+    with Client(f"localhost:{server.port}", admin.settings.cert, admin.settings.key,
+                admin.settings.ca) as again:  # fmt: skip
+        job = again.submit(
+            "sh", ["-c", f"ip -4 -o addr show dev eth0; python3 -c '{CLIENT}' {address}"],
+            network="lasting",
+        )  # fmt: skip
+        assert again.wait(job.id, timeout=WAIT_SECONDS).status == "COMPLETED"
+        out = b"".join(again.logs(job.id)).decode()
+        assert "inet 10.77.8.3/24" in out  # not the listener's 10.77.8.2
+        assert out.rstrip().endswith("got pong")
+        assert again.wait(listener, timeout=WAIT_SECONDS).status == "COMPLETED"

@@ -5,10 +5,13 @@ job that joins one (or runs ``isolated``), a veth pair between them.
 
     bridge jyb<hash>        one per created network; no address of its own, so the host
                             routes nothing to or from it and networks never reach each other
-    netns  jy-<job id>      /run/netns/jy-<job id>: lo up, and for a created network eth0 (the
+    netns  jy-<tag>-<job id>  /run/netns/...: lo up, and for a created network eth0 (the
                             veth's job end) with the job's address from the CIDR and only the
                             connected route: the job reaches its network's jobs, nothing else
     veth   jyv<hash>        the host end, a port of the bridge
+
+``tag`` stands for the server's data directory (and the bridge hash covers it too): several
+servers on one host never take, or clean up, each other's namespaces and bridges.
 
 Jobs cannot change any of this: they run without capabilities. The kernel state is the record
 of which job holds which address: :meth:`HostNetworks.leases` reads it back after a restart.
@@ -34,24 +37,29 @@ NETNS_PREFIX = "jy-"
 JOB_INTERFACE = "eth0"
 
 
-def bridge_name(network: str) -> str:
-    """An interface name (at most 15 bytes) that no two network names share in practice."""
-    return "jyb" + hashlib.sha256(network.encode()).hexdigest()[:10]
+def _hash(*parts: str) -> str:
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
 def _veth_name(job_id: str) -> str:
-    return "jyv" + hashlib.sha256(job_id.encode()).hexdigest()[:10]
-
-
-def netns_name(job_id: str) -> str:
-    return NETNS_PREFIX + job_id
-
-
-def netns_path(job_id: str) -> str:
-    return str(NETNS_DIR / netns_name(job_id))
+    return "jyv" + _hash(job_id)[:10]  # job ids are UUIDs: unique across servers too
 
 
 class HostNetworks:
+    def __init__(self, data_dir: Path) -> None:
+        self._data_dir = str(data_dir.resolve())
+        self._prefix = f"{NETNS_PREFIX}{_hash(self._data_dir)[:8]}-"
+
+    def bridge_name(self, network: str) -> str:
+        """An interface name (at most 15 bytes) of this server's network ``network``."""
+        return "jyb" + _hash(self._data_dir, network)[:10]
+
+    def netns_name(self, job_id: str) -> str:
+        return self._prefix + job_id
+
+    def netns_path(self, job_id: str) -> str:
+        return str(NETNS_DIR / self.netns_name(job_id))
+
     async def create_bridge(self, bridge: str) -> None:
         await _ip("link", "add", bridge, "type", "bridge")
         try:
@@ -71,15 +79,15 @@ class HostNetworks:
 
     async def isolate(self, job_id: str) -> str:
         """A namespace of the job's own with only loopback; its path."""
-        name = netns_name(job_id)
+        name = self.netns_name(job_id)
         await _ip("netns", "add", name)
         await _ip("-n", name, "link", "set", "lo", "up")
-        return netns_path(job_id)
+        return self.netns_path(job_id)
 
     async def join(self, job_id: str, bridge: str, address: ipaddress.IPv4Interface) -> str:
         """A namespace for the job on ``bridge`` at ``address``; its path."""
         path = await self.isolate(job_id)
-        name, veth = netns_name(job_id), _veth_name(job_id)
+        name, veth = self.netns_name(job_id), _veth_name(job_id)
         try:
             await _ip("link", "add", veth, "type", "veth", "peer", "name", JOB_INTERFACE,
                       "netns", name)  # fmt: skip
@@ -93,19 +101,19 @@ class HostNetworks:
 
     async def leave(self, job_id: str) -> None:
         """Remove the job's namespace (its veth pair goes with it); idempotent."""
-        if (NETNS_DIR / netns_name(job_id)).exists():
-            await _ip("netns", "del", netns_name(job_id))
+        if (NETNS_DIR / self.netns_name(job_id)).exists():
+            await _ip("netns", "del", self.netns_name(job_id))
         veth = _veth_name(job_id)
         if await _exists(veth):  # the namespace may live on in a straggling process
             await _ip("link", "del", veth)
 
     async def leases(self) -> dict[str, ipaddress.IPv4Interface | None]:
-        """Every job namespace on the host: job id -> its address (None: isolated)."""
+        """Every job namespace of this server: job id -> its address (None: isolated)."""
         if not NETNS_DIR.is_dir():
             return {}
         out: dict[str, ipaddress.IPv4Interface | None] = {}
         for entry in NETNS_DIR.iterdir():
-            if not entry.name.startswith(NETNS_PREFIX):
+            if not entry.name.startswith(self._prefix):
                 continue
             raw = await _ip("-n", entry.name, "-j", "-4", "addr", "show", "dev", JOB_INTERFACE,
                             check=False)  # fmt: skip
@@ -114,7 +122,7 @@ class HostNetworks:
                 for link in json.loads(raw or "[]")
                 for a in link.get("addr_info", [])
             ]
-            out[entry.name.removeprefix(NETNS_PREFIX)] = addresses[0] if addresses else None
+            out[entry.name.removeprefix(self._prefix)] = addresses[0] if addresses else None
         return out
 
 

@@ -33,7 +33,7 @@ from jobyard.domain.resources import (
 )
 from jobyard.domain.status import TERMINAL, Status
 from jobyard.engine.attachments import Attached
-from jobyard.engine.networks import HostNetworks, bridge_name
+from jobyard.engine.networks import HostNetworks
 from jobyard.engine.runtimes import HostRuntimes
 from jobyard.engine.volumes import HostVolumes
 from jobyard.runtime.base import Bind
@@ -54,11 +54,11 @@ class Registry:
         volumes: HostVolumes,
         runtimes: HostRuntimes,
         max_volume_bytes: int,
-        networks: HostNetworks | None = None,
+        networks: HostNetworks,
     ) -> None:
         self._store, self._jobs = store, jobs
         self.host_volumes, self.host_runtimes = volumes, runtimes
-        self.host_networks = networks or HostNetworks()
+        self.host_networks = networks
         self._max_volume_bytes = max_volume_bytes
         self._lock = asyncio.Lock()  # creations and removals, one at a time
         # Jobs holding a namespace of ours, with their address on a created network.
@@ -227,8 +227,8 @@ class Registry:
         for host in await asyncio.to_thread(host_networks_in_use):
             if subnet.overlaps(host):
                 raise InvalidArgument(f"invalid cidr {cidr}: overlaps {host} on this host")
-        network = Network(name, caller.name, caller.project, str(subnet), bridge_name(name),
-                          utcnow())  # fmt: skip
+        bridge = self.host_networks.bridge_name(name)
+        network = Network(name, caller.name, caller.project, str(subnet), bridge, utcnow())
         async with self._lock:
             self._store.add_network(network)
             try:

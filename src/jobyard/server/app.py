@@ -22,6 +22,7 @@ from jobyard.domain.workflows import WorkflowLimits
 from jobyard.engine import EngineConfig, JobEngine
 from jobyard.engine.accounting import Accounting
 from jobyard.engine.backends import Backends
+from jobyard.engine.networks import HostNetworks
 from jobyard.engine.parsing import ProcessWorkflowParser
 from jobyard.engine.requests import RequestKeys
 from jobyard.engine.resources import Registry
@@ -228,7 +229,7 @@ def make_registry(config: ServerConfig, layout: JobLayout, store: SQLiteStore) -
     runtimes = HostRuntimes(layout.data_dir / "runtimes")
     return Registry(
         SQLiteResourceStore(store.connection), store, HostVolumes(layout.data_dir / "volumes"),
-        runtimes, config.jobyard.max_volume_bytes,
+        runtimes, config.jobyard.max_volume_bytes, HostNetworks(layout.data_dir),
     )  # fmt: skip
 
 
