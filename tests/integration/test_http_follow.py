@@ -83,16 +83,21 @@ def test_refused_follows_answer_with_ucloud_errors(
         follow(ws, "b", job.id, "jy_nope")
         ws.send("{not json")
         ws.send(json.dumps({"call": "jobs.open", "streamId": "d", "payload": {}, "bearer": ""}))
-        answers = {}
-        for _ in range(4):
+        ws.send(b"\x00binary")
+        answers = []
+        for _ in range(5):
             message = json.loads(ws.recv(30))
-            answers[message["streamId"]] = (message["status"], message["payload"]["errorCode"])
-    assert answers == {
-        "a": (404, "NOT_FOUND"),
-        "b": (401, "UNAUTHENTICATED"),
-        "": (400, "INVALID_ARGUMENT"),
-        "d": (404, "NOT_FOUND"),
-    }
+            answers.append((message["streamId"], message["status"],
+                            message["payload"]["errorCode"]))  # fmt: skip
+        follow(ws, "e", job.id, alice)  # the socket still serves after all of that
+        assert json.loads(ws.recv(30))["streamId"] == "e"
+    assert sorted(answers) == [
+        ("", 400, "INVALID_ARGUMENT"),
+        ("", 400, "INVALID_ARGUMENT"),
+        ("a", 404, "NOT_FOUND"),
+        ("b", 401, "UNAUTHENTICATED"),
+        ("d", 404, "NOT_FOUND"),
+    ]
 
 
 def test_a_client_that_reads_nothing_is_dropped_and_slows_nobody(

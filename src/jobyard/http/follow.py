@@ -26,7 +26,7 @@ from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from jobyard.api.errors import http_status_for
+from jobyard.api.errors import http_status_for, public_message
 from jobyard.domain.access import Identity
 from jobyard.domain.errors import InvalidArgument, JobyardError, ResourceExhausted
 from jobyard.domain.jobs import Job
@@ -111,7 +111,14 @@ class Connection:
     async def _read(self) -> None:
         with contextlib.suppress(WebSocketDisconnect):
             while True:
-                text = await self._ws.receive_text()
+                message = await self._ws.receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+                text = message.get("text")
+                if text is None:  # a binary frame: UCloud's calls are JSON text
+                    why = "invalid message: send JSON as a text frame"
+                    await self.send(response("", 400, error_body(why, "INVALID_ARGUMENT")))
+                    continue
                 await self.dispatch(text)
 
     async def dispatch(self, text: str) -> None:
@@ -163,7 +170,11 @@ class Connection:
             if isinstance(exc, WatcherTooSlow):
                 exc = ResourceExhausted(str(exc))
             status, code = http_status_for(exc)
-            await self.send(response(stream_id, status, error_body(str(exc), code)))
+            await self.send(response(stream_id, status, error_body(public_message(exc), code)))
+            return
+        except Exception:  # a bug: the stream ends with a 500, the trace goes to the log only
+            log.exception("follow failed | streamId=%s", stream_id[:MAX_STREAM_ID_CHARS])
+            await self.send(response(stream_id, 500, error_body("internal error", "INTERNAL")))
             return
         await self.send(response(stream_id, 200, {}))
 
