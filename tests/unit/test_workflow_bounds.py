@@ -145,3 +145,20 @@ async def test_the_log_of_a_job_with_a_huge_command_line_stays_short(
     started = [r.getMessage() for r in caplog.records if "job started" in r.getMessage()]
     assert len(started) == 1
     assert "a" * 201 not in started[0] and "characters cut" in started[0]
+
+
+def test_a_child_that_died_refuses_its_document_only() -> None:
+    with pytest.raises(InvalidArgument, match="could not be parsed within the parser's limits"):
+        ProcessWorkflowParser._result(b"", -9)  # killed: no answer at all
+
+
+def test_a_childs_answer_may_hold_only_the_workflow_domain() -> None:
+    import os
+    import pickle
+
+    from jobyard.sandbox import loads
+
+    with pytest.raises(pickle.UnpicklingError, match=r"refused: posix\.system"):
+        loads(pickle.dumps(("ok", os.system)))
+    with pytest.raises(InvalidArgument, match="could not be parsed"):
+        ProcessWorkflowParser._result(pickle.dumps(("ok", os.system)), 0)
