@@ -128,7 +128,9 @@ jobs:
 """
 
 
-def test_a_workflow_sends_the_files_its_jobs_name(admin: Client, tmp_path: Path) -> None:
+def test_a_workflow_sends_the_files_its_jobs_name(
+    admin: Client, tmp_path: Path, server: ServerThread
+) -> None:
     tmp_path = tmp_path / "local"
     tmp_path.mkdir()
     (tmp_path / "input.txt").write_text("from input\n")
@@ -141,6 +143,8 @@ def test_a_workflow_sends_the_files_its_jobs_name(admin: Client, tmp_path: Path)
     jobs = {j.name: j for j in status.jobs}
     assert _output(admin, jobs["use-files"].job_id) == "from input\nfrom helper\n"
     assert _output(admin, jobs["no-files"].job_id) == ""  # naming no upload, it gets none
+    # Kept only until the workflow's jobs have them.
+    assert not (server.data_dir / "workflows" / status.workflow.id).exists()
 
 
 def test_a_workflow_naming_a_file_it_did_not_send_is_refused(admin: Client) -> None:

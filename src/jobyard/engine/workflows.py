@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import shutil
 import uuid
 from collections.abc import Coroutine, Sequence
 from typing import Any
@@ -201,6 +202,7 @@ class WorkflowRunner:
             # Ended first: from here no evaluation starts another of its jobs.
             self._store.finish(record.id, WorkflowStatus.STOPPED)
             self._live.pop(record.id, None)
+            self._drop_uploads(record.id)
         for view in self.jobs_of(self._store.get(record.id)):
             if view.job is None and view.row.status == PENDING:
                 self._store.set_job(record.id, view.name, job_id=None, status=NEVER_STARTED,
@@ -311,7 +313,13 @@ class WorkflowRunner:
         self._store.finish(live.id, status)
         self._live.pop(live.id, None)
         self._locks.pop(live.id, None)
+        self._drop_uploads(live.id)
         log.info("workflow ended | workflowId=%s status=%s", live.id, status)
+
+    def _drop_uploads(self, workflow_id: str) -> None:
+        """The files a workflow's jobs were sent: every job that named them has them now."""
+        # Small (bounded by maxUploadBytes) and local: removing inline keeps the order simple.
+        shutil.rmtree(self._engine.layout.workflow_uploads(workflow_id).parent, True)
 
 
 class _Live:
