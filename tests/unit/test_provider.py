@@ -3,7 +3,9 @@ bookkeeping, and CoreLedger's calls (against a fake Core client, real SQLite).""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +13,16 @@ import pytest
 
 from jobyard.accounting.core import CoreLedger
 from jobyard.accounting.ledger import Charge, ChargeOutcome
-from jobyard.domain.jobs import Job, JobSpec, StatusUpdate, utcnow
+from jobyard.domain.access import Identity, Role
+from jobyard.domain.jobs import RANK_JOB_ID_LABEL, Job, JobSpec, StatusUpdate, new_job_id, utcnow
 from jobyard.domain.status import Status, TerminationReason
+from jobyard.engine import EngineConfig, JobEngine
+from jobyard.http.provider.relay import CoreRelay, RelayConfig
 from jobyard.http.provider.updates import core_updates, final_update
-from jobyard.store import SQLiteStore
+from jobyard.logs import JobLayout, LogHub
+from jobyard.runtime.base import ExitInfo
+from jobyard.runtime.fake import FakeRuntime
+from jobyard.store import MemoryStore, SQLiteStore
 from jobyard.store.provider import SQLiteProviderStore
 from jobyard.ucloud.core import CoreUnavailable
 
@@ -165,3 +173,77 @@ async def test_core_down_charges_nothing_and_a_job_core_never_created_is_refused
     assert await ledger.charge([unit(0, "forged")]) == [ChargeOutcome.INSUFFICIENT_FUNDS]
     assert client.calls == []
     assert await ledger.can_pay("user", "", 10**12)  # Core checked before it created the job
+
+
+# -- CoreRelay: the engine's events to Core, through the outbox ---------------------------------
+
+
+class FakeUpdates:
+    """Core's update endpoint: refuses the first ``refusals`` calls, then records."""
+
+    def __init__(self, refusals: int = 0) -> None:
+        self.refusals = refusals
+        self.attempts = 0
+        self.received: list[tuple[str, str]] = []
+        self.changed = asyncio.Event()
+
+    async def update(self, items: list[dict[str, Any]]) -> None:
+        self.attempts += 1
+        if self.attempts <= self.refusals:
+            raise CoreUnavailable("refused")
+        self.received += [(i["id"], i["update"]["state"]) for i in items]
+        self.changed.set()
+
+    async def until(self, count: int) -> None:
+        while len(self.received) < count:
+            self.changed.clear()
+            await self.changed.wait()
+
+    async def close(self) -> None:
+        pass
+
+
+@contextlib.asynccontextmanager
+async def engine_on(tmp_path: Path, runtime: FakeRuntime) -> AsyncIterator[JobEngine]:
+    layout = JobLayout(tmp_path / "data")
+    layout.prepare()
+    hub = LogHub(layout)
+    hub.start()
+    engine = JobEngine(MemoryStore(), runtime, layout, hub, EngineConfig())
+    await engine.start()
+    try:
+        yield engine
+    finally:
+        await engine.close()
+        hub.close()
+
+
+FAST = RelayConfig(first_retry_seconds=0.001, max_retry_seconds=0.01)
+
+
+async def test_the_relay_sends_a_jobs_changes_in_order_through_refusals_and_a_restart(
+    tmp_path: Path, store: SQLiteProviderStore
+) -> None:
+    runtime = FakeRuntime()
+    async with engine_on(tmp_path, runtime) as engine:
+        core = FakeUpdates(refusals=3)
+        relay = CoreRelay(engine, store, core, FAST)  # type: ignore[arg-type]
+        await relay.start()
+        job_id = new_job_id()
+        store.add("54112", job_id)
+        spec = JobSpec(command="true", labels={RANK_JOB_ID_LABEL: "54112"})
+        await engine.submit(Identity("user", Role.USER), spec, job_id=job_id)
+        runtime.finish(job_id, ExitInfo(exit_code=0))
+        await core.until(2)
+        assert core.received == [("54112", "RUNNING"), ("54112", "SUCCESS")]
+        assert core.attempts >= 4  # three refused, then delivered: retried, not dropped
+        relay.verify("54112")  # a finished job: its end again
+        relay.verify("00000")  # unknown: no longer available
+        await relay.close()  # before that is sent: it waits in the outbox
+        assert [i.core_id for i in store.pending(10)] == ["54112", "00000"]
+        again = FakeUpdates()
+        relay = CoreRelay(engine, store, again, FAST)  # type: ignore[arg-type]
+        await relay.start()
+        await again.until(2)
+        assert again.received == [("54112", "SUCCESS"), ("00000", "FAILURE")]
+        await relay.close()

@@ -130,6 +130,13 @@ class CoreRelay:
                         self.record(job)
             except WatcherTooSlow:
                 log.warning("core relay fell behind the engine's events: catching up")
+            except Exception:
+                # E.g. the database refused a write (disk full): what was not queued is
+                # still in the jobs' histories, and the next catch-up queues it.
+                subscribed.set()
+                log.exception("core relay could not queue updates | retryInSeconds=%g",
+                              self._config.max_retry_seconds)  # fmt: skip
+                await asyncio.sleep(self._config.max_retry_seconds)
 
     # -- sending -------------------------------------------------------------------------
 
@@ -143,13 +150,16 @@ class CoreRelay:
                 continue
             try:
                 await self._client.update([{"id": i.core_id, "update": i.update} for i in batch])
-            except CoreUnavailable as exc:
-                log.warning("core update failed | pending=%d why=%s retryInSeconds=%g",
-                            len(batch), exc, delay)  # fmt: skip
+                self._store.acknowledged(batch[-1].seq)
+            except Exception as exc:  # Core down or refusing; or a local error: never give up
+                if isinstance(exc, CoreUnavailable):
+                    log.warning("core update failed | pending=%d why=%s retryInSeconds=%g",
+                                len(batch), exc, delay)  # fmt: skip
+                else:
+                    log.exception("core update failed | pending=%d", len(batch))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._config.max_retry_seconds)
                 continue
-            self._store.acknowledged(batch[-1].seq)
             self.delivered += len(batch)
             delay = self._config.first_retry_seconds
             for item in batch:
