@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -12,7 +13,13 @@ from jobyard.domain.access import Identity, Role
 from jobyard.domain.errors import InvalidArgument, NotFound
 from jobyard.domain.jobs import utcnow
 from jobyard.domain.status import Status
-from jobyard.domain.workflows import PENDING, WorkflowJobRow, WorkflowRecord, WorkflowStatus
+from jobyard.domain.workflows import (
+    PENDING,
+    WorkflowJobRow,
+    WorkflowRecord,
+    WorkflowSpec,
+    WorkflowStatus,
+)
 from jobyard.engine.parsing import InlineWorkflowParser
 from jobyard.engine.workflows import WorkflowRunner
 from jobyard.runtime import ExitInfo
@@ -142,3 +149,38 @@ def test_documents_are_sealed_at_rest(tmp_path: Path) -> None:
     assert workflows.get(WF_A).document == text
     jobs.close()
     assert b"hunter2-in-yaml" not in on_disk(tmp_path / "data")
+
+
+class GatedParser(InlineWorkflowParser):
+    """Parses only once the test opens the gate (a slow child process, on demand)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+
+    async def parse(self, text: str) -> WorkflowSpec:
+        await self.gate.wait()
+        return await super().parse(text)
+
+
+async def test_a_restarted_runner_starts_at_once_and_catches_up_behind(tmp_path: Path) -> None:
+    async with rig_for(tmp_path) as rig:
+        store = MemoryWorkflowStore()
+        first = WorkflowRunner(rig.engine, store, InlineWorkflowParser())
+        await first.start()
+        doc = "jobs:\n  a: {command: x}\n  b: {command: y, requires: [a]}\n"
+        accepted = await first.submit(ALICE, doc)
+        await until(lambda: len(rig.runtime.started) == 1, "the first job started")
+        await first.close()
+
+        parser = GatedParser()
+        again = WorkflowRunner(rig.engine, store, parser)
+        await asyncio.wait_for(again.start(), 1)  # not held up by re-parsing the document
+        try:
+            parser.gate.set()
+            first_job = store.get(accepted.id).jobs[0].job_id
+            assert first_job is not None
+            rig.runtime.finish(first_job, ExitInfo(exit_code=0))
+            await until(lambda: len(rig.runtime.started) == 2, "the dependent started")
+        finally:
+            await again.close()

@@ -78,9 +78,14 @@ class WorkflowRunner:
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def start(self) -> None:
-        """Follow job events, then catch up with every unfinished workflow."""
+        """Follow job events, then catch up with every unfinished workflow in the background:
+        each document is parsed again (in a child process), which must not hold up the
+        server's start by a fraction of a second per workflow."""
         self._task = asyncio.create_task(self._follow(), name="workflow-events")
         await self._ready.wait()
+        self._in_background(self._catch_up(), name="workflow-catch-up")
+
+    async def _catch_up(self) -> None:
         for record in self._store.list(unfinished_only=True):
             await self._evaluate(record.id)
 
@@ -113,8 +118,7 @@ class WorkflowRunner:
             except WatcherTooSlow:
                 log.warning("workflow runner fell behind job events; re-evaluating all")
                 self._live.clear()
-                for record in self._store.list(unfinished_only=True):
-                    await self._evaluate(record.id)
+                self._in_background(self._catch_up(), name="workflow-catch-up")
 
     # -- commands ------------------------------------------------------------------------
 
