@@ -28,7 +28,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from jobyard.domain.jobs import Job
+from jobyard.domain.jobs import Job, utcnow
 from jobyard.domain.status import ACTIVE, Status
 
 if TYPE_CHECKING:
@@ -89,9 +89,12 @@ class Metrics:
 
 
 class _JobCounts:
-    """Which jobs' launch and end were counted, and the output of the ended ones."""
+    """Which jobs' launch and end were counted, and the output of the ended ones. Only
+    what happens in this server's lifetime counts: a job adopted after a restart, already
+    running, adds no launch latency of hours."""
 
     def __init__(self) -> None:
+        self.since = utcnow()
         self.ended_output_bytes = 0
         self._launched: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._ended: collections.OrderedDict[str, None] = collections.OrderedDict()
@@ -120,7 +123,7 @@ class _Observer:
         if job.status is Status.RUNNING and counts.first(counts._launched, job.id):
             since = _last(job, Status.QUEUED) or job.created_at
             running = _last(job, Status.RUNNING)
-            if running is not None:
+            if running is not None and running >= counts.since:
                 seconds = _seconds(since, running)
                 self._metrics.launch_seconds.labels(job.backend).observe(seconds)
         if job.status.terminal and counts.first(counts._ended, job.id):
@@ -128,7 +131,7 @@ class _Observer:
             counts.ended_output_bytes += sum(self._layout.output_sizes(job.id))
             began = _last(job, Status.STOPPING) or job.ended_at
             ended = job.updates[-1].timestamp if job.updates else None
-            if began is not None and ended is not None:
+            if began is not None and ended is not None and ended >= counts.since:
                 seconds = _seconds(began, ended)
                 self._metrics.end_seconds.labels(job.status.value).observe(seconds)
 

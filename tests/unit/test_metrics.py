@@ -45,7 +45,9 @@ def test_every_server_has_its_own_registry() -> None:
 def test_launch_and_end_latencies_come_from_the_history_once_per_job(tmp_path: Path) -> None:
     metrics = Metrics()
     layout = JobLayout(tmp_path)
-    observe = _Observer(metrics, layout, _JobCounts())
+    counts = _JobCounts()
+    counts.since = T0  # the server started with these jobs' history
+    observe = _Observer(metrics, layout, counts)
     queued = [(Status.QUEUED, 0.0), (Status.INITIALIZING, 0.5)]
     running = job("a", *queued, (Status.RUNNING, 2.0), backend="local")
     observe(running)
@@ -60,6 +62,9 @@ def test_launch_and_end_latencies_come_from_the_history_once_per_job(tmp_path: P
                  ended_at=T0 + timedelta(seconds=5))  # fmt: skip
     observe(exited)
     assert samples(metrics)[("jobyard_end_latency_seconds_sum", (("status", "COMPLETED"),))] == 0.5
+    counts.since = T0 + timedelta(hours=1)  # a restart: jobs adopted running count no launch
+    observe(job("c", (Status.QUEUED, 0), (Status.RUNNING, 1), backend="local"))
+    assert samples(metrics)[("jobyard_launch_latency_seconds_count", (("backend", "local"),))] == 1
 
 
 def test_jobs_by_status_queue_depth_and_commits_from_the_store(tmp_path: Path) -> None:

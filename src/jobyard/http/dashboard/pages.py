@@ -15,6 +15,7 @@ from jobyard.http.dashboard.graph import Vertex, layout
 from jobyard.http.dashboard.rendering import ACTIONS, allowed, job_row, secured
 from jobyard.http.dashboard.sessions import COOKIE, check_csrf, check_same_origin, cookie_header
 from jobyard.http.dashboard.state import dashboard_of, signed_in, to_sign_in
+from jobyard.http.face import HttpFace
 from jobyard.store.base import JobQuery
 
 router = APIRouter(include_in_schema=False)
@@ -123,7 +124,7 @@ async def job_page(request: Request, job_id: str) -> Response:
     return dashboard.page("job.html", who, context)
 
 
-async def _job_context(face: Any, identity: Identity, job_id: str) -> dict[str, Any]:
+async def _job_context(face: HttpFace, identity: Identity, job_id: str) -> dict[str, Any]:
     job = face.job(identity, job_id[:64], "get_job")
     details = await face.engine.details(identity, job.id)
     files = (
