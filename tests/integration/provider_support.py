@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import ssl
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -46,9 +47,11 @@ def seed000_bodies(path_end: str) -> list[Json]:
 
 
 class FakeCore:
-    """UCloud/Core's control API, recording what it is sent."""
+    """UCloud/Core's control API, recording what it is sent; over HTTPS with the server
+    pair of ``certs`` (a ``jobyard certs init`` directory: localhost's certificate)."""
 
-    def __init__(self) -> None:
+    def __init__(self, certs: Path | None = None) -> None:
+        self.certs = certs
         self.calls: list[tuple[str, Json]] = []  # (path, body) of every acknowledged call
         self.refused = 0  # calls answered 503
         self.refuse = False  # answer every call 503
@@ -65,7 +68,9 @@ class FakeCore:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        if self.certs is None:
+            return f"http://127.0.0.1:{self.port}"
+        return f"https://localhost:{self.port}"
 
     def updates(self, core_id: str | None = None) -> list[tuple[str, str]]:
         """``(id, state)`` of every update received, in order (one job's, with ``core_id``)."""
@@ -133,6 +138,10 @@ class FakeCore:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self.port = self._server.server_address[1]
+        if self.certs is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(self.certs / "server-cert.pem", self.certs / "server-key.pem")
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
     def down(self) -> None:
@@ -186,6 +195,8 @@ def provider_config(tmp_path: Path, core: FakeCore, **ucloud: Any) -> Path:
         "unitOfPrice": "CREDITS_PER_MINUTE", "description": "An example machine",
     })  # fmt: skip
     config["ucloud"]["core"] = {"url": core.url, "tokenFile": str(token_file)}
+    if core.certs is not None:
+        config["ucloud"]["core"]["caFile"] = str(core.certs / "ca-cert.pem")
     config["ucloud"].update(ucloud)
     path = tmp_path / "provider-config.yml"
     path.write_text(yaml.safe_dump(config))

@@ -32,8 +32,8 @@ RATE = 60.0  # a charged minute per wall second
 
 
 @pytest.fixture
-def core() -> Iterator[FakeCore]:
-    fake = FakeCore()
+def core(certs_dir: Path) -> Iterator[FakeCore]:
+    fake = FakeCore(certs_dir)  # HTTPS: jobyard checks Core's certificate against caFile
     yield fake
     fake.close()
 

@@ -14,6 +14,7 @@ import pytest
 from jobyard.accounting.core import CoreLedger
 from jobyard.accounting.ledger import Charge, ChargeOutcome
 from jobyard.domain.access import Identity, Role
+from jobyard.domain.errors import InvalidArgument
 from jobyard.domain.jobs import RANK_JOB_ID_LABEL, Job, JobSpec, StatusUpdate, new_job_id, utcnow
 from jobyard.domain.status import Status, TerminationReason
 from jobyard.engine import EngineConfig, JobEngine
@@ -24,7 +25,8 @@ from jobyard.runtime.base import ExitInfo
 from jobyard.runtime.fake import FakeRuntime
 from jobyard.store import MemoryStore, SQLiteStore
 from jobyard.store.provider import SQLiteProviderStore
-from jobyard.ucloud.core import CoreUnavailable
+from jobyard.ucloud.catalog import CoreConfig
+from jobyard.ucloud.core import CoreClient, CoreUnavailable, read_token
 
 S = Status
 
@@ -247,3 +249,25 @@ async def test_the_relay_sends_a_jobs_changes_in_order_through_refusals_and_a_re
         await again.until(2)
         assert again.received == [("54112", "SUCCESS"), ("00000", "FAILURE")]
         await relay.close()
+
+
+# -- the Core client's config -------------------------------------------------------------------
+
+
+def test_the_core_token_file_must_hold_one_token(tmp_path: Path) -> None:
+    good = tmp_path / "token"
+    good.write_text("  abc.DEF-123\n")
+    assert read_token(str(good)) == "abc.DEF-123"
+    for content in ("", "\n  \n", "two tokens\n"):
+        good.write_text(content)
+        with pytest.raises(InvalidArgument, match=r"ucloud\.core\.tokenFile: .* holds no single"):
+            read_token(str(good))
+    with pytest.raises(InvalidArgument, match=r"ucloud\.core\.tokenFile: cannot read"):
+        read_token(str(tmp_path / "missing"))
+    good.write_text("secret-token")
+    config = CoreConfig.model_validate(
+        {"url": "https://core.example", "tokenFile": str(good), "caFile": str(tmp_path / "x")}
+    )
+    with pytest.raises(InvalidArgument, match=r"ucloud\.core\.caFile: cannot read") as info:
+        CoreClient(config)
+    assert "secret-token" not in str(info.value)
