@@ -81,8 +81,8 @@ def job_not_running(job_id: str, status: str) -> FailedPrecondition:
 
 # Messages (and log lines) often quote the input they refuse or report; past this many
 # characters the middle is cut, so no answer or log repeats more than ~200 of them.
-MAX_MESSAGE_CHARS = 300
-_HEAD_CHARS, _TAIL_CHARS = 180, 100
+MAX_MESSAGE_CHARS = 240
+_HEAD_CHARS, _TAIL_CHARS = 140, 80  # at most 220 characters kept of the original
 
 
 def shortened(text: str) -> str:
