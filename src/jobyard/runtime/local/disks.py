@@ -12,7 +12,9 @@ hub's poll stops the job with DISK_LIMIT once /work and its output together pass
 (see :mod:`jobyard.logs.limits`).
 
 TODO: after a host reboot the images of finished jobs are no longer mounted (their work
-dirs look empty to ``files``); mount them again on first access.
+dirs look empty to ``files``); mount them again on first access. And each finished
+disk-limited job holds a loop device and a mount until it is deleted: mount images of
+finished jobs read-only on demand and unmount idle ones, so that thousands do not pile up.
 """
 
 from __future__ import annotations
