@@ -177,3 +177,12 @@ async def test_only_the_local_backend_attaches_volumes_runtimes_and_networks(
     with pytest.raises(InvalidArgument, match="backend batch cannot attach volumes, runtimes"):
         await rig.engine.submit(ALICE, dataclasses.replace(spec(backend="batch"), **attach))
     assert rig.store.list() == []
+
+
+async def test_an_end_whose_start_was_never_seen_records_both(rig: Rig) -> None:
+    job = await rig.engine.submit(ALICE, spec(backend="batch"))
+    rig.batch.finish(job.id, ExitInfo(exit_code=0))  # ran too briefly for its start to show
+    await rig.status(job.id, Status.COMPLETED)
+    ended = rig.store.get(job.id)
+    assert [u.status for u in ended.updates][-2:] == [Status.RUNNING, Status.COMPLETED]
+    assert ended.started_at == ended.ended_at

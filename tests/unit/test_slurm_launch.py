@@ -7,10 +7,22 @@ from pathlib import Path
 
 import pytest
 
+from jobyard.domain.errors import LaunchError
 from jobyard.domain.jobs import JobSpec, Resources
 from jobyard.runtime.base import LaunchRequest
+from jobyard.runtime.local.mounts import JobView
+from jobyard.runtime.local.runtime import OPEN_STAGE
+from jobyard.runtime.local.supervisors import rank_dir
 from jobyard.runtime.local.users import JobIds
-from jobyard.runtime.slurm.launch import SbatchOptions, SlurmLaunch, sbatch_argv, slurm_time
+from jobyard.runtime.slurm.launch import (
+    ChainTools,
+    SbatchOptions,
+    SlurmLaunch,
+    env_script,
+    prepare_ranks,
+    sbatch_argv,
+    slurm_time,
+)
 from jobyard.runtime.slurm.launcher import placement
 
 JOB = "0b7f6d4e-0000-4000-8000-000000000001"
@@ -60,28 +72,47 @@ def test_replicas_share_the_job_limits_over_their_tasks(tmp_path: Path) -> None:
     assert opts["mem-per-cpu"] == "250" and "mem" not in opts
 
 
-def test_the_launch_file_is_root_only_and_round_trips(tmp_path: Path) -> None:
-    req = request(tmp_path, environment={"A": "1"}, secret_environment={"TOKEN": "s3cret"},
+def test_each_rank_gets_the_local_chain_its_mounts_and_a_root_only_launch(
+    tmp_path: Path,
+) -> None:
+    req = request(tmp_path, environment={"A": "1"}, secret_environment={"TOKEN": "s3 cret"},
                   replicas=2)  # fmt: skip
-    launch = SlurmLaunch.of(req, JobIds(200001, 200001), cores=1, grace=0.1,
-                            hidden=(tmp_path,))  # fmt: skip
+    for rank in range(2):
+        rank_dir(req.state_dir, rank).mkdir(parents=True)
+    tools = ChainTools("/usr/bin/unshare", "/usr/bin/setpriv", "/usr/bin/mount")
+    view = JobView(200001, 200001, (tmp_path,))
+    launch = prepare_ranks(req, JobIds(200001, 200001), 1, 0.1, view, tools)
     path = tmp_path / "launch.json"
     launch.write(path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600  # it holds the secret environment
     assert SlurmLaunch.read(path) == launch
-    assert launch.environment == {"A": "1", "TOKEN": "s3cret"}
-    assert launch.outputs == (str(req.output_path), str(req.output(1)))
-    assert (launch.uid, launch.gid) == (200001, 200001)
-    assert launch.view().hidden == (tmp_path,)
-    assert launch.info_job_id == JOB  # what job_id.txt holds
+    first = launch.ranks[0]
+    assert first.argv[:3] == ("/bin/sh", "-c", OPEN_STAGE)
+    assert "--reuid=200001" in first.argv and "--pid" in first.argv
+    assert first.argv[-2:] == ("-c", "true")
+    assert "export TOKEN='s3 cret'\n" in first.env and "export JOBYARD_RANK=0\n" in first.env
+    assert launch.ranks[1].output == str(req.output(1))
+    for rank in range(2):  # the local runtime's mounts: /work, a read-only root, ...
+        fstab = (rank_dir(req.state_dir, rank) / "mounts.fstab").read_text()
+        assert f"{req.workdir} /work none bind,nosuid,nodev 0 0" in fstab
+        assert "jobyard-root /. none remount,bind,ro 0 0" in fstab
+    assert (req.state_dir / "info" / "number_of_nodes.txt").read_text() == "2\n"
+    assert (req.state_dir / "info" / "job_id.txt").read_text() == f"{JOB}\n"
+
+
+def test_a_bad_environment_name_is_refused_before_anything_runs() -> None:
+    with pytest.raises(LaunchError, match="invalid environment variable name 'A B'"):
+        env_script({"A B": "1"})
 
 
 def test_ranks_read_the_id_the_job_was_created_under(tmp_path: Path) -> None:
     req = request(tmp_path, labels={"ucloud.jobId": "54112"})
-    launch = SlurmLaunch.of(req, JobIds(200001, 200001), cores=1, grace=0.1)
-    path = tmp_path / "launch.json"
-    launch.write(path)
-    assert SlurmLaunch.read(path).info_job_id == "54112" and launch.job_id == JOB
+    rank_dir(req.state_dir, 0).mkdir(parents=True)
+    tools = ChainTools("/usr/bin/unshare", "/usr/bin/setpriv", "/usr/bin/mount")
+    view = JobView(200001, 200001)
+    launch = prepare_ranks(req, JobIds(200001, 200001), 1, 0.1, view, tools)
+    assert (req.state_dir / "info" / "job_id.txt").read_text() == "54112\n"
+    assert "export JOBYARD_JOB_ID=54112\n" in launch.ranks[0].env and launch.job_id == JOB
 
 
 @pytest.mark.parametrize(

@@ -37,7 +37,7 @@ from jobyard.domain.errors import (
 )
 from jobyard.domain.jobs import Job, JobSpec, Resources, Usage, is_job_id, new_job_id, utcnow
 from jobyard.domain.requests import DuplicateRequest, replayed
-from jobyard.domain.status import ACTIVE, Status, TerminationReason
+from jobyard.domain.status import ACTIVE, Status, TerminationReason, can_transition
 from jobyard.domain.uploads import Upload, top_level, validate_uploads
 from jobyard.engine.accounting import NO_CREDITS_MESSAGE, Accounting, Charger
 from jobyard.engine.attachments import Attachments, NoAttachments, attaches
@@ -560,6 +560,11 @@ class JobEngine(JobControl, JobReading):
                          exit_code=STOPPED_EXIT_CODE, ended_at=ended_at, **final)  # fmt: skip
             return
         status, fields, message = _outcome(info)
+        if not can_transition(job.status, status):
+            # The backend reported an end of a job it never reported running (a start
+            # too short to be seen): it did run, so record that first, then its end.
+            log.warning("job ended before its start was seen | jobId=%s", job_id)
+            self._to_running(job_id, started_at=ended_at)
         self._finish(job_id, status, message, ended_at=ended_at, **fields, **final)
 
     def _finish(self, job_id: str, status: Status, message: str, **fields: Any) -> Job:

@@ -25,16 +25,29 @@ import dataclasses
 import json
 import math
 import os
+import re
 import shlex
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from jobyard.domain.jobs import JobSpec
+from jobyard.domain.errors import FailedPrecondition, LaunchError
+from jobyard.domain.jobs import NETWORK_NONE, JobSpec
 from jobyard.runtime.base import LaunchRequest
-from jobyard.runtime.local.mounts import JobView
+from jobyard.runtime.local import mounts
+from jobyard.runtime.local.runtime import (
+    ENV_STAGE,
+    JOB_LANG,
+    JOB_PATH,
+    OPEN_STAGE,
+    SHELL,
+    SHIM_SCRIPT,
+    TOOL_PATH,
+)
 from jobyard.runtime.local.supervisors import rank_dir
 from jobyard.runtime.local.users import JobIds
+from jobyard.runtime.ranks import RankInfo
 
 LAUNCH_FILE = "launch.json"
 SLURM_SUBDIR = "slurm"
@@ -50,51 +63,32 @@ JOB_NAME_PREFIX = "jobyard-"
 # Slurm's own limit trails jobyard's by this much: jobyard stops the job at its limit (with
 # the grace a user's stop has); Slurm's TIMEOUT only ends a job jobyard could not stop.
 TIME_LIMIT_MARGIN_SECONDS = 60.0
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+STEP_SCRIPT = Path(__file__).with_name("step.py")
+LAUNCHER_SCRIPT = Path(__file__).with_name("launcher.py")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RankLaunch:
+    """One rank, ready to spawn: everything that does not depend on the allocation."""
+
+    argv: tuple[str, ...]  # the isolation chain (see :func:`chain`)
+    env: str  # the job's environment as the chain's last stage reads it (``export ...``)
+    output: str  # the rank's output file
+    dir: str  # the rank dir: the chain's cwd, where its exit, started, ... files are
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class SlurmLaunch:
-    """Everything a rank needs inside the allocation, as written to ``launch.json``."""
+    """What the allocation needs, as written to ``launch.json`` (stdlib JSON, so that the
+    in-allocation programs need nothing of jobyard to read it)."""
 
     job_id: str
-    command: str
-    args: tuple[str, ...]
-    environment: Mapping[str, str]  # the job's environment and secret environment, merged
-    network: str
-    replicas: int
-    cores: int  # whole cores each rank may count on (cores.txt)
-    uid: int  # the job's own (the local runtime's uid policy), never root
-    gid: int
     state_dir: str
-    workdir: str
-    outputs: tuple[str, ...]  # each rank's output file, in rank order
+    ranks: tuple[RankLaunch, ...]
     stop_grace_seconds: float = 0.1  # SIGTERM to SIGKILL when a failed rank stops the others
-    hidden: tuple[str, ...] = ()  # host paths no job sees (the data dir, the certificates)
-    rank_job_id: str = ""  # what ranks read in job_id.txt ("" = job_id; LaunchRequest's)
-
-    @classmethod
-    def of(
-        cls, request: LaunchRequest, ids: JobIds, cores: int, grace: float,
-        hidden: tuple[Path, ...] = (),
-    ) -> SlurmLaunch:  # fmt: skip
-        spec = request.spec
-        return cls(
-            job_id=request.job_id,
-            command=spec.command,
-            args=tuple(spec.args),
-            environment={**spec.environment, **spec.secret_environment},
-            network=spec.network,
-            replicas=spec.replicas,
-            cores=cores,
-            uid=ids.uid,
-            gid=ids.gid,
-            state_dir=str(request.state_dir),
-            workdir=str(request.workdir),
-            outputs=tuple(str(request.output(rank)) for rank in range(spec.replicas)),
-            stop_grace_seconds=grace,
-            hidden=tuple(map(str, hidden)),
-            rank_job_id=request.rank_job_id,
-        )
+    # Made on each node before the ranks start: the read-only root must hold them.
+    mount_points: tuple[str, ...] = (mounts.WORK_DIR, mounts.UCLOUD_DIR)
 
     def write(self, path: Path) -> None:
         """Root-only: the file holds the secret environment."""
@@ -105,34 +99,90 @@ class SlurmLaunch:
     @classmethod
     def read(cls, path: Path) -> SlurmLaunch:
         raw: dict[str, Any] = json.loads(path.read_text())
-        raw["args"] = tuple(raw["args"])
-        raw["outputs"] = tuple(raw["outputs"])
-        raw["hidden"] = tuple(raw.get("hidden", ()))
-        return cls(**raw)
-
-    def rank_dir(self, rank: int) -> Path:
-        return rank_dir(Path(self.state_dir), rank)
+        ranks = tuple(RankLaunch(tuple(r["argv"]), r["env"], r["output"], r["dir"])
+                      for r in raw["ranks"])  # fmt: skip
+        return cls(raw["job_id"], raw["state_dir"], ranks, raw["stop_grace_seconds"],
+                   tuple(raw["mount_points"]))  # fmt: skip
 
     @property
-    def info_job_id(self) -> str:
-        """The id the ranks read in ``job_id.txt``."""
-        return self.rank_job_id or self.job_id
+    def replicas(self) -> int:
+        return len(self.ranks)
 
     @staticmethod
     def rank_dir_of(state_dir: Path, rank: int) -> Path:
         return rank_dir(state_dir, rank)
 
-    def view(self) -> JobView:
-        """What the job may not see, and who owns its private /run (mounts.py)."""
-        return JobView(self.uid, self.gid, tuple(Path(p) for p in self.hidden))
 
-    def request(self) -> LaunchRequest:
-        """The launch as the local runtime's helpers (rank files, mounts) take it."""
-        spec = JobSpec(command=self.command, args=self.args, network=self.network,
-                       replicas=self.replicas)  # fmt: skip
-        outputs = tuple(Path(p) for p in self.outputs)
-        return LaunchRequest(self.job_id, spec, outputs[0], Path(self.state_dir),
-                             Path(self.workdir), outputs[1:])  # fmt: skip
+@dataclasses.dataclass(frozen=True, slots=True)
+class ChainTools:
+    """Absolute paths of the launch chain's programs, as on the nodes (looked up here:
+    the nodes are expected to have util-linux where this host has it)."""
+
+    unshare: str
+    setpriv: str
+    mount: str
+
+    @classmethod
+    def find(cls) -> ChainTools:
+        found = {name: shutil.which(name, path=TOOL_PATH) for name in ("unshare", "setpriv",
+                                                                       "mount")}  # fmt: skip
+        missing = [name for name, path in found.items() if path is None]
+        if missing:
+            raise FailedPrecondition(f"the slurm backend needs {', '.join(missing)} (util-linux)")
+        return cls(**{name: str(path) for name, path in found.items()})
+
+
+def chain(tools: ChainTools, request: LaunchRequest, rank: int, ids: JobIds) -> tuple[str, ...]:
+    """One rank's isolation chain: the local runtime's (OPEN_STAGE, unshare, its shim and
+    mounts, setpriv), less its cgroups: the rank stays in Slurm's. TODO: one argv builder
+    shared with runtime/local once its launch chain settles."""
+    namespaces = ["--pid", "--mount", "--ipc", "--uts", "--propagation", "private"]
+    if request.spec.network == NETWORK_NONE:
+        namespaces.append("--net")  # each rank its own: ranks may be on different nodes
+    state = rank_dir(request.state_dir, rank)
+    shim = [SHELL, str(SHIM_SCRIPT), mounts.WORK_DIR, tools.mount,
+            str(state / mounts.FSTAB_FILE), "--"]  # fmt: skip
+    drop = [tools.setpriv, f"--reuid={ids.uid}", f"--regid={ids.gid}", "--clear-groups",
+            "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all", "--"]  # fmt: skip
+    command = [SHELL, "-c", ENV_STAGE, "jobyard", request.spec.command, *request.spec.args]
+    return (SHELL, "-c", OPEN_STAGE, "jobyard-open", tools.unshare, *namespaces, "--", *shim,
+            *drop, *command)  # fmt: skip
+
+
+def env_script(env: Mapping[str, str]) -> str:
+    """``export NAME='value'`` lines (names checked: they are not quoted)."""
+    bad = [name for name in env if not _ENV_NAME.fullmatch(name)]
+    if bad:
+        raise LaunchError(f"invalid environment variable name {bad[0]!r}")
+    return "".join(f"export {name}={shlex.quote(value)}\n" for name, value in env.items())
+
+
+def rank_env(request: LaunchRequest, info: RankInfo, rank: int) -> dict[str, str]:
+    """As the local runtime gives it; the step adds JOBYARD_NODES once nodes are known."""
+    env = {"PATH": JOB_PATH, "HOME": mounts.WORK_DIR, "LANG": JOB_LANG}
+    env |= request.spec.environment
+    env |= request.spec.secret_environment
+    env |= info.environment(rank)  # last: a job cannot be told a wrong rank
+    return env
+
+
+def prepare_ranks(
+    request: LaunchRequest, ids: JobIds, cores: int, grace: float, view: mounts.JobView,
+    tools: ChainTools,
+) -> SlurmLaunch:  # fmt: skip
+    """Write each rank's mounts and the files every rank shares (node names come from the
+    allocation), and the launch of every rank."""
+    replicas = request.spec.replicas
+    info = RankInfo(request.rank_job_id, replicas, cores)  # UCloud's id on its face
+    mounts.write_shared_info(request.state_dir, info)
+    ranks = []
+    for rank in range(replicas):
+        directory = rank_dir(request.state_dir, rank)
+        mounts.write_rank_mounts(request, rank, directory, view)
+        ranks.append(RankLaunch(chain(tools, request, rank, ids),
+                                env_script(rank_env(request, info, rank)),
+                                str(request.output(rank)), str(directory)))  # fmt: skip
+    return SlurmLaunch(request.job_id, str(request.state_dir), tuple(ranks), grace)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -207,15 +257,15 @@ def sbatch_argv(sbatch: str, request: LaunchRequest, options: SbatchOptions) -> 
 
 def batch_script(python: str, state_dir: Path, replicas: int) -> str:
     """Runs the launcher as the allocation's first process (root, as jobyard submitted it),
-    or for a one-rank job that rank's step itself (one interpreter start less); every rank
-    is dropped to the job user after it is isolated."""
+    or for a one-rank job that rank's step itself (one interpreter start less). Both are
+    stdlib-only scripts run without site packages (``-S``): they start in milliseconds."""
     path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-    run = "launcher" if replicas > 1 else "step"
+    script = LAUNCHER_SCRIPT if replicas > 1 else STEP_SCRIPT
     rank = "" if replicas > 1 else " 0"
     return (
         "#!/bin/sh\n"
         "# generated by jobyard: runs the job's ranks inside this allocation\n"
         f"export PATH={path}\n"
-        f"exec {shlex.quote(python)} -m jobyard.runtime.slurm.{run} "
+        f"exec {shlex.quote(python)} -S -E -s {shlex.quote(str(script))} "
         f"{shlex.quote(str(state_dir))}{rank}\n"
     )

@@ -36,6 +36,7 @@ from jobyard.domain.jobs import Usage
 from jobyard.logs import JobLayout
 from jobyard.runtime.base import ExitInfo, Handle, LaunchRequest
 from jobyard.runtime.capacity import Capacity
+from jobyard.runtime.local.mounts import JobView
 from jobyard.runtime.local.runtime import LAUNCH_FAILED_EXIT_CODE
 from jobyard.runtime.local.users import JobIds, UidPolicy
 from jobyard.runtime.ranks import combine_exits, cores
@@ -83,6 +84,7 @@ class SlurmRuntime:
         self.tools = tools or SlurmTools.find(config.tools_dir)
         self.capacity = config.capacity
         self.states = SlurmStates(self.tools, SLURM_POLL_SECONDS)
+        self._chain_tools = files.ChainTools.find()
 
     # -- start ----------------------------------------------------------------------
 
@@ -129,10 +131,12 @@ class SlurmRuntime:
         for rank in range(request.spec.replicas):
             rank_dir = files.SlurmLaunch.rank_dir_of(state, rank)
             for name in (files.STARTED_FILE, files.EXIT_FILE, files.OOM_FILE, files.DONE_FILE,
-                         files.STOP_MARK, "launch-error", "shim.log"):  # fmt: skip
+                         files.STOP_MARK, "ranks-stop", "launch-error", "shim.log"):  # fmt: skip
                 (rank_dir / name).unlink(missing_ok=True)
         share = cores(request.spec.resources, request.spec.replicas, config.capacity.cpus)
-        launch = SlurmLaunch.of(request, ids, share, config.stop_grace_seconds, config.hidden)
+        view = JobView(ids.uid, ids.gid, config.hidden)
+        launch = files.prepare_ranks(request, ids, share, config.stop_grace_seconds, view,
+                                     self._chain_tools)  # fmt: skip
         launch.write(state / files.LAUNCH_FILE)
         script = state / files.SLURM_SUBDIR / files.BATCH_SCRIPT
         script.write_text(files.batch_script(config.python, state, request.spec.replicas))
@@ -296,8 +300,9 @@ class SlurmRuntime:
 
 
 def _read_time(path: Path) -> datetime | None:
+    """A time the step wrote (seconds since the epoch)."""
     try:
-        return datetime.fromisoformat(path.read_text().strip()).astimezone(UTC)
+        return datetime.fromtimestamp(float(path.read_text().strip()), UTC)
     except (OSError, ValueError):
         return None
 

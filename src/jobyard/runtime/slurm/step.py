@@ -1,187 +1,210 @@
-"""One rank inside a Slurm allocation: ``python -m jobyard.runtime.slurm.step STATE RANK``.
+"""One rank inside a Slurm allocation: ``python -S step.py STATE RANK`` (stdlib only).
 
 Runs as root in the rank's Slurm step (so the processes stay in Slurm's cgroups: its memory
-limit, OOM verdict, suspend and cancel reach them), and isolates the rank as the local
-runtime does::
+limit, OOM verdict, suspend and cancel reach them) and spawns the chain the server prepared
+in ``STATE/launch.json`` (:func:`jobyard.runtime.slurm.launch.chain`)::
 
-    step (root) --spawn--> unshare --pid --mount --ipc --uts [--net]
-                             `--exec--> sh shim.sh (the local runtime's supervisor: records
-                                          |         the rank's exit status in ``exit``)
-                                          `--fork--> sh (PID 1): cd WORKDIR, mounts the
-                                                     rank's /proc, /dev/shm, /tmp and rank
-                                                     files (runtime/local/mounts.py)
-                                                     `--exec--> setpriv --reuid JOB_USER ...
-                                                                `--exec--> CMD (PID 1)
+    step (root) --spawn--> sh -c OPEN_STAGE: the rank's exit, shim.log, launch-error
+                  `--exec--> unshare --pid --mount --ipc --uts [--net]
+                               `--exec--> sh shim.sh (the local runtime's supervisor:
+                                            |         records the rank's exit status)
+                                            `--fork--> sh (PID 1): the job's file system
+                                                       view (mounts.py), cd /work
+                                                       `--exec--> setpriv (the job's uid)
+                                                                  `--exec--> CMD (PID 1)
 
-The environment travels in a memfd on stdin and is read only after the drop to the job user
-(as in the local runtime). The step writes ``started`` once the chain is spawned and, once
-the shim recorded ``exit``, ``oom`` (when the rank's memory cgroup saw an OOM kill) and then
-``done``: the files the server watches.
+The environment travels in a memfd on stdin and is read only after the drop to the job
+user (as in the local runtime). The step writes ``started`` once the chain is spawned and,
+once the shim recorded ``exit``, ``oom`` (when the rank's memory cgroup saw an OOM kill)
+and then ``done``: the files the server watches.
+
+It imports nothing of jobyard, and starts without site packages: the few lines it shares
+with runtime/local/processes.py (the PID 1 that SIGTERM cannot reach) are repeated here,
+since importing jobyard costs hundreds of milliseconds per job on the way to RUNNING.
 """
 
 from __future__ import annotations
 
+import json
 import os
-import shutil
+import select
 import signal
-import subprocess
 import sys
-from datetime import UTC, datetime
-from pathlib import Path
+import time
+from typing import Any
 
-from jobyard.domain.jobs import NETWORK_NONE
-from jobyard.runtime.local import mounts
-from jobyard.runtime.local.processes import dies_of_sigterm, first_child, send_signal
-from jobyard.runtime.local.runtime import (
-    ENV_STAGE,
-    JOB_LANG,
-    JOB_PATH,
-    OPEN_STAGE,
-    SHIM_SCRIPT,
-    TOOL_PATH,
-    _env_memfd,
-)
-from jobyard.runtime.local.supervisors import rank_dir
-from jobyard.runtime.local.workdirs import preallocate_exit
-from jobyard.runtime.ranks import RankInfo
-from jobyard.runtime.slurm.launch import (
-    DONE_FILE,
-    EXIT_FILE,
-    LAUNCH_FILE,
-    OOM_FILE,
-    STARTED_FILE,
-    SlurmLaunch,
-)
-
-LAUNCH_FAILED_EXIT_CODE = 125
 NODES_ENV = "JOBYARD_SLURM_NODES"  # set by the launcher: each rank's node, in rank order
-_CGROUP_V1 = Path("/sys/fs/cgroup/memory")
+LAUNCH_FAILED_EXIT_CODE = 125
+EXIT_PLACEHOLDER = b" " * 15 + b"\n"  # as the local runtime preallocates the exit record
+CGROUP_MEMORY = "/sys/fs/cgroup/memory"
+RANKS_STOP = "ranks-stop"  # in the state dir: a rank failed, the others are to stop
+STOP_POLL_MS = 50
 
 
-def tool(name: str) -> str:
-    path = shutil.which(name, path=TOOL_PATH)
-    if path is None:
-        raise SystemExit(f"jobyard step: {name} not found (util-linux)")
-    return path
+def first_child(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            children = f.read().split()
+    except OSError:
+        return None
+    return int(children[0]) if children else None
 
 
-def chain(launch: SlurmLaunch, rank: int) -> list[str]:
-    """The isolation chain of one rank, around the local runtime's shim (TODO: share one
-    argv builder with runtime/local once its launch chain settles)."""
-    namespaces = ["--pid", "--mount", "--ipc", "--uts", "--propagation", "private"]
-    if launch.network == NETWORK_NONE:
-        namespaces.append("--net")
-    state = rank_dir(Path(launch.state_dir), rank)  # OPEN_STAGE's files are here (cwd)
-    drop = [tool("setpriv"), f"--reuid={launch.uid}", f"--regid={launch.gid}", "--clear-groups",
-            "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all", "--"]  # fmt: skip
-    command = ["/bin/sh", "-c", ENV_STAGE, "jobyard", launch.command, *launch.args]
-    shim = ["/bin/sh", str(SHIM_SCRIPT), mounts.WORK_DIR, tool("mount"),
-            str(state / mounts.FSTAB_FILE), "--"]  # fmt: skip
-    return ["/bin/sh", "-c", OPEN_STAGE, "jobyard-open", tool("unshare"), *namespaces, "--",
-            *shim, *drop, *command]  # fmt: skip
+def dies_of_sigterm(pid: int) -> bool:
+    """Whether SIGTERM would end ``pid`` by default: neither caught, ignored nor blocked."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            status = f.read()
+    except OSError:
+        return False
+    bit = 1 << (signal.SIGTERM - 1)
+    for line in status.splitlines():
+        key, _, value = line.partition(":")
+        if key in ("SigBlk", "SigIgn", "SigCgt") and int(value, 16) & bit:
+            return False
+    return True
 
 
-def environment(launch: SlurmLaunch, info: RankInfo, rank: int) -> dict[str, str]:
-    env = {"PATH": JOB_PATH, "HOME": mounts.WORK_DIR, "LANG": JOB_LANG}
-    env |= launch.environment
-    env |= info.environment(rank)  # last: a job cannot be told a wrong rank
-    return env
+def kill_init(shim_pid: int, only_if_default: bool) -> None:
+    """SIGKILL the rank's PID 1 (the kernel spares it a SIGTERM it has no handler for)."""
+    init = first_child(shim_pid)
+    if init is not None and (not only_if_default or dies_of_sigterm(init)):
+        try:  # noqa: SIM105 (contextlib is one more import at every job start)
+            os.kill(init, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def oom_kills() -> int:
     """OOM kills seen by this process's memory cgroup and its ancestors (cgroup v1)."""
     try:
-        line = next(x for x in Path("/proc/self/cgroup").read_text().splitlines()
-                    if x.split(":")[1].split(",").count("memory"))  # fmt: skip
+        with open("/proc/self/cgroup") as f:
+            lines = f.read().splitlines()
+        path = next(x.split(":", 2)[2] for x in lines if "memory" in x.split(":")[1].split(","))
     except (OSError, StopIteration, IndexError):
         return 0
-    path, total = _CGROUP_V1 / line.split(":", 2)[2].lstrip("/"), 0
-    while path != _CGROUP_V1.parent and _CGROUP_V1 in (path, *path.parents):
+    total, parts = 0, [p for p in path.split("/") if p]
+    for depth in range(len(parts), -1, -1):
         try:
-            for entry in (path / "memory.oom_control").read_text().splitlines():
-                if entry.startswith("oom_kill "):
-                    total += int(entry.split()[1])
+            with open("/".join([CGROUP_MEMORY, *parts[:depth], "memory.oom_control"])) as f:
+                for entry in f.read().splitlines():
+                    if entry.startswith("oom_kill "):
+                        total += int(entry.split()[1])
         except (OSError, ValueError):
             pass
-        path = path.parent
     return total
 
 
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
+def write(path: str, text: str) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
     os.replace(tmp, path)
 
 
-def run(launch: SlurmLaunch, info: RankInfo, rank: int) -> int:
-    state = rank_dir(Path(launch.state_dir), rank)
+def write_node_files(state_dir: str, nodes: list[str]) -> None:
+    for rank, node in enumerate(nodes):
+        path = os.path.join(state_dir, "info", f"node-{rank}.txt")
+        write(path, f"{node}\n")
+        os.chmod(path, 0o644)
+
+
+def env_fd(script: str, nodes: list[str]) -> int:
+    quoted = ",".join(nodes).replace("'", "'\\''")
+    data = (script + f"export JOBYARD_NODES='{quoted}'\n").encode()
+    fd = os.memfd_create("jobyard-env", os.MFD_CLOEXEC)
+    while data:
+        data = data[os.write(fd, data) :]
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+def spawn(rank: dict[str, Any], nodes: list[str]) -> int:
+    """Start the chain with stdin = the environment, stdout+stderr = the rank's output."""
+    directory, argv = str(rank["dir"]), [str(a) for a in rank["argv"]]
+    with open(os.path.join(directory, "exit"), "wb") as f:
+        f.write(EXIT_PLACEHOLDER)
+    env = env_fd(str(rank["env"]), nodes)
     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
-    env_fd = _env_memfd(environment(launch, info, rank))
-    output = os.open(launch.outputs[rank], flags, 0o640)
+    out = os.open(str(rank["output"]), flags, 0o640)
+    try:
+        os.chdir(directory)  # OPEN_STAGE opens the rank's files relative to its cwd
+        return os.posix_spawn(
+            argv[0], argv, {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+            file_actions=[(os.POSIX_SPAWN_DUP2, env, 0), (os.POSIX_SPAWN_DUP2, out, 1),
+                          (os.POSIX_SPAWN_DUP2, out, 2)],
+            setsigdef=(signal.SIGTERM, signal.SIGALRM),
+        )  # fmt: skip
+    finally:
+        os.close(env)
+        os.close(out)
+
+
+def run(launch: dict[str, Any], rank: int, nodes: list[str]) -> int:
+    spec = launch["ranks"][rank]
+    directory = str(spec["dir"])
     before = oom_kills()
     try:
-        preallocate_exit(state / EXIT_FILE)
-        proc = subprocess.Popen(chain(launch, rank), stdin=env_fd, stdout=output, stderr=output,
-                                env={"PATH": TOOL_PATH}, cwd=state, close_fds=True)  # fmt: skip
+        pid = spawn(spec, nodes)
     except OSError as exc:
-        print(f"jobyard step: cannot start rank {rank}: {exc}", file=sys.stderr)
-        (state / "launch-error").write_text(f"cannot start the rank: {exc}\n")
-        write_atomic(state / EXIT_FILE, f"{LAUNCH_FAILED_EXIT_CODE}\n")
-        (state / DONE_FILE).touch()
+        write(os.path.join(directory, "launch-error"), f"cannot start the rank: {exc}\n")
+        write(os.path.join(directory, "exit"), f"{LAUNCH_FAILED_EXIT_CODE}\n")
+        write(os.path.join(directory, "done"), "")
         return LAUNCH_FAILED_EXIT_CODE
-    finally:
-        os.close(env_fd)
-        os.close(output)
-    write_atomic(state / STARTED_FILE, datetime.now(UTC).isoformat() + "\n")
+    write(os.path.join(directory, "started"), f"{time.time():.6f}\n")
+    grace = float(launch.get("stop_grace_seconds", 0.1))
 
     def on_stop(signum: int, frame: object) -> None:
-        end_lone_init(proc.pid)
-        # What SIGTERM did not end is killed once the grace is over (PID 1 first: its end
+        kill_init(pid, only_if_default=True)
+        # What SIGTERM did not end is killed once the grace is over (its PID 1 first: that
         # ends every process of the rank's namespace).
-        signal.signal(signal.SIGALRM, lambda *_: kill_init(proc.pid))
-        signal.setitimer(signal.ITIMER_REAL, max(launch.stop_grace_seconds, 0.001))
+        signal.signal(signal.SIGALRM, lambda *_: kill_init(pid, only_if_default=False))
+        signal.setitimer(signal.ITIMER_REAL, max(grace, 0.001))
 
     signal.signal(signal.SIGTERM, on_stop)
-    proc.wait()  # the shim recorded the rank's exit status in its exit file
+    wait(pid, os.path.join(str(launch["state_dir"]), RANKS_STOP), on_stop)
+    # The shim recorded the rank's exit status in its exit file.
     if oom_kills() > before:
-        (state / OOM_FILE).touch()
-    (state / DONE_FILE).touch()
+        write(os.path.join(directory, "oom"), "")
+    write(os.path.join(directory, "done"), "")
     try:
-        return int((state / EXIT_FILE).read_text().strip())
+        with open(os.path.join(directory, "exit")) as f:
+            return int(f.read().strip())
     except (OSError, ValueError):
         return LAUNCH_FAILED_EXIT_CODE
 
 
-def end_lone_init(shim_pid: int) -> None:
-    """A stop's SIGTERM reached every process of the step, but the kernel spares the
-    rank's PID 1 a signal it has no handler for: end it as SIGTERM would have (as the
-    local runtime does). The shim itself ignores SIGTERM: it records the end."""
-    init = first_child(shim_pid)
-    if init is not None and dies_of_sigterm(init):
-        send_signal(init, signal.SIGKILL)
-
-
-def kill_init(shim_pid: int) -> None:
-    init = first_child(shim_pid)
-    if init is not None:
-        send_signal(init, signal.SIGKILL)
+def wait(pid: int, stop_file: str, on_stop: Any) -> None:
+    """Until the shim ends; meanwhile a stop of the other ranks (``stop_file``, from the
+    launcher once a rank failed: a file, since the ranks may be on other nodes) is a stop."""
+    pidfd = os.pidfd_open(pid)
+    poller = select.poll()
+    poller.register(pidfd, select.POLLIN)
+    stopping = False
+    try:
+        while not poller.poll(STOP_POLL_MS):
+            if not stopping and os.path.exists(stop_file):
+                stopping = True
+                on_stop(signal.SIGTERM, None)
+    finally:
+        os.close(pidfd)
+    os.waitpid(pid, 0)
 
 
 def main(argv: list[str]) -> int:
-    state_dir, rank = Path(argv[1]), int(argv[2])
+    state_dir, rank = argv[1], int(argv[2])
     # Slurm signals every process of the step: this one must outlive a stop's SIGTERM to
-    # record how the rank ended (SIGKILL still ends it; the server then asks Slurm). A
-    # handler, not SIG_IGN: exec resets a handler, so the command gets SIGTERM's default.
+    # record how the rank ended (SIGKILL still ends it; the server then asks Slurm).
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
-    launch = SlurmLaunch.read(state_dir / LAUNCH_FILE)
-    nodes = tuple(filter(None, os.environ.get(NODES_ENV, "").split(",")))
+    with open(os.path.join(state_dir, "launch.json")) as f:
+        launch = json.load(f)
+    for path in launch["mount_points"]:
+        os.makedirs(path, mode=0o755, exist_ok=True)
+    nodes = [n for n in os.environ.get(NODES_ENV, "").split(",") if n]
     if not nodes:  # a one-rank job's step is the batch step: no launcher ran before it
-        nodes = (os.environ.get("SLURMD_NODENAME") or os.uname().nodename,)
-        mounts.write_shared_info(state_dir, RankInfo(launch.info_job_id, 1, launch.cores, nodes))
-    info = RankInfo(launch.info_job_id, launch.replicas, launch.cores, nodes)
-    mounts.make_mount_points()
-    mounts.write_rank_mounts(launch.request(), rank, rank_dir(state_dir, rank), launch.view())
-    return run(launch, info, rank)
+        nodes = [os.environ.get("SLURMD_NODENAME") or os.uname().nodename]
+        write_node_files(state_dir, nodes)
+    return run(launch, rank, nodes)
 
 
 if __name__ == "__main__":
