@@ -7,6 +7,8 @@ step per rank, isolation inside it, the state files the server watches.
 from __future__ import annotations
 
 import socket
+import subprocess
+from collections.abc import Iterator
 
 import pytest
 
@@ -142,3 +144,45 @@ def test_a_server_with_both_backends_runs_a_local_job_locally(sadmin: Client) ->
     job = sadmin.submit("true", backend="local")
     assert job.backend == "local"
     assert sadmin.wait(job.id, timeout=WAIT_SECONDS).status == "COMPLETED"
+
+
+@pytest.fixture
+def full_cluster() -> Iterator[str]:
+    """The whole node taken by another user's job, so that the next jobs wait in Slurm."""
+    blocker = subprocess.run(["sbatch", "--parsable", "--exclusive", "--time=5",
+                              "--output=/dev/null", "--wrap", "sleep 300"],
+                             capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    until(lambda: scontrol_job(blocker)["JobState"] == "RUNNING", "the blocker to run")
+    yield blocker
+    subprocess.run(["scancel", blocker], check=False)
+
+
+def test_a_job_pending_in_slurm_is_queued_and_stops_there(
+    slurm_server: ServerThread, sadmin: Client, full_cluster: str
+) -> None:
+    job = sadmin.submit("true")
+    sid = slurm_id(slurm_server, job.id)
+    until(lambda: scontrol_job(sid)["JobState"] == "PENDING", "Slurm to queue the job")
+    assert scontrol_job(sid)["Reason"] in ("Resources", "Priority")
+    assert sadmin.job(job.id).status == "QUEUED"  # PENDING -> QUEUED, never assumed RUNNING
+    stopped = sadmin.stop(job.id)
+    assert stopped.status == "STOPPED"
+    done = sadmin.job(job.id)
+    assert (done.termination_reason, done.start_time) == ("USER_STOP", "")
+    assert [u.status for u in done.updates] == ["QUEUED", "QUEUED", "STOPPING", "STOPPED"]
+    until(lambda: scontrol_job(sid)["JobState"] == "CANCELLED", "Slurm to cancel the job")
+
+
+def test_a_workflow_runs_its_jobs_on_slurm_in_order(sadmin: Client) -> None:
+    document = """
+jobs:
+  first: {command: sh, args: ["-c", "echo one > /work/x"]}
+  second: {command: sh, args: ["-c", "echo two"], requires: [first: COMPLETED]}
+"""
+    status = sadmin.run_workflow(document, "on-slurm")
+    until(lambda: sadmin.workflow(status.workflow.id).workflow.status == "COMPLETED",
+          "the workflow to complete")  # fmt: skip
+    jobs = {j.name: j for j in sadmin.workflow(status.workflow.id).jobs}
+    assert [jobs[n].status for n in ("first", "second")] == ["COMPLETED", "COMPLETED"]
+    assert sadmin.job(jobs["second"].job_id).backend == "slurm"
+    assert b"".join(sadmin.logs(jobs["second"].job_id)) == b"two\n"

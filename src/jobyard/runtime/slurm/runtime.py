@@ -163,7 +163,7 @@ class SlurmRuntime:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, FILE_POLL_MAX_SECONDS)
         finally:
-            check.cancel()
+            await _cancelled(check)
 
     async def _ended_in_slurm(self, slurm_id: str) -> SlurmJob | None:
         """Slurm's view after the next poll, when it says the job ended (else None)."""
@@ -206,7 +206,7 @@ class SlurmRuntime:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, FILE_POLL_MAX_SECONDS)
         finally:
-            check.cancel()
+            await _cancelled(check)
 
     def _replicas(self, job_id: str) -> int:
         try:
@@ -229,6 +229,13 @@ class SlurmRuntime:
         slurm_id = handle.backend_id
         with contextlib.suppress(OSError):
             (self._state_dir(job_id) / files.STOP_MARK).touch()
+        if not _started(self._state_dir(job_id)):
+            # Still in Slurm's queue (or its step not yet up): a plain cancel. A signal to a
+            # pending job is retried by scancel for minutes ("Job can not be altered now").
+            await self._scancel(slurm_id)
+            self.states.poke()
+            log.info("job cancelled in the queue | jobId=%s slurmJobId=%s", job_id, slurm_id)
+            return
         with contextlib.suppress(SlurmError):  # a suspended job can neither handle nor die
             await self.tools.run(self.tools.scontrol, "resume", slurm_id)
         await self._scancel("--signal=TERM", "--full", slurm_id)
@@ -299,12 +306,22 @@ class SlurmRuntime:
         await self.states.close()
 
 
+async def _cancelled(task: asyncio.Task[SlurmJob | None]) -> None:
+    """Cancel a poll task and let it finish (its tool process is ended and reaped)."""
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
 def _read_time(path: Path) -> datetime | None:
     """A time the step wrote (seconds since the epoch)."""
     try:
         return datetime.fromtimestamp(float(path.read_text().strip()), UTC)
     except (OSError, ValueError):
         return None
+
+
+def _started(state: Path) -> bool:
+    return (files.SlurmLaunch.rank_dir_of(state, 0) / files.STARTED_FILE).exists()
 
 
 def _no_more_files(state: Path) -> bool:

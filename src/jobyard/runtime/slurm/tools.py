@@ -72,11 +72,14 @@ class SlurmTools:
         )
         try:
             out, err = await asyncio.wait_for(proc.communicate(), timeout)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
+        except BaseException as exc:  # timed out, or the caller was cancelled: never leave
+            with contextlib.suppress(ProcessLookupError):  # a tool running unwatched
                 proc.kill()
-            await proc.wait()
-            raise SlurmError(f"{Path(argv[0]).name} did not answer within {timeout:g} s") from None
+            await asyncio.shield(proc.wait())
+            if isinstance(exc, TimeoutError):
+                name = Path(argv[0]).name
+                raise SlurmError(f"{name} did not answer within {timeout:g} s") from None
+            raise
         if proc.returncode != 0:
             message = err.decode(errors="replace").strip() or f"exit status {proc.returncode}"
             raise SlurmError(f"{Path(argv[0]).name}: {message}")
