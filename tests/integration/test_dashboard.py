@@ -221,6 +221,26 @@ def test_extend_suspend_and_resume_buttons(
     assert client.post(f"/ui/jobs/{job.id}/explode", headers=headers).status_code == 400
 
 
+def test_wallets_page_shows_a_user_its_own_and_admins_every_wallet(
+    http: Http, browsers: Browsers, http_server: ServerThread, data_dir: Path
+) -> None:
+    assert http_server.running is not None
+    ledger = http_server.running.ledger
+    assert ledger is not None
+
+    async def deposit() -> None:  # on the server's own thread, as its other writes
+        ledger.deposit("alice", "", 1234)
+        ledger.deposit("bob", "lab", 98765)
+
+    http_server.call(deposit())
+    alice, _ = sign_in(browsers, make_token(data_dir, "alice"))
+    page = alice.get("/ui/wallets").text
+    assert "<td>alice</td><td>(personal)</td><td>1234</td>" in page and "98765" not in page
+    admin, _ = sign_in(browsers, make_token(data_dir, "root", "admin"))
+    everything = admin.get("/ui/wallets").text
+    assert "1234" in everything and "<td>bob</td><td>lab</td><td>98765</td>" in everything
+
+
 def _live(http: Http, cookie: str, origin: str | None = None):  # type: ignore[no-untyped-def]
     headers = {"Cookie": f"jobyard_session={cookie}"}
     headers["Origin"] = origin or f"https://localhost:{http.port}"
