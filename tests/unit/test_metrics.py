@@ -87,6 +87,7 @@ def test_jobs_by_status_queue_depth_and_commits_from_the_store(tmp_path: Path) -
 
     metrics.bind(Engine(), store, Hub())  # type: ignore[arg-type]
     store.transition("j0", Status.INITIALIZING, "starting")  # one more COMMIT, timed
+    store.flush()  # by the store's writer thread
     got = samples(metrics)
     assert got[("jobyard_jobs", (("status", "QUEUED"),))] == 1
     assert got[("jobyard_jobs", (("status", "INITIALIZING"),))] == 1

@@ -66,11 +66,13 @@ def test_secrets_are_never_written_in_clear_and_erased_at_the_end(tmp_path: Path
     store.create(secret_job())
     to_running(store, ID_A)
     assert store.get(ID_A).spec.secret_environment == {"TOKEN": SECRET, "EMPTY": ""}
+    store.flush()  # the writer thread has committed the job
     assert SECRET.encode() not in on_disk(tmp_path / "data")
 
     done = store.transition(ID_A, Status.COMPLETED, "completed", exit_code=0)
 
     assert done.spec.secret_environment == {"TOKEN": "", "EMPTY": ""}  # names kept
+    store.flush()
     row = store.connection.execute("SELECT secret_environment FROM jobs").fetchone()[0]
     assert json.loads(row) == {"TOKEN": "", "EMPTY": ""}
     store.close()

@@ -14,7 +14,8 @@
                                                                         -> RESOURCE_EXHAUSTED
     ├── AlreadyExists             a request id reused for another request -> ALREADY_EXISTS
     ├── LaunchError               the runtime could not start the job   (job -> FAILED/LAUNCH_ERROR)
-    └── StaleTransition           compare-and-set lost a race in the store
+    ├── StaleTransition           compare-and-set lost a race in the store
+    └── StoreError                the database did not take a change    -> INTERNAL
 
 The server maps each to its gRPC code in one place (``server/errors.py``); messages are the
 seed's wording where it has one ("job not found: ID").
@@ -69,6 +70,10 @@ class LaunchError(JobyardError):
 
 class StaleTransition(JobyardError):
     """The job was not in an allowed predecessor status when the store tried the change."""
+
+
+class StoreError(JobyardError):
+    """The database did not take a change (a failed commit: disk full, I/O error)."""
 
 
 def job_not_found(job_id: str) -> NotFound:

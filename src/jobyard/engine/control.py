@@ -99,6 +99,7 @@ class JobControl:
                 await self._thaw_quietly(current, handle)
             raise job_not_running(job.id, current.status.value) from None
         log.info("job suspended | jobId=%s", job.id)
+        await self._store.committed()
         return job
 
     async def _thaw_quietly(self, job: Job, handle: Handle) -> None:
@@ -121,6 +122,7 @@ class JobControl:
             current = self._store.get(job.id)
             raise job_not_suspended(job.id, current.status.value) from None
         log.info("job resumed | jobId=%s suspendedSeconds=%.3f", job.id, job.suspended_seconds)
+        await self._store.committed()
         return job
 
     async def details(self, caller: Identity, ref: str) -> JobDetails:

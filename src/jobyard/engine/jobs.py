@@ -11,6 +11,12 @@ its handle recorded, until it reports that the job's processes run; only then is
 Every command and lookup takes the caller's :class:`~jobyard.domain.access.Identity`: a job
 the caller may not see (:func:`~jobyard.domain.access.visible`) is answered as absent
 ("job not found: ID") and left out of lists. Faces only translate; they decide nothing.
+
+The store applies a change at once and makes it durable in the background (group commit):
+the engine awaits ``Store.committed`` only where an answer promises durability (RunJob,
+stop, extend, suspend, resume, delete) and before a backend starts anything. Admission
+marks each job that fits INITIALIZING at once and launches it in a task of its own, so
+independent jobs launch concurrently while each job's own steps stay in order.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import asyncio
 import contextlib
 import dataclasses
 import errno
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -109,6 +116,7 @@ class JobEngine(JobControl, JobReading):
         self._ended: dict[str, asyncio.Event] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._admitting = False
+        self._launching: dict[str, asyncio.Task[None]] = {}
         self._timers = JobTimers()
         self.events = JobEvents()
         self._files = JobFiles(layout)
@@ -138,6 +146,7 @@ class JobEngine(JobControl, JobReading):
             for job in self._store.list([Status.RUNNING]):
                 self._charger.observe(job)
         await self._admit()
+        await asyncio.gather(*self._launching.values())
 
     async def close(self) -> None:
         """Stop watching; running jobs keep running and are adopted on the next start."""
@@ -268,6 +277,12 @@ class JobEngine(JobControl, JobReading):
         if job.status is Status.SCHEDULED:
             self._arm_start(job)
         await self._admit()
+        launch = self._launching.get(job.id)
+        if launch is not None:  # admitted now: answer once it runs, as the seed does
+            await asyncio.shield(launch)  # a caller gone away does not cancel the launch
+        # Answered means durable: the job, and its launch (RUNNING with its handle), so that
+        # a restart adopts what the answer said runs.
+        await self._store.committed()
         return self._store.get(job.id)
 
     @property
@@ -292,9 +307,11 @@ class JobEngine(JobControl, JobReading):
         """Stop a job: SIGTERM, grace, SIGKILL; returns once it is STOPPED (or timed out)."""
         job = self.job(caller, ref)
         if job.status in (Status.QUEUED, Status.SCHEDULED) and not job.backend_id:
-            return self._finish(job.id, Status.STOPPED, "stopped before it started",
-                                reason=TerminationReason.USER_STOP,
-                                exit_code=STOPPED_EXIT_CODE)  # fmt: skip
+            job = self._finish(job.id, Status.STOPPED, "stopped before it started",
+                               reason=TerminationReason.USER_STOP,
+                               exit_code=STOPPED_EXIT_CODE)  # fmt: skip
+            await self._store.committed()
+            return job
         if job.status.terminal:
             raise job_not_running(job.id, job.status.value)
         if job.status is not Status.STOPPING:
@@ -304,9 +321,11 @@ class JobEngine(JobControl, JobReading):
             )  # fmt: skip
             log.info("job stopping | jobId=%s", job.id)
             await self._signal_stop(job)
-        return await self._wait_ended(
+        job = await self._wait_ended(
             job.id, self._config.stop_grace_seconds + STOP_WAIT_EXTRA_SECONDS
         )
+        await self._store.committed()
+        return job
 
     async def _signal_stop(self, job: Job) -> None:
         if job.backend_id:
@@ -341,9 +360,6 @@ class JobEngine(JobControl, JobReading):
 
     # -- the only ways the engine changes a job -----------------------------------------
 
-    # TODO: each store call is a durable SQLite commit on the event loop (4 per job); with
-    # many concurrent submitters they bound throughput (bench/spawn.py, 8 clients). Batch
-    # them through a single writer thread, keeping "answered means durable".
     def _transition(self, job_id: str, new: Status, message: str, **fields: Any) -> Job:
         job = self._recorded(self._store.transition, job_id, new, message, **fields)
         self._hold(job)
@@ -379,15 +395,18 @@ class JobEngine(JobControl, JobReading):
     # -- admission and launch --------------------------------------------------------
 
     async def _admit(self) -> None:
-        """Start queued jobs, oldest first, while there is capacity."""
+        """Start queued jobs, oldest first, while there is capacity.
+
+        A job for a backend that runs it at once is INITIALIZING (so it holds capacity)
+        before the next one is looked at, and launches in a task of its own; a hand-over
+        to a backend's own queue is awaited (the job is QUEUED until it has its handle).
+        """
         if self._admitting:
             return  # the running admission loop will see the new job
         self._admitting = True
         try:
             while (job := self._next_admissible()) is not None:
                 await self._launch(job)
-                # Launching is mostly synchronous work; let RPCs and exits in between.
-                await asyncio.sleep(0)
         finally:
             self._admitting = False
 
@@ -424,8 +443,37 @@ class JobEngine(JobControl, JobReading):
             return
         if runtime.queues:
             await self._hand_over(runtime, job)
+            await asyncio.sleep(0)  # let RPCs and exits in between hand-overs
             return
         job = self._transition(job.id, Status.INITIALIZING, "setting up isolation and resources")
+        task = asyncio.create_task(self._run(runtime, job), name=f"launch-{job.id}")
+        self._launching[job.id] = task
+        task.add_done_callback(functools.partial(self._launched, job.id))
+
+    def _launched(self, job_id: str, _: asyncio.Task[None]) -> None:
+        self._launching.pop(job_id, None)
+
+    async def _durable_before_start(self, job: Job) -> bool:
+        """Wait until the job's record is committed before its backend starts anything: a
+        restart then knows of whatever may have been started (see _reconcile). False when
+        the job ended meanwhile (stopped, or the commit failed)."""
+        try:
+            await self._store.committed()
+        except JobyardError as exc:
+            message = f"internal error while launching: {exc}"
+            self._launch_failed(job.id, message, TerminationReason.INTERNAL_ERROR)
+            return False
+        current = self._store.get(job.id)
+        if current.status is Status.STOPPING:  # stopped while waiting
+            self._finish(job.id, Status.STOPPED, "stopped before it started",
+                         exit_code=STOPPED_EXIT_CODE)  # fmt: skip
+            return False
+        return not current.status.terminal
+
+    async def _run(self, runtime: Runtime, job: Job) -> None:
+        """The launch of one INITIALIZING job, in a task of its own."""
+        if not await self._durable_before_start(job):
+            return
         handle = await self._start(runtime, job)
         if handle is None:
             return
@@ -443,6 +491,8 @@ class JobEngine(JobControl, JobReading):
     async def _hand_over(self, runtime: Runtime, job: Job) -> None:
         """Give the job to a backend that queues it: it stays QUEUED, with its handle, until
         the backend reports it running (the watcher's :meth:`Runtime.running`)."""
+        if not await self._durable_before_start(job):
+            return
         handle = await self._start(runtime, job)
         if handle is None:
             return
@@ -463,7 +513,7 @@ class JobEngine(JobControl, JobReading):
 
     async def _start(self, runtime: Runtime, job: Job) -> Handle | None:
         """``runtime.start`` for ``job``; None when it failed (the job has ended then)."""
-        self._layout.create_job_dir(job.id, job.spec.replicas)
+        await asyncio.to_thread(self._layout.create_job_dir, job.id, job.spec.replicas)
         try:
             attached = await self.attachments.attach(job.id, job.spec)
         except JobyardError as exc:  # a volume or runtime removed while the job waited
@@ -680,6 +730,7 @@ class JobEngine(JobControl, JobReading):
         self._arm_expiry(job)
         log.info("job extended | jobId=%s seconds=%g expiresAt=%s",
                  job.id, seconds, job.expires_at)  # fmt: skip
+        await self._store.committed()
         return job
 
     # -- listing and deleting ----------------------------------------------------------------
@@ -697,6 +748,7 @@ class JobEngine(JobControl, JobReading):
                 f"job is not finished: {job.id} (current status: {job.status.value})"
             )
         self._store.delete(job.id)  # first: a half-deleted job never looks alive
+        await self._store.committed()
         await asyncio.to_thread(self._layout.remove, job.id)  # may be a large tree
         log.info("job deleted | jobId=%s", job.id)
         return job

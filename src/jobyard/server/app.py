@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import logging.handlers
+import queue
 import signal
 import time
 from pathlib import Path
@@ -245,6 +247,9 @@ async def start_server(
     box = SecretBox.from_file(config.jobyard.secret_key_file or layout.data_dir / KEY_FILE_NAME)
     store = SQLiteStore(layout.database, box)
     hub = LogHub(layout, log_config(config))
+    # A job's end must be recorded: a batch that meets a full disk retries after the reserve
+    # is freed.
+    store.writer.on_full = hub.limits.reserve.release
     hub.start()
     catalog = Catalog.of(config.ucloud)
     ledger = SQLiteLedger(store.connection)
@@ -354,12 +359,18 @@ class _Formatter(logging.Formatter):
         super().__init__("[%(asctime)s] [%(levelname)s] %(message)s", "%Y-%m-%dT%H:%M:%SZ")
 
 
-def configure_logging(level: int = logging.INFO) -> None:
+def configure_logging(level: int = logging.INFO) -> logging.handlers.QueueListener:
+    """Log lines to stderr, written by a thread of their own: a slow stderr (a file on a
+    busy disk, a full pipe) must not stall the event loop. Stop the listener to flush."""
     handler = logging.StreamHandler()
     handler.setFormatter(_Formatter())
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    listener = logging.handlers.QueueListener(records, handler)
+    listener.start()
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [logging.handlers.QueueHandler(records)]
     root.setLevel(level)
+    return listener
 
 
 async def _serve(config: ServerConfig) -> None:
@@ -375,5 +386,8 @@ async def _serve(config: ServerConfig) -> None:
 
 def serve(config: ServerConfig) -> None:
     """Run the daemon in the foreground until SIGINT/SIGTERM."""
-    configure_logging()
-    asyncio.run(_serve(config))
+    listener = configure_logging()
+    try:
+        asyncio.run(_serve(config))
+    finally:
+        listener.stop()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -35,9 +35,18 @@ MIN_PREFIX_CHARS = 4
 
 class Store(Protocol):
     def create(self, job: Job, request: RequestKey | None = None) -> None:
-        """Persist a new job (and its first history entry) durably before returning; with
-        ``request``, record its request id in the same transaction (DuplicateRequest if an
-        unexpired use of that id exists)."""
+        """Record a new job (and its first history entry), durable once :meth:`committed`
+        says so; with ``request``, record its request id with it, in the same transaction
+        (DuplicateRequest, at once, if an unexpired use of that id exists)."""
+        ...
+
+    def committed(self) -> Awaitable[None]:
+        """Done once every change made so far (before this call) is durable: it survives
+        a ``kill -9``. Await it before answering what promises durability.
+
+        Changes take effect at once for every reader of the store; only durability waits.
+        Raises StoreError when the database did not take them.
+        """
         ...
 
     def claimed(self, owner: str, key: str, now: datetime) -> Claimed | None:

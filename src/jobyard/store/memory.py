@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Generator, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
 from jobyard.domain.access import Owned, Scope
-from jobyard.domain.errors import InvalidArgument, NotFound, StaleTransition, job_not_found
-from jobyard.domain.jobs import Job, StatusUpdate, utcnow
+from jobyard.domain.errors import InvalidArgument, NotFound, job_not_found
+from jobyard.domain.jobs import Job, utcnow
 from jobyard.domain.requests import Claimed, DuplicateRequest, RequestKey
-from jobyard.domain.status import Status, can_transition
+from jobyard.domain.status import Status
 from jobyard.domain.workflows import WorkflowRecord, WorkflowStatus
-from jobyard.store.base import SPEC_FIELDS, JobQuery, check_fields
+from jobyard.store.base import JobQuery, check_fields
+from jobyard.store.records import annotated, created, transitioned, with_fields
 
 
 class MemoryRequestKeys:
@@ -50,9 +51,12 @@ class MemoryStore:
         if job.id in self._jobs:
             raise InvalidArgument(f"job {job.id} exists")
         self._requests.check(request)
-        first = StatusUpdate(job.created_at, job.status, job.message)
-        self._jobs[job.id] = dataclasses.replace(job, updates=(first,))
+        self._jobs[job.id] = created(job)
         self._requests.record(request, job.id)
+
+    def committed(self) -> Awaitable[None]:
+        """Every change is "durable" at once here."""
+        return _Done()
 
     def claimed(self, owner: str, key: str, now: datetime) -> Claimed | None:
         return self._requests.claimed(owner, key, now)
@@ -75,23 +79,13 @@ class MemoryStore:
 
     def transition(self, job_id: str, new: Status, message: str, **fields: Any) -> Job:
         check_fields(fields)
-        job = self.get(job_id)
-        if not can_transition(job.status, new):
-            raise StaleTransition(f"job {job_id}: cannot go from {job.status} to {new}")
-        update = StatusUpdate(utcnow(), new, message)
-        job = _with_fields(job, fields)
-        job = dataclasses.replace(job, status=new, message=message, updates=(*job.updates, update))
-        if new.terminal:  # as SQLiteStore: an ended job's secrets are erased, names kept
-            erased = dict.fromkeys(job.spec.secret_environment, "")
-            job = dataclasses.replace(
-                job, spec=dataclasses.replace(job.spec, secret_environment=erased)
-            )
+        job = transitioned(self.get(job_id), new, message, fields, utcnow())
         self._jobs[job_id] = job
         return job
 
     def update(self, job_id: str, **fields: Any) -> Job:
         check_fields(fields)
-        job = _with_fields(self.get(job_id), fields)
+        job = with_fields(self.get(job_id), fields)
         self._jobs[job_id] = job
         return job
 
@@ -99,11 +93,7 @@ class MemoryStore:
         self, job_id: str, message: str, *, only_in: Iterable[Status], **fields: Any
     ) -> Job:
         check_fields(fields)
-        job = self.get(job_id)
-        if job.status not in set(only_in):
-            raise StaleTransition(f"job {job_id}: not changed in status {job.status}")
-        update = StatusUpdate(utcnow(), job.status, message)
-        job = dataclasses.replace(_with_fields(job, fields), updates=(*job.updates, update))
+        job = annotated(self.get(job_id), message, only_in, fields, utcnow())
         self._jobs[job_id] = job
         return job
 
@@ -128,13 +118,12 @@ class MemoryStore:
         self._jobs.clear()
 
 
-def _with_fields(job: Job, fields: dict[str, Any]) -> Job:
-    """``job`` with ``fields`` set, those of :data:`SPEC_FIELDS` in its spec."""
-    spec = {k: v for k, v in fields.items() if k in SPEC_FIELDS}
-    rest = {k: v for k, v in fields.items() if k not in SPEC_FIELDS}
-    if spec:
-        job = dataclasses.replace(job, spec=dataclasses.replace(job.spec, **spec))
-    return dataclasses.replace(job, **rest)
+class _Done:
+    """An awaitable that is done already (needs no event loop)."""
+
+    def __await__(self) -> Generator[None, None, None]:
+        return
+        yield
 
 
 class MemoryWorkflowStore:

@@ -264,10 +264,9 @@ class LocalRuntime:
         pids: list[int] = []
         try:
             ids = self.uids.acquire(request.job_id, request.owner)
-            # A thread: a disk-limited job's mkfs and mount take tens of ms.
-            await asyncio.to_thread(workdirs.prepare, request, ids, created, self._tools.mount)
-            self._write_replica_files(request, ids)
-            cgroup = self.cgroups.create(request.job_id, self._limits(request))
+            # Directories (a disk-limited job's mkfs and mount take tens of ms), cgroup writes
+            # and forks block: in a thread, so that other launches and every RPC go on.
+            cgroup = await asyncio.to_thread(self._prepare, request, ids, created)
             await self._spawn_ranks(request, ids, cgroup, pids)
         except BaseException as exc:
             await self._undo_launch(request.job_id, cgroup, pids)
@@ -283,6 +282,12 @@ class LocalRuntime:
         log.info("job launched | jobId=%s shimPids=%s cgroup=v%d uid=%d", request.job_id,
                  ",".join(map(str, pids)), self.cgroups.version, ids.uid)  # fmt: skip
         return Supervisors(ranks, request.state_dir).handle
+
+    def _prepare(self, request: LaunchRequest, ids: JobIds, created: list[Path]) -> JobCgroup:
+        """The job's directories, replica files and cgroup (with its limits)."""
+        workdirs.prepare(request, ids, created, self._tools.mount)
+        self._write_replica_files(request, ids)
+        return self.cgroups.create(request.job_id, self._limits(request))
 
     def _rank_info(self, request: LaunchRequest) -> RankInfo:
         spec = request.spec
@@ -329,7 +334,8 @@ class LocalRuntime:
         shared_netns: int | None = None
         for rank in range(request.spec.replicas):
             argv = self._argv(request, rank, ids, procs_files, shared_netns)
-            pids.append(self._spawn(request, rank, argv, self._env(request, info, rank)))
+            env = self._env(request, info, rank)
+            pids.append(await asyncio.to_thread(self._spawn, request, rank, argv, env))
             own = request.spec.network == NETWORK_NONE and not request.netns
             if rank == 0 and own and request.spec.replicas > 1:
                 shared_netns = await own_netns(pids[0])
