@@ -114,10 +114,13 @@ async def test_submit_answers_at_once_and_starts_jobs_in_the_background(
     assert [j.status for j in accepted.jobs] == [PENDING, PENDING]  # stored, not yet started
 
     await until(lambda: len(rig.runtime.started) == 1, "the first job started")
+    # Started is not yet recorded: the runner records the job id once submit answers.
+    await until(lambda: workflows.workflow(ALICE, accepted.id).jobs[0].job_id is not None)
     first = workflows.workflow(ALICE, accepted.id[:8]).jobs[0].job_id
     assert first is not None
     rig.runtime.finish(first, ExitInfo(exit_code=0))
     await until(lambda: len(rig.runtime.started) == 2, "the dependent started")
+    await until(lambda: workflows.workflow(ALICE, accepted.id).jobs[1].job_id is not None)
     second = workflows.workflow(ALICE, accepted.id).jobs[1].job_id
     assert second is not None
     rig.runtime.finish(second, ExitInfo(exit_code=0))
