@@ -128,6 +128,7 @@ def test_expired_request_ids_are_dropped_as_new_ones_arrive(tmp_path: Path) -> N
     store = SQLiteStore(tmp_path / "db")
     store.create(make_job(ID_A), key("old", ttl=-1))
     store.create(make_job(ID_B), key("new"))
+    store.flush()  # committed by the writer thread
     rows = store.connection.execute("SELECT key FROM request_keys").fetchall()
     assert [r[0] for r in rows] == ["new"]
     store.close()
