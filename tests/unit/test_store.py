@@ -478,8 +478,10 @@ def test_sqlite_on_a_full_disk_raises_data_disk_full_and_keeps_what_it_had(tmp_p
     many = [f"cccc{n:04d}-0000-4000-8000-000000000000" for n in range(200)]
 
     async def create_many() -> None:
-        for job_id in many:
-            store.create(make_job(job_id))
+        for job_id in many:  # each needs pages of its own, whatever the batches are
+            job = make_job(job_id)
+            big = dataclasses.replace(job.spec, environment={"BIG": "x" * 20000})
+            store.create(dataclasses.replace(job, spec=big))
         await store.committed()
 
     with pytest.raises(DataDiskFull, match="the data disk is full"):
