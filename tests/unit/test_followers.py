@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from jobyard.domain.errors import InvalidArgument
-from jobyard.logs import JobLayout, LogHub
+from jobyard.logs import JobLayout, LogConfig, LogHub
 from jobyard.logs.followers import CHUNK_BYTES
 
 JOB = "0f0f0f0f-0000-4000-8000-000000000001"
@@ -306,3 +306,28 @@ async def test_output_removed_with_its_job_stays_readable_by_those_reading_it(
         rest = [chunk async for chunk in reader]
     assert joined([first, *rest]) == b"x" * (3 * CHUNK_BYTES)
     assert await collect(hub, follow=False) == []  # new readers find nothing
+
+
+async def test_a_polling_follower_sees_writes_inotify_never_reported(
+    layout: JobLayout, out: Path
+) -> None:
+    """Another node's writes (a Slurm job on a shared file system) raise no inotify event
+    here: without inotify at all, a polling hub still delivers every byte once, in order."""
+    hub = LogHub(layout, LogConfig(poll_seconds=0.01))  # never started: no inotify
+    append(out, b"history\n")
+    chunks: list[bytes] = []
+
+    async def follow() -> None:
+        async with contextlib.aclosing(hub.read(JOB, follow=True, ended=lambda: False)) as reader:
+            async for _, data in reader:
+                chunks.append(data)
+                if b"".join(chunks).endswith(b"live\n"):
+                    return
+
+    task = asyncio.create_task(follow())
+    async with asyncio.timeout(WAIT_SECONDS):
+        while not chunks:
+            await asyncio.sleep(0.001)
+        append(out, b"live\n")
+        await task
+    assert b"".join(chunks) == b"history\nlive\n"

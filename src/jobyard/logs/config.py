@@ -19,3 +19,7 @@ class LogConfig:
     # Space of the data disk kept back for the server's own records, released when job
     # output fills the disk so that the jobs' ends can still be recorded (0 = none).
     disk_reserve_bytes: int = DEFAULT_DISK_RESERVE_BYTES
+    # Followers also look at their file this often, inotify or not (0 = inotify only): a
+    # job's output written on another node (Slurm) reaches a shared file system that
+    # inotify here never hears of.
+    poll_seconds: float = 0.0

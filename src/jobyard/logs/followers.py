@@ -174,11 +174,20 @@ class LogHub:
                 if watched is None or watched.ended:
                     return
                 assert changed is not None
-                await changed.wait()
+                await self._changed(changed)
         finally:
             os.close(fd)
             if watched is not None:
                 self._detach((job_id, rank), watched)
+
+    async def _changed(self, changed: asyncio.Event) -> None:
+        """Until inotify says the file changed, or (polling) the next look is due."""
+        poll = self.config.poll_seconds
+        if poll <= 0:
+            await changed.wait()
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(changed.wait(), poll)
 
     def _attach(self, job_id: str, rank: int) -> _Watched:
         watched = self._jobs.get((job_id, rank))

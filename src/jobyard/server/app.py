@@ -65,6 +65,7 @@ SERVICES = (
     "jobyard.v1.JobyardService",
 )
 SHUTDOWN_GRACE_SECONDS = 2.0
+SLURM_LOG_POLL_SECONDS = 0.25  # how stale a Slurm job's followed output may be, at most
 # Room for a RunWorkflow's other fields beside a document of the largest allowed size.
 WORKFLOW_MESSAGE_HEADROOM_BYTES = 64 * 1024
 
@@ -152,6 +153,8 @@ def log_config(config: ServerConfig) -> LogConfig:
         max_output_bytes=config.jobyard.max_output_bytes,
         follower_stall_timeout_seconds=config.jobyard.log_follower_stall_timeout_seconds,
         disk_reserve_bytes=config.jobyard.disk_reserve_bytes,
+        # Slurm jobs write on other nodes, which inotify does not hear of: poll as well.
+        poll_seconds=SLURM_LOG_POLL_SECONDS if "slurm" in backend_names(config.jobyard) else 0,
     )
 
 
