@@ -8,7 +8,9 @@ a time, so each sees the same idle cluster. For each, from the moment of submiss
 - RUNNING: raw = squeue first shows RUNNING (polled every 5 ms); jobyard = the API first
   shows RUNNING (GetJob polled every 5 ms), i.e. after the rank's command was spawned;
 - command: the job's command itself writes the time it starts (its first action);
-- end (jobyard only): the command's last action to the API showing COMPLETED.
+- end (jobyard only): the command's last action to the API showing COMPLETED;
+- Slurm RUNNING (jobyard only): squeue first shows the jobyard job's allocation RUNNING,
+  which tells Slurm's scheduling apart from jobyard's own overhead.
 
 Prints p50/p95 of each and the ratios jobyard / raw (goal: RUNNING within 1.2x).
 """
@@ -29,6 +31,7 @@ from _server import bench_server
 from jobyard.client import Client
 
 POLL_SECONDS = 0.005
+IDLE_SECONDS = 0.5  # before each submission: every job meets the same settled cluster
 CONFIG = "jobyard:\n  backend: slurm\nslurm:\n  defaultTimeLimit: 5m\n"
 STAMP = 'date +%s.%N > "$0"; sleep 0.3; date +%s.%N > "$0.end"'
 
@@ -56,6 +59,7 @@ def squeue_state(slurm_id: str) -> str:
 
 def raw_job(scratch: Path, i: int) -> tuple[float, float]:
     mark = scratch / f"raw-{i}"
+    time.sleep(IDLE_SECONDS)
     t0 = time.time()
     out = subprocess.run(["sbatch", "--parsable", "--time=5", "--output=/dev/null",
                           "--wrap", f"sh -c '{STAMP}' {mark}"],
@@ -68,15 +72,26 @@ def raw_job(scratch: Path, i: int) -> tuple[float, float]:
     return running - t0, command - t0
 
 
-def jobyard_job(client: Client, data: Path) -> tuple[float, float, float]:
+def slurm_id_of(client: Client, job_id: str) -> str:
+    """From the job's history: "waiting in the slurm queue (backend id N)"."""
+    for update in client.job(job_id).updates:
+        if "backend id " in update.message:
+            return update.message.rsplit("backend id ", 1)[1].rstrip(")")
+    raise RuntimeError(f"job {job_id} was not handed to Slurm")
+
+
+def jobyard_job(client: Client, data: Path) -> tuple[float, float, float, float]:
+    time.sleep(IDLE_SECONDS)
     t0 = time.time()
     job = client.submit("sh", ["-c", STAMP, "/work/t"])
+    slurm_id = slurm_id_of(client, job.id)
+    allocated = until(lambda: squeue_state(slurm_id) in ("RUNNING", "COMPLETING", "COMPLETED"))
     running = until(lambda: client.job(job.id).status in ("RUNNING", "COMPLETED"))
     work = data / "jobs" / job.id / "work"
     command = stamp(work / "t")
     ended = stamp(work / "t.end")
     completed = until(lambda: client.job(job.id).status == "COMPLETED")
-    return running - t0, command - t0, completed - ended
+    return running - t0, command - t0, completed - ended, allocated - t0
 
 
 def summary(name: str, values: list[float]) -> str:
@@ -89,7 +104,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=10, help="jobs of each kind")
     args = parser.parse_args()
-    raw_running, raw_command, jy_running, jy_command, jy_end = [], [], [], [], []
+    raw_running, raw_command, jy_running, jy_command, jy_end, jy_slurm = [], [], [], [], [], []
     with bench_server(CONFIG) as server, tempfile.TemporaryDirectory() as tmp:
         data = server.certs.parent / "data"
         jobyard_job(server.client, data)  # warm: the first job pays for imports
@@ -97,12 +112,14 @@ def main() -> None:
             running, command = raw_job(Path(tmp), i)
             raw_running.append(running)
             raw_command.append(command)
-            running, command, end = jobyard_job(server.client, data)
+            running, command, end, allocated = jobyard_job(server.client, data)
+            jy_slurm.append(allocated)
             jy_running.append(running)
             jy_command.append(command)
             jy_end.append(end)
     print(f"slurm backend vs raw sbatch, {args.jobs} jobs each, alternating, one at a time:")
     print(summary("raw sbatch: submit -> RUNNING", raw_running))
+    print(summary("jobyard:    submit -> Slurm RUNNING", jy_slurm))
     print(summary("jobyard:    submit -> RUNNING", jy_running))
     print(summary("raw sbatch: submit -> command", raw_command))
     print(summary("jobyard:    submit -> command", jy_command))
