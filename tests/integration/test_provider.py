@@ -382,7 +382,7 @@ def test_follow_is_for_core_and_ends_on_cancel_stream(
 def test_update_acl_decides_who_else_sees_the_job_on_the_other_faces(
     provider: ServerThread, http: Http, token: str, core: FakeCore
 ) -> None:
-    job = runnable(seed_provider_create(), "95001", ["true"])
+    job = runnable(seed_provider_create(), "95001", ["sleep", "600"])
     (job_id,) = create(http, token, job)
     owner = make_token(provider.data_dir, "user", "user")  # Core's user is the job's owner
     bob = make_token(provider.data_dir, "bob", "user")
@@ -402,6 +402,12 @@ def test_update_acl_decides_who_else_sees_the_job_on_the_other_faces(
     added = {"items": [{"resource": job, "deleted": [], "added": entries}]}
     assert http.ok("POST", f"{JOBS}/updateAcl", token, json=added) == {"responses": [{}]}
     assert sees(bob) and sees(lab)
+    # READ lets bob see it, not act on it; EDIT lets the lab extend it.
+    stop = {"items": [{"id": job_id}]}
+    refused = http.call("POST", "/api/jobs/terminate", bob, json=stop)
+    assert refused.status_code == 403 and "to see only" in refused.json()["why"]
+    longer = {"items": [{"jobId": job_id, "requestedTime": {"hours": 1}}]}
+    assert http.call("POST", "/api/jobs/extend", lab, json=longer).status_code == 200
     removed = {"items": [{"resource": job, "added": [], "deleted": [user]}]}
     http.ok("POST", f"{JOBS}/updateAcl", token, json=removed)
     assert not sees(bob) and sees(lab)

@@ -12,6 +12,7 @@ from jobyard.domain.access import (
     Role,
     Scope,
     authorize,
+    may_change,
     principal,
     scope,
     visible,
@@ -147,8 +148,17 @@ def test_a_job_shared_with_a_user_or_project_is_visible_to_them_alone() -> None:
     assert not visible(BOB, shared) and not visible(DAVE, shared)
     assert not visible(DAVE, SharedItem("erin", "", ("project:",)))  # no empty project
     assert principal("user", "bob") == "user:bob"
+    assert principal("project", "lab", edit=True) == "project+edit:lab"
     with pytest.raises(ValueError, match="kind"):
         principal("group", "x")
+
+
+def test_a_share_to_see_does_not_let_one_act_a_share_to_edit_does() -> None:
+    shared = SharedItem("erin", "", ("user:alice", "project+edit:chemistry"))
+    assert visible(ALICE, shared) and not may_change(ALICE, shared)
+    assert visible(CAROL, shared) and may_change(CAROL, shared)
+    assert may_change(ALICE, Item("alice")) and may_change(BOB, Item("alice", "physics"))
+    assert may_change(ADMIN, shared)
 
 
 def test_users_without_a_project_do_not_share_the_empty_project() -> None:

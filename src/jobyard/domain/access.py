@@ -132,24 +132,42 @@ class Scope:
     def admits(self, item: Owned) -> bool:
         if item.owner == self.owner or (bool(self.project) and item.project == self.project):
             return True
-        # Jobs can be shared; workflows are not. TODO: a share confers what project membership
-        # does (acting on the job too, e.g. a stop); UCloud's READ-only entries should give a
-        # read-only share, checked where the engine changes a job.
+        # Jobs can be shared (to see them, or to act on them too); workflows are not.
         shared = getattr(item, "shared_with", ())
-        return bool(shared) and (
-            principal("user", self.owner) in shared
-            or (bool(self.project) and principal("project", self.project) in shared)
-        )
+        return bool(shared) and any(name in shared for name in self.principals(edit=False))
+
+    def may_change(self, item: Owned) -> bool:
+        """Whether the caller may act on ``item`` (stop, suspend, extend...), not only see
+        it: its owner, its project's members, and those it is shared with to edit."""
+        if item.owner == self.owner or (bool(self.project) and item.project == self.project):
+            return True
+        shared = getattr(item, "shared_with", ())
+        return bool(shared) and any(name in shared for name in self.principals(edit=True))
+
+    def principals(self, *, edit: bool) -> list[str]:
+        """The sharing principals that stand for this caller (to see: either kind)."""
+        kinds = [("user", self.owner)] + ([("project", self.project)] if self.project else [])
+        out = [principal(kind, name, edit=True) for kind, name in kinds]
+        if not edit:
+            out += [principal(kind, name) for kind, name in kinds]
+        return out
 
 
 MAX_SHARES = 256
 
 
-def principal(kind: str, name: str) -> str:
-    """``user:NAME`` or ``project:NAME``: an entry of :attr:`Job.shared_with`."""
+def principal(kind: str, name: str, *, edit: bool = False) -> str:
+    """An entry of :attr:`Job.shared_with`: ``user:NAME`` or ``project:NAME`` sees the job;
+    ``user+edit:NAME`` / ``project+edit:NAME`` also acts on it."""
     if kind not in ("user", "project"):
         raise ValueError(f"unknown principal kind {kind!r}")
-    return f"{kind}:{name}"
+    return f"{kind}+edit:{name}" if edit else f"{kind}:{name}"
+
+
+def may_change(identity: Identity, item: Owned) -> bool:
+    """Whether ``identity`` may act on ``item`` it can see (admins: every job)."""
+    limits = scope(identity)
+    return limits is None or limits.may_change(item)
 
 
 def scope(identity: Identity) -> Scope | None:
@@ -177,6 +195,7 @@ __all__ = [
     "Role",
     "Scope",
     "authorize",
+    "may_change",
     "principal",
     "scope",
     "visible",

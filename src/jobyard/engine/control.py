@@ -17,11 +17,12 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from jobyard.domain.access import MAX_SHARES, Identity
+from jobyard.domain.access import MAX_SHARES, Identity, may_change
 from jobyard.domain.errors import (
     FailedPrecondition,
     InvalidArgument,
     JobyardError,
+    PermissionDenied,
     StaleTransition,
     job_not_running,
 )
@@ -73,6 +74,14 @@ class JobControl:
     def _update(self, job_id: str, **fields: Any) -> Job:
         raise NotImplementedError  # JobEngine's
 
+    def job_to_change(self, caller: Identity, ref: str) -> Job:
+        """The job ``ref`` names, if ``caller`` may act on it (a job shared with it to see
+        only: PermissionDenied; one it may not see: NotFound)."""
+        job = self.job(caller, ref)
+        if not may_change(caller, job):
+            raise PermissionDenied(f"job {job.id} is shared with {caller.name} to see only")
+        return job
+
     def share(self, job_id: str, shared_with: Collection[str]) -> Job:
         """Set who else sees the job (``user:NAME`` / ``project:NAME`` principals, see
         :func:`jobyard.domain.access.principal`), as its project's members do."""
@@ -85,7 +94,7 @@ class JobControl:
 
     async def suspend(self, caller: Identity, ref: str) -> Job:
         """Freeze every process of a RUNNING job; it makes no progress until resumed."""
-        job = self.job(caller, ref)
+        job = self.job_to_change(caller, ref)
         if job.status is not Status.RUNNING:
             raise job_not_running(job.id, job.status.value)
         handle = Handle(job.backend_id)
@@ -111,7 +120,7 @@ class JobControl:
 
     async def resume(self, caller: Identity, ref: str) -> Job:
         """Thaw a SUSPENDED job; it continues where it was."""
-        job = self.job(caller, ref)
+        job = self.job_to_change(caller, ref)
         if job.status is not Status.SUSPENDED:
             raise job_not_suspended(job.id, job.status.value)
         await self._runtime(job).resume(job.id, Handle(job.backend_id))

@@ -305,7 +305,7 @@ class JobEngine(JobControl, JobReading):
 
     async def stop(self, caller: Identity, ref: str) -> Job:
         """Stop a job: SIGTERM, grace, SIGKILL; returns once it is STOPPED (or timed out)."""
-        job = self.job(caller, ref)
+        job = self.job_to_change(caller, ref)
         if job.status in (Status.QUEUED, Status.SCHEDULED) and not job.backend_id:
             job = self._finish(job.id, Status.STOPPED, "stopped before it started",
                                reason=TerminationReason.USER_STOP,
@@ -715,7 +715,7 @@ class JobEngine(JobControl, JobReading):
 
     async def extend(self, caller: Identity, ref: str, seconds: float) -> Job:
         """Give an unfinished job ``seconds`` more wall time (UCloud extend)."""
-        job = self.job(caller, ref)
+        job = self.job_to_change(caller, ref)
         fields, message = extension(job, seconds)
         if job.backend_id:  # the backend's own limit moves first (Slurm's TimeLimit)
             await self._runtime(job).extend(
@@ -742,7 +742,7 @@ class JobEngine(JobControl, JobReading):
 
     async def delete(self, caller: Identity, ref: str) -> Job:
         """Remove a finished job: its record, history, output and work directory."""
-        job = self.job(caller, ref)
+        job = self.job_to_change(caller, ref)
         if not job.status.terminal:
             raise FailedPrecondition(
                 f"job is not finished: {job.id} (current status: {job.status.value})"

@@ -31,7 +31,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from jobyard.domain.access import Scope, principal
+from jobyard.domain.access import Scope
 from jobyard.domain.errors import (
     DataDiskFull,
     InvalidArgument,
@@ -110,9 +110,7 @@ def scope_sql(scope: Scope | None, *, shared: bool = False) -> tuple[str, builti
         return "1 = 1", []
     if shared:
         own, params = scope_sql(scope)
-        names = [principal("user", scope.owner)]
-        if scope.project:
-            names.append(principal("project", scope.project))
+        names = scope.principals(edit=False)
         marks = ", ".join("?" * len(names))
         shares = f"EXISTS (SELECT 1 FROM json_each(shared_with) WHERE value IN ({marks}))"
         return f"({own} OR (shared_with != '[]' AND {shares}))", [*params, *names]

@@ -138,24 +138,33 @@ async def interactive_session(who: Core, face: Face) -> Json:
 @router.post("/updateAcl", summary="Core's permission changes of jobs (bulk)")
 async def update_acl(body: ProviderBulk[UpdatedAcl], who: Core, face: Face) -> Json:
     """Who else sees each job on jobyard's other faces: the users and projects Core's ACL
-    names (a project group is its whole project: jobyard has no groups)."""
-    changes = [(item, [principal_of(e.entity) for e in item.added],
-                [principal_of(e) for e in item.deleted]) for item in body.items]  # fmt: skip
-    for item, added, deleted in changes:
+    names (a project group is its whole project: jobyard has no groups); READ lets them
+    see it, EDIT or ADMIN act on it too."""
+    # An entry added again replaces what its entity had (its permissions changed).
+    changes = [
+        ({principal_of(e.entity, edit=bool(EDITING & set(e.permissions))) for e in item.added},
+         {name for e in [*item.deleted, *(a.entity for a in item.added)]
+          for name in (principal_of(e), principal_of(e, edit=True))})
+        for item in body.items
+    ]  # fmt: skip
+    for item, (added, dropped) in zip(body.items, changes, strict=True):
         try:
             job = face.job(item.resource)
         except NotFound:  # a job jobyard never ran: nothing to apply, still acknowledged
             continue
-        face.engine.share(job.id, (set(job.shared_with) | set(added)) - set(deleted))
+        face.engine.share(job.id, (set(job.shared_with) - dropped) | added)
     return _units(len(body.items))
 
 
-def principal_of(entity: AclEntity) -> str:
+EDITING = frozenset({"EDIT", "ADMIN"})
+
+
+def principal_of(entity: AclEntity, *, edit: bool = False) -> str:
     """An ACL entity as a job's sharing principal (:func:`jobyard.domain.access.principal`)."""
     if entity.type == "user" and entity.username:
-        return principal("user", entity.username)
+        return principal("user", entity.username, edit=edit)
     if entity.type == "project_group" and entity.projectId:
-        return principal("project", entity.projectId)
+        return principal("project", entity.projectId, edit=edit)
     raise InvalidArgument(
         f"invalid ACL entity: type {entity.type[:32]!r} with its name (user: username; "
         "project_group: projectId) is required"
