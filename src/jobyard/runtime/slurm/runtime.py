@@ -44,11 +44,14 @@ from jobyard.runtime.slurm import launch as files
 from jobyard.runtime.slurm.launch import SbatchOptions, SlurmLaunch, sbatch_argv, slurm_time
 from jobyard.runtime.slurm.states import SlurmJob
 from jobyard.runtime.slurm.tools import SlurmError, SlurmStates, SlurmTools
+from jobyard.runtime.slurm.watch import StateWatch, woken
 
 log = logging.getLogger("jobyard.runtime.slurm")
 
 FILE_POLL_MIN_SECONDS = 0.005
-FILE_POLL_MAX_SECONDS = 0.05  # how stale a rank's start or end may be, at most
+# How stale a rank's start or end may be, at most, when written on another node (this
+# node's writes wake the runtime at once: StateWatch).
+FILE_POLL_MAX_SECONDS = 0.1
 SLURM_POLL_SECONDS = 1.0  # the fallback of truth: Slurm's own view of every watched job
 ENDED_FILES_GRACE_SECONDS = 2.0  # Slurm says ended: how long ranks' files may still lag
 CLEANUP_TIMEOUT_SECONDS = 10.0  # how long a finished job's allocation may take to end
@@ -85,6 +88,7 @@ class SlurmRuntime:
         self.capacity = config.capacity
         self.states = SlurmStates(self.tools, SLURM_POLL_SECONDS)
         self._chain_tools = files.ChainTools.find()
+        self._watch = StateWatch()  # same-node writes of the steps' files, at once
 
     # -- start ----------------------------------------------------------------------
 
@@ -148,20 +152,22 @@ class SlurmRuntime:
         return self._layout.state_dir(job_id)
 
     async def running(self, job_id: str, handle: Handle) -> datetime | None:
-        started = files.SlurmLaunch.rank_dir_of(self._state_dir(job_id), 0) / files.STARTED_FILE
+        rank0 = files.SlurmLaunch.rank_dir_of(self._state_dir(job_id), 0)
+        started = rank0 / files.STARTED_FILE
         check = asyncio.create_task(self._ended_in_slurm(handle.backend_id))
         delay = FILE_POLL_MIN_SECONDS
         try:
-            while True:
-                when = _read_time(started)
-                if when is not None:
-                    return when
-                if check.done():
-                    if check.result() is not None:  # ended: a last look at the file
-                        return _read_time(started)
-                    check = asyncio.create_task(self._ended_in_slurm(handle.backend_id))
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, FILE_POLL_MAX_SECONDS)
+            with self._watch.watching([rank0]) as changed:
+                while True:
+                    when = _read_time(started)
+                    if when is not None:
+                        return when
+                    if check.done():
+                        if check.result() is not None:  # ended: a last look at the file
+                            return _read_time(started)
+                        check = asyncio.create_task(self._ended_in_slurm(handle.backend_id))
+                    await woken(changed, delay)
+                    delay = min(delay * 2, FILE_POLL_MAX_SECONDS)
         finally:
             await _cancelled(check)
 
@@ -188,23 +194,23 @@ class SlurmRuntime:
         check = asyncio.create_task(self._ended_in_slurm(handle.backend_id))
         delay, ended_at = FILE_POLL_MIN_SECONDS, None
         loop = asyncio.get_running_loop()
+        rank_dirs = [files.SlurmLaunch.rank_dir_of(state, r) for r in range(replicas)]
         try:
-            while True:
-                ends = [_rank_end(state, rank) for rank in range(replicas)]
-                if all(end is not None for end in ends):
-                    return self._combined(state, [e for e in ends if e is not None])
-                if check.done():
-                    slurm_job = check.result()
-                    if slurm_job is not None:
-                        ended_at = ended_at or loop.time()
-                        if (
-                            _no_more_files(state)
-                            or loop.time() - ended_at > ENDED_FILES_GRACE_SECONDS
-                        ):
-                            return slurm_job.exit_info()
-                    check = asyncio.create_task(self._ended_in_slurm(handle.backend_id))
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, FILE_POLL_MAX_SECONDS)
+            with self._watch.watching(rank_dirs) as changed:
+                while True:
+                    ends = [_rank_end(state, rank) for rank in range(replicas)]
+                    if all(end is not None for end in ends):
+                        return self._combined(state, [e for e in ends if e is not None])
+                    if check.done():
+                        slurm_job = check.result()
+                        if slurm_job is not None:
+                            ended_at = ended_at or loop.time()
+                            waited = loop.time() - ended_at
+                            if _no_more_files(state) or waited > ENDED_FILES_GRACE_SECONDS:
+                                return slurm_job.exit_info()
+                        check = asyncio.create_task(self._ended_in_slurm(handle.backend_id))
+                    await woken(changed, delay)
+                    delay = min(delay * 2, FILE_POLL_MAX_SECONDS)
         finally:
             await _cancelled(check)
 
@@ -304,6 +310,7 @@ class SlurmRuntime:
 
     async def close(self) -> None:
         await self.states.close()
+        self._watch.close()
 
 
 async def _cancelled(task: asyncio.Task[SlurmJob | None]) -> None:
