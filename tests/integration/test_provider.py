@@ -29,6 +29,8 @@ from tests.unit.ucloud_samples import seed_provider_create
 
 JOBS = "/ucloud/example/jobs"
 RATE = 60.0  # a charged minute per wall second
+MAINTENANCE = {"description": "Disk swap", "availability": "MINOR_DISRUPTION",
+               "startsAt": 1700000000000, "estimatedEndAt": None}  # fmt: skip
 
 
 @pytest.fixture
@@ -42,7 +44,8 @@ def core(certs_dir: Path) -> Iterator[FakeCore]:
 def provider(tmp_path: Path, certs_dir: Path, core: FakeCore) -> Iterator[ServerThread]:
     if root_problem():
         pytest.skip(root_problem() or "")
-    config = provider_config(tmp_path, core, accountingIntervalSeconds=0.5)
+    config = provider_config(tmp_path, core, accountingIntervalSeconds=0.5,
+                             maintenance=MAINTENANCE)  # fmt: skip
     thread = ServerThread(tmp_path / "data", certs_dir, http_listen="127.0.0.1:0",
                           config_file=config, charge_rate=RATE)  # fmt: skip
     thread.start()
@@ -110,7 +113,7 @@ def test_products_claim_only_what_works(http: Http, token: str) -> None:
     missing = {"vnc": False, "terminal": False, "web": False}
     assert support["native"] == works | missing
     assert not any(support["docker"].values()) and not any(support["virtualMachine"].values())
-    assert support["maintenance"] is None
+    assert support["maintenance"] == MAINTENANCE  # as configured (ucloud.maintenance)
 
 
 # -- create ----------------------------------------------------------------------------------
