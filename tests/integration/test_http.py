@@ -3,6 +3,7 @@ and one model: jobs of the gRPC face are the HTTP face's and the other way round
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -161,6 +162,14 @@ def test_bad_requests_are_4xx_with_ucloud_errors_and_create_nothing(
         response = http.call("POST", "/api/jobs", alice, content=body)
         assert response.status_code == status, (body[:80], response.text)
         assert set(response.json()) == {"why", "errorCode"}
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the limit counts what arrives
+        yield b'{"items": [{"name": "'
+        for _ in range(2 * 1024):
+            yield b"x" * 1024
+
+    streamed = http.call("POST", "/api/jobs", alice, content=chunks())
+    assert (streamed.status_code, streamed.json()["errorCode"]) == (413, "PAYLOAD_TOO_LARGE")
     assert grpc_admin.jobs() == []
 
 

@@ -7,6 +7,7 @@ uvicorn inside the server's own asyncio loop, beside grpc.aio.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from fastapi import FastAPI
@@ -78,18 +79,26 @@ class BodyLimit:
             return
         scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
         received = 0
+        too_large = False
 
         async def bounded() -> Message:
-            nonlocal received
+            nonlocal received, too_large
             message = await receive()
             received += len(message.get("body", b""))
             if received > self._max:
+                too_large = True
                 raise _TooLarge
             return message
 
-        try:
-            await self._app(scope, bounded, send)
-        except _TooLarge:
+        async def unless_too_large(message: Message) -> None:
+            # FastAPI turns any error while reading the body into its own 400: once the
+            # limit is passed, that answer is dropped for the 413 below.
+            if not too_large:
+                await send(message)
+
+        with contextlib.suppress(_TooLarge):
+            await self._app(scope, bounded, unless_too_large)
+        if too_large:
             await self._refuse(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
