@@ -32,6 +32,7 @@ from jobyard.store import (
 )
 from tests.unit.test_engine import Rig, rig_for, until
 from tests.unit.test_secrets_at_rest import on_disk
+from tests.unit.test_store_writer import hold_the_writer
 
 ALICE = Identity("alice", Role.USER)
 
@@ -48,13 +49,37 @@ def record(workflow_id: str = WF_A) -> WorkflowRecord:
     )  # fmt: skip
 
 
-@pytest.fixture(params=["sqlite", "memory"])
+@pytest.fixture(params=["sqlite", "sqlite-writer", "memory"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[WorkflowStore]:
     if request.param == "memory":
         yield MemoryWorkflowStore()
         return
     jobs = SQLiteStore(tmp_path / "db")
-    yield SQLiteWorkflowStore(jobs.connection)
+    writer = jobs.writer if request.param == "sqlite-writer" else None
+    yield SQLiteWorkflowStore(jobs.connection, writer=writer)
+    jobs.close()
+
+
+def test_changes_through_the_writer_show_at_once_and_are_stored_once_committed(
+    tmp_path: Path,
+) -> None:
+    jobs = SQLiteStore(tmp_path / "db")
+    workflows = SQLiteWorkflowStore(jobs.connection, writer=jobs.writer)
+    workflows.create(record())
+    release = hold_the_writer(jobs.writer)
+    workflows.set_job(WF_A, "a", job_id="job-1", status="RUNNING", reason=None)
+    workflows.finish(WF_A, WorkflowStatus.FAILED)
+    plain = SQLiteWorkflowStore(jobs.connection)  # reads the database only
+    assert plain.get(WF_A).jobs[0].job_id is None and plain.get(WF_A).ended_at is None
+    shown = workflows.get(WF_A)
+    assert (shown.jobs[0].job_id, shown.jobs[0].status) == ("job-1", "RUNNING")
+    assert shown.status is WorkflowStatus.FAILED and shown.ended_at is not None
+    assert workflows.list(unfinished_only=True) == []
+    release.set()
+    jobs.flush()
+    stored = plain.get(WF_A)
+    assert (stored.jobs[0].job_id, stored.status) == ("job-1", WorkflowStatus.FAILED)
+    assert workflows.get(WF_A).jobs == stored.jobs  # nothing left only in memory
     jobs.close()
 
 
@@ -174,6 +199,7 @@ async def test_a_restarted_runner_starts_at_once_and_catches_up_behind(tmp_path:
         doc = "jobs:\n  a: {command: x}\n  b: {command: y, requires: [a]}\n"
         accepted = await first.submit(ALICE, doc)
         await until(lambda: len(rig.runtime.started) == 1, "the first job started")
+        await until(lambda: store.get(accepted.id).jobs[0].job_id is not None, "its id recorded")
         await first.close()
 
         parser = GatedParser()

@@ -272,7 +272,7 @@ async def start_server(
     g = config.grpc
     workflows = WorkflowRunner(
         engine,
-        SQLiteWorkflowStore(store.connection, box),
+        SQLiteWorkflowStore(store.connection, box, writer=store.writer),
         ProcessWorkflowParser(workflow_limits(config)),
     )
     server = grpc.aio.server(
