@@ -20,6 +20,8 @@ from jobyard.domain.errors import JobyardError
 from tests.integration.conftest import ServerThread
 from tests.integration.http_support import Http, make_token, wait_state
 
+PRODUCT = {"id": "example-compute", "category": "example-compute", "provider": "example"}
+
 
 @pytest.fixture
 def data_dir(http_server: ServerThread) -> Path:
@@ -270,6 +272,24 @@ def test_live_socket_sends_history_then_output_until_the_end(
                 statuses.append(message["job"]["status"])
     assert output == "first\nsecond\n"
     assert statuses[-1] == "COMPLETED"
+
+
+def test_new_jobs_are_announced_only_to_those_who_may_see_them(
+    http: Http, browsers: Browsers, data_dir: Path, grpc_admin: Client
+) -> None:
+    alice = make_token(data_dir, "alice")
+    client, _ = sign_in(browsers, alice)
+    with _live(http, client.cookies["jobyard_session"]) as ws:
+        ws.send(json.dumps({"watch": "jobs", "ids": [], "new": True}))
+        hidden = grpc_admin.submit("true")  # admin's: alice may not see it
+        item = {"application": {"name": "echo", "version": "1"}, "product": PRODUCT,
+                "parameters": {"text": {"type": "text", "value": "hi"}}}  # fmt: skip
+        created = http.ok("POST", "/api/jobs", alice, json={"items": [item]})
+        own = created["responses"][0]["id"]
+        # Changes reach a watcher in order: admin's job would have come first.
+        message = json.loads(ws.recv(60))
+        assert (message["type"], message["job"]["id"]) == ("new", own)
+        assert message["job"]["owner"] == "alice" and hidden.id != own
 
 
 def test_live_socket_refuses_other_origins_and_no_session(

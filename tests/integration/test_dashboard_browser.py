@@ -114,6 +114,8 @@ def test_sign_in_watch_output_grow_and_stop_the_job(
         row = page.locator(f'tr[data-job-id="{job.id}"]')
         expect(row.locator('[data-field="status"]')).to_have_text("RUNNING", timeout=WAIT_MS)
         expect(row).to_contain_text("ticker")
+        grpc_admin.submit("true", name="newcomer")  # after the page was drawn
+        expect(page.get_by_role("link", name="1 new job: show")).to_be_visible(timeout=WAIT_MS)
         watched.shot("jobs")
         row.get_by_role("link").click()
         log = page.locator("pre#output-0")

@@ -16,7 +16,7 @@ from jobyard.domain.errors import InvalidArgument, PermissionDenied, Unauthentic
 from jobyard.domain.jobs import Job, JobSpec
 from jobyard.domain.status import Status
 from jobyard.http.dashboard.graph import NODE_WIDTH, Vertex, columns, layout
-from jobyard.http.dashboard.live import MAX_WATCHED_IDS, _subscription
+from jobyard.http.dashboard.live import MAX_WATCHED_IDS, Subscription, _subscription
 from jobyard.http.dashboard.pages import JobFilters
 from jobyard.http.dashboard.rendering import allowed, job_row, size
 from jobyard.http.dashboard.sessions import (
@@ -164,8 +164,10 @@ def test_graph_survives_unknown_dependencies_and_cycles() -> None:
 
 
 def test_live_subscriptions_are_checked() -> None:
-    assert _subscription('{"watch": "job", "id": "abc"}') == ("job", "abc", [])
-    assert _subscription('{"watch": "jobs", "ids": ["a", "b"]}') == ("jobs", "", ["a", "b"])
+    assert _subscription('{"watch": "job", "id": "abc"}') == Subscription("job", ref="abc")
+    table = _subscription('{"watch": "jobs", "ids": ["a", "b"], "new": true}')
+    assert table == Subscription("jobs", ids=("a", "b"), new=True)
+    assert _subscription('{"watch": "jobs", "ids": [], "new": "yes"}').new is False
     bad = [
         "not json",
         "[]",

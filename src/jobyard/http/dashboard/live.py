@@ -2,14 +2,17 @@
 
 The page sends one subscription, then only listens:
 
-- ``{"watch": "jobs", "ids": [...]}``: the table's jobs, a ``job`` message on each change;
+- ``{"watch": "jobs", "ids": [...], "new": true|false}``: the table's jobs, a ``job`` message
+  on each change; with ``new`` (the first, unfiltered page) also a ``new`` message the first
+  time another job the caller may see changes (submitted since the page was drawn);
 - ``{"watch": "job", "id": ID}``: the job's changes and usage, and every rank's output
   (``output`` messages: the last ``HISTORY_BYTES`` first, then live) until it ends;
 - ``{"watch": "workflow", "id": ID}``: the workflow's jobs as they start and change.
 
 Messages: ``{"type": "job", "job": ROW, "usage": {...}|null}``, ``{"type": "output",
 "rank": R, "text": T}``, ``{"type": "skipped", "rank": R, "bytes": N}`` (older output left
-out: download it), ``{"type": "error", "why": W}``, ``{"type": "end"}``.
+out: download it), ``{"type": "new", "job": ROW}``, ``{"type": "error", "why": W}``,
+``{"type": "end"}``.
 
 Handshakes from other origins and without a live session are refused (403) before any
 job is looked at. Each connection has one bounded outbox; a browser that reads nothing for
@@ -21,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import contextlib
+import dataclasses
 import json
 import logging
 from typing import Any
@@ -44,6 +48,7 @@ OUTBOX_MESSAGES = 64
 TEXT_MESSAGE_CHARS = 64 * 1024
 HISTORY_BYTES = 1024 * 1024  # output shown on opening a job page; the rest is a download
 MAX_WATCHED_IDS = 100
+MAX_NEW_JOBS = 1000  # new jobs announced to one jobs table; past that it says "many"
 MAX_SUBSCRIPTION_CHARS = 8 * 1024
 USAGE_INTERVAL_SECONDS = 5.0
 CLOSE_POLICY = 1008
@@ -126,13 +131,13 @@ class Live:
     async def _produce(self) -> None:
         try:
             text = await self._ws.receive_text()
-            kind, ref, ids = _subscription(text)
-            if kind == "jobs":
-                await self._jobs(ids)
-            elif kind == "job":
-                await self._job(ref)
+            wanted = _subscription(text)
+            if wanted.kind == "jobs":
+                await self._jobs(list(wanted.ids), wanted.new)
+            elif wanted.kind == "job":
+                await self._job(wanted.ref)
             else:
-                await self._workflow(ref)
+                await self._workflow(wanted.ref)
         except (JobyardError, WatcherTooSlow) as exc:
             status, _ = http_status_for(exc) if isinstance(exc, JobyardError) else (503, "")
             why = "internal error" if status >= 500 else public_message(exc)
@@ -152,14 +157,39 @@ class Live:
                                     "output_bytes": details.output_bytes}  # fmt: skip
         await self.send(message)
 
-    async def _jobs(self, ids: list[str]) -> None:
+    async def _jobs(self, ids: list[str], new: bool) -> None:
         authorize(self._who, "watch_jobs")
-        if not ids:
-            return  # an empty table: nothing to watch (no ids would mean every job)
+        work = [self._table(ids)] if ids else []  # no ids would mean every job: none
+        if new:
+            work.append(self._new_jobs(set(ids)))
+        tasks = [asyncio.create_task(w) for w in work]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _table(self, ids: list[str]) -> None:
         changes = self._face.engine.watch_jobs(self._who, ids)
         async with contextlib.aclosing(changes):
             async for change in changes:
                 await self._changed(change.job)
+
+    async def _new_jobs(self, shown: set[str]) -> None:
+        """One ``new`` message per job the table does not show, as it first changes (at
+        most ``MAX_NEW_JOBS``: the page then only says there are more)."""
+        who = self._who
+
+        def accept(job: Job) -> bool:
+            return job.id not in shown and visible(who, job)
+
+        async with self._face.engine.events.subscribe((), accept) as changes:
+            async for job in changes:
+                if job.id in shown or len(shown) >= MAX_WATCHED_IDS + MAX_NEW_JOBS:
+                    continue
+                shown.add(job.id)
+                await self.send({"type": "new", "job": job_row(job)})
 
     async def _job(self, ref: str) -> None:
         job = self._face.job(self._who, ref, "read_logs")
@@ -220,8 +250,18 @@ class Live:
                 await self._changed(job)
 
 
-def _subscription(text: str) -> tuple[str, str, list[str]]:
-    """``(kind, id, ids)`` of the page's one message; InvalidArgument when malformed."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class Subscription:
+    """The page's one message: what it watches."""
+
+    kind: str  # jobs, job, workflow
+    ref: str = ""  # the job's or workflow's id
+    ids: tuple[str, ...] = ()  # the table's jobs
+    new: bool = False  # announce other jobs as they appear (the jobs table)
+
+
+def _subscription(text: str) -> Subscription:
+    """The page's one message, checked; InvalidArgument when malformed."""
     if len(text) > MAX_SUBSCRIPTION_CHARS:
         raise InvalidArgument("subscription too large")
     try:
@@ -238,7 +278,7 @@ def _subscription(text: str) -> tuple[str, str, list[str]]:
             raise InvalidArgument(f"invalid ids: a list of at most {MAX_WATCHED_IDS}")
         if not all(isinstance(i, str) and 0 < len(i) <= 64 for i in ids):
             raise InvalidArgument("invalid ids: job ids are required")
-        return kind, "", ids
+        return Subscription(kind, ids=tuple(ids), new=message.get("new") is True)
     if not isinstance(ref, str) or not 0 < len(ref) <= 64:
         raise InvalidArgument("invalid id: the job's or workflow's id is required")
-    return kind, ref, []
+    return Subscription(kind, ref=ref)

@@ -107,6 +107,8 @@ async def jobs_page(
         "statuses": [s.value for s in Status],
         "next_link": filters.link(token) if token else "",
         "first_link": "/" if next else "",
+        # Only the newest, unfiltered page tells of jobs submitted since it was drawn.
+        "announce_new": not (next or status or owner or label),
     }
     return dashboard.page("jobs.html", who, context)
 

@@ -86,8 +86,18 @@
       rows[row.getAttribute("data-job-id")] = row;
     });
     const ids = Object.keys(rows);
-    if (ids.length === 0) return;
-    subscribe({ watch: "jobs", ids: ids }, function (message) {
+    const announceNew = table.getAttribute("data-new") === "1";
+    if (ids.length === 0 && !announceNew) return;
+    const fresh = {};
+    subscribe({ watch: "jobs", ids: ids, new: announceNew }, function (message) {
+      if (message.type === "new") {
+        fresh[message.job.id] = true;
+        const count = Object.keys(fresh).length;
+        const link = document.querySelector("[data-new-jobs]");
+        link.textContent = count + " new job" + (count === 1 ? "" : "s") + ": show";
+        link.hidden = false;
+        return;
+      }
       if (message.type !== "job") return;
       const row = rows[message.job.id];
       if (!row) return;
