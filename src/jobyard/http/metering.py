@@ -55,21 +55,27 @@ class Metering:
         started = time.perf_counter()
         holder: list[str] = []
         scope = {**scope, ROUTE_KEY: holder}
-        status = 500  # what the server answers if the app fails before a response starts
+        counted = False
+
+        def count(status: int) -> None:
+            nonlocal counted
+            counted = True
+            route = f"{scope['method']} {holder[0] if holder else 'unmatched'}"
+            seconds = time.perf_counter() - started  # to the response's start
+            submit = route in SUBMIT_ROUTES and status < 400
+            self._face.metrics.request(FACE, route, str(status), seconds, submit)
 
         async def sending(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
+            # Counted before the answer leaves: a client that saw it finds it in /metrics.
+            if message["type"] == "http.response.start" and not counted:
+                count(message["status"])
             await send(message)
 
         try:
             await self._app(scope, receive, sending)
         finally:
-            route = f"{scope['method']} {holder[0] if holder else 'unmatched'}"
-            seconds = time.perf_counter() - started
-            submit = route in SUBMIT_ROUTES and status < 400
-            self._face.metrics.request(FACE, route, str(status), seconds, submit)
+            if not counted:
+                count(500)  # the app failed before answering: the server's 500 follows
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         """A WebSocket handshake counts once, as ``WS /route`` with 101 (accepted) or 403."""

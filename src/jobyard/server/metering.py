@@ -56,39 +56,66 @@ class _Meter:
         self._metrics = metrics
         self._method = method
 
-    def _record(self, context: Any, started: float, error: BaseException | None) -> None:
-        code = context.code()
-        if code is None and isinstance(error, asyncio.CancelledError):
-            code = grpc.StatusCode.CANCELLED  # the client left
-        elif code is None:
-            code = grpc.StatusCode.OK if error is None else grpc.StatusCode.UNKNOWN
-        name = code.name if isinstance(code, grpc.StatusCode) else str(code)
-        seconds = time.perf_counter() - started
-        submit = self._method in SUBMIT_METHODS and code == grpc.StatusCode.OK
-        self._metrics.request(FACE, self._method, name, seconds, submit)
-
     def unary(self, inner: Any) -> Any:
         async def unary(request: Any, context: Any) -> Any:
-            started = time.perf_counter()
+            call = _Call(self._metrics, self._method, context)
             try:
-                response = await inner(request, context)
+                response = await inner(request, call)
             except BaseException as exc:
-                self._record(context, started, exc)
+                call.record(exc)
                 raise
-            self._record(context, started, None)
+            call.record(None)
             return response
 
         return unary
 
     def stream(self, inner: Any) -> Any:
         async def stream(request: Any, context: Any) -> AsyncIterator[Any]:
-            started = time.perf_counter()
+            call = _Call(self._metrics, self._method, context)
             try:
-                async for item in inner(request, context):
+                async for item in inner(request, call):
                     yield item
             except BaseException as exc:
-                self._record(context, started, exc)
+                call.record(exc)
                 raise
-            self._record(context, started, None)
+            call.record(None)
 
         return stream
+
+
+class _Call:
+    """One call's servicer context, as the handlers inside see it: everything is the real
+    context's, except that ``abort`` counts the call first. grpc.aio sends the status from
+    within ``abort``, so counting after it would let a client see its refusal before the
+    metrics do."""
+
+    def __init__(self, metrics: Metrics, method: str, context: Any) -> None:
+        self._metrics = metrics
+        self._method = method
+        self._context = context
+        self._started = time.perf_counter()
+        self._recorded = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
+
+    async def abort(self, code: grpc.StatusCode, details: str = "", *args: Any) -> None:
+        self._count(code)
+        await self._context.abort(code, details, *args)
+
+    def record(self, error: BaseException | None) -> None:
+        code = self._context.code()
+        if code is None and isinstance(error, asyncio.CancelledError):
+            code = grpc.StatusCode.CANCELLED  # the client left
+        elif code is None:
+            code = grpc.StatusCode.OK if error is None else grpc.StatusCode.UNKNOWN
+        self._count(code)
+
+    def _count(self, code: Any) -> None:
+        if self._recorded:
+            return
+        self._recorded = True
+        name = code.name if isinstance(code, grpc.StatusCode) else str(code)
+        seconds = time.perf_counter() - self._started
+        submit = self._method in SUBMIT_METHODS and code == grpc.StatusCode.OK
+        self._metrics.request(FACE, self._method, name, seconds, submit)
