@@ -416,5 +416,10 @@ def test_update_acl_decides_who_else_sees_the_job_on_the_other_faces(
     assert not sees(bob) and sees(lab)
     browse = http.ok("GET", "/api/jobs/browse", lab)
     assert [item["id"] for item in browse["items"]] == [job_id]  # lists honour it too
+    # One model: the end-user face shows what Core asked for, and whose job it is.
+    seen = browse["items"][0]
+    assert seen["owner"] == {"createdBy": "user", "project": None}
+    assert seen["specification"]["application"] == job["specification"]["application"]
+    assert seen["specification"]["parameters"] == job["specification"]["parameters"]
     bad = {"items": [{"resource": job, "added": [{"entity": {"type": "robot"}}], "deleted": []}]}
     assert http.call("POST", f"{JOBS}/updateAcl", token, json=bad).status_code == 400

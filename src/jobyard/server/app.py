@@ -349,7 +349,7 @@ async def _start_http(config: ServerConfig, running: RunningServer) -> HttpServe
     )
     certs = None if config.certs_dir is None else Path(config.certs_dir)
     provider = running.provider
-    provider_face = None if provider is None else provider.face(face.tokens)
+    provider_face = None if provider is None else provider.face(face.tokens, face.specs)
     return await start_http(create_app(face, provider_face), config.http_listen, certs)
 
 

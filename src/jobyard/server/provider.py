@@ -21,6 +21,7 @@ from jobyard.http.provider.relay import CoreRelay
 from jobyard.store import SQLiteStore
 from jobyard.store.provider import SQLiteProviderStore
 from jobyard.store.tokens import SQLiteTokens
+from jobyard.store.ucloud_specs import SQLiteUcloudSpecs
 from jobyard.ucloud.catalog import CoreConfig, UcloudConfig
 from jobyard.ucloud.core import CoreClient
 
@@ -56,10 +57,10 @@ class Provider:
         assert self._relay is not None, "the provider was not started"
         return self._relay
 
-    def face(self, tokens: SQLiteTokens) -> ProviderFace:
+    def face(self, tokens: SQLiteTokens, specs: SQLiteUcloudSpecs) -> ProviderFace:
         return ProviderFace(
             engine=self.relay.engine, tokens=tokens, store=self.store, relay=self.relay,
-            config=self.config,
+            config=self.config, specs=specs,
         )  # fmt: skip
 
 

@@ -25,6 +25,7 @@ from jobyard.http.provider.models import CoreJob
 from jobyard.http.provider.relay import CoreRelay
 from jobyard.store.provider import SQLiteProviderStore
 from jobyard.store.tokens import SQLiteTokens
+from jobyard.store.ucloud_specs import SQLiteUcloudSpecs
 from jobyard.ucloud import Application, Catalog, Product, UcloudConfig
 from jobyard.ucloud.jobs import job_spec, parse_specification
 from jobyard.ucloud.models import invalid
@@ -39,6 +40,7 @@ class Plan:
     core_id: str
     owner: Identity
     spec: JobSpec
+    specification: dict[str, Any]  # as Core sent it: the end-user face shows it back
 
 
 @dataclasses.dataclass
@@ -48,6 +50,7 @@ class ProviderFace:
     store: SQLiteProviderStore
     relay: CoreRelay
     config: UcloudConfig
+    specs: SQLiteUcloudSpecs
 
     @property
     def catalog(self) -> Catalog:
@@ -76,7 +79,7 @@ class ProviderFace:
         spec = job_spec(specification, application, product,
                         name=name if _JOB_NAME.fullmatch(name) else "", labels=labels)  # fmt: skip
         owner = Identity(job.owner.createdBy, Role.USER, job.owner.project or "")
-        return Plan(job.id, owner, spec)
+        return Plan(job.id, owner, spec, specification.model_dump(mode="json", by_alias=True))
 
     def existing(self, core_id: str) -> Job | None:
         """The job Core's ``core_id`` names, if it was created (a retried create)."""

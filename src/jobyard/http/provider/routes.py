@@ -71,6 +71,7 @@ async def create(body: ProviderBulk[CoreJob], who: Core, face: Face) -> Json:
             except BaseException:
                 face.store.forget(plan.core_id)
                 raise
+            face.specs.put(job.id, plan.specification)
             face.relay.record(face.engine.job(owner_of(job), job.id))
         responses.append({"id": job.id})
     return {"responses": responses}
