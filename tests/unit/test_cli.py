@@ -184,6 +184,13 @@ def test_run_options_before_the_command_are_ours_after_it_are_the_commands(
     assert (kwargs["max_cpu"], kwargs["max_memory"], kwargs["max_iobps"]) == (50, 256, 0)
 
 
+def test_run_backend_names_where_the_job_runs(fake: type[FakeClient]) -> None:
+    assert invoke(["run", "--backend", "slurm", "hostname"]).exit_code == 0
+    assert submitted(fake)[2]["backend"] == "slurm"
+    assert invoke(["run", "hostname"]).exit_code == 0
+    assert submitted(fake)[2]["backend"] == ""  # the server's default
+
+
 def test_run_prints_the_seeds_block(fake: type[FakeClient]) -> None:
     result = invoke(["run", "--max-cpu=50", "python3", "script.py"])
 

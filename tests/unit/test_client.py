@@ -380,6 +380,11 @@ def test_submit_sends_command_args_limits_and_environment(client: Client, stub: 
     )
 
 
+def test_submit_sends_the_backend_it_is_given(client: Client, stub: FakeStub) -> None:
+    client.submit("hostname", backend="slurm")
+    assert stub.requests[0][1].backend == "slurm"
+
+
 def test_submit_sends_a_fresh_request_id_each_time(client: Client, stub: FakeStub) -> None:
     client.submit("true")
     client.submit("true")
