@@ -12,6 +12,7 @@ that names Core's Job finds it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from typing import Any
 
@@ -52,7 +53,7 @@ class ProviderFace:
     config: UcloudConfig
     specs: SQLiteUcloudSpecs
 
-    @property
+    @functools.cached_property
     def catalog(self) -> Catalog:
         return Catalog.of(self.config)
 

@@ -69,7 +69,7 @@ async def create(body: ProviderBulk[CoreJob], who: Core, face: Face) -> Json:
             try:
                 job = await face.engine.submit(plan.owner, plan.spec, job_id=job_id)
             except BaseException:
-                face.store.forget(plan.core_id)
+                face.existing(plan.core_id)  # forgets the mapping if no job was created
                 raise
             face.specs.put(job.id, plan.specification)
             face.relay.record(face.engine.job(owner_of(job), job.id))
