@@ -4,6 +4,7 @@ server on a free port of 127.0.0.1, the real local runtime."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import root_problem
-from tests.e2e.daemon import COMMAND_TIMEOUT_SECONDS, Daemon, jobyard_argv
+from tests.e2e.daemon import COMMAND_TIMEOUT_SECONDS, Daemon, free_port, jobyard_argv
 
 pytestmark = [
     pytest.mark.root,
@@ -197,3 +198,35 @@ def test_the_server_refuses_to_start_without_certificates(tmp_path: Path) -> Non
 
     assert result.returncode == 2
     assert "refusing to start without TLS" in result.stderr
+
+
+def test_a_server_refuses_to_start_on_a_taken_port(daemon: Daemon, tmp_path: Path) -> None:
+    # gRPC binds with SO_REUSEPORT by default: a second server started there silently shared
+    # the port, and the kernel handed each new connection to one of the two at random.
+    other = Daemon(tmp_path / "other")
+    out = _refused_start(other, "--listen", f"127.0.0.1:{daemon.port}")
+    assert f"cannot listen on 127.0.0.1:{daemon.port}: the address is in use" in out
+    with socket.socket() as taken:  # the HTTPS face's port taken: no half-started server
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        http = f"127.0.0.1:{taken.getsockname()[1]}"
+        out = _refused_start(other, "--listen", f"127.0.0.1:{free_port()}", "--http-listen", http)
+    assert f"cannot listen on {http}" in out and "Traceback" not in out
+    with daemon.client() as c:
+        assert c.jobs() is not None  # the first server still answers
+
+
+def _refused_start(daemon: Daemon, *args: str) -> str:
+    """What ``jobyard server ARGS`` printed, once it exited non-zero as it must."""
+    argv = [*jobyard_argv(), "server", "--certs", "certs", "--data-dir", "data", *args]
+    process = subprocess.Popen(
+        argv, env=daemon.env, cwd=daemon.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        out, _ = process.communicate(timeout=COMMAND_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        pytest.fail(f"the server started with {args}")
+    assert process.returncode != 0
+    return out.decode()

@@ -8,6 +8,7 @@ import click
 
 from jobyard import certs as certificates
 from jobyard.config import BACKENDS, load_config
+from jobyard.domain.errors import JobyardError
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
 SERVER_FILES = (certificates.CA_CERT, certificates.SERVER_CERT, certificates.SERVER_KEY)
@@ -98,7 +99,10 @@ def server(
     # side of this binary never needs.
     from jobyard.server.app import serve
 
-    serve(config)
+    try:
+        serve(config)
+    except JobyardError as e:  # a refusal to start (port taken, bad key file): no traceback
+        raise click.ClickException(str(e)) from None
 
 
 def _check_listen(listen: str, option: str = "--listen") -> None:

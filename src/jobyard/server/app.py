@@ -19,7 +19,7 @@ from grpc_reflection.v1alpha import reflection
 from jobyard.accounting.sqlite import SQLiteLedger
 from jobyard.api.gen import joblet_pb2_grpc, jobyard_v1_pb2_grpc
 from jobyard.config import ServerConfig, backend_names
-from jobyard.domain.errors import InvalidArgument
+from jobyard.domain.errors import FailedPrecondition, InvalidArgument
 from jobyard.domain.workflows import WorkflowLimits
 from jobyard.engine import EngineConfig, JobEngine
 from jobyard.engine.accounting import Accounting
@@ -287,6 +287,9 @@ async def start_server(
             ("grpc.max_receive_message_length", max_receive_bytes(config)),
             ("grpc.max_send_message_length", g.max_send_msg_size),
             ("grpc.keepalive_time_ms", int(g.keep_alive_time_seconds * 1000)),
+            # Without this a second server on the same port starts silently and the kernel
+            # hands each connection to either one.
+            ("grpc.so_reuseport", 0),
         ],
     )
     joblet_pb2_grpc.add_JobletServiceServicer_to_server(JobletServicer(engine), server)
@@ -305,10 +308,7 @@ async def start_server(
         reflection.SERVICE_NAME,
     )
     reflection.enable_server_reflection(names, server)
-    if config.certs_dir is None:
-        port = server.add_insecure_port(config.listen)
-    else:
-        port = server.add_secure_port(config.listen, _credentials(Path(config.certs_dir)))
+    port = _bind(server, config)
     await registry.start()
     await engine.start()
     await workflows.start()
@@ -324,8 +324,25 @@ async def start_server(
     if provider is not None:
         await provider.start(engine)
     if config.http_listen:
-        running.http = await _start_http(config, running)
+        try:
+            running.http = await _start_http(config, running)
+        except BaseException:
+            await running.stop(grace=0)  # the gRPC face closed too: a server starts whole
+            raise
     return running
+
+
+def _bind(server: grpc.aio.Server, config: ServerConfig) -> int:
+    """The port the gRPC face listens on; a clear refusal when it cannot have it."""
+    try:
+        if config.certs_dir is None:
+            return int(server.add_insecure_port(config.listen))
+        return int(server.add_secure_port(config.listen, _credentials(Path(config.certs_dir))))
+    except RuntimeError:  # grpc says only "Failed to bind"; the cause is in its C log
+        raise FailedPrecondition(
+            f"cannot listen on {config.listen}: the address is in use "
+            "(another server?) or not one of this host's"
+        ) from None
 
 
 async def _start_http(config: ServerConfig, running: RunningServer) -> HttpServer:
