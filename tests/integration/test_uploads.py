@@ -3,6 +3,7 @@ their modes, owned by the job user; traversal and oversize refused with nothing 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from pathlib import Path
@@ -111,6 +112,27 @@ def test_uploads_over_the_configured_size_are_refused(tmp_path: Path, certs_dir:
             client.submit("true", uploads=[big])
         assert client.jobs() == []
 
+
+
+def test_uploads_up_to_the_configured_size_arrive(
+    admin: Client, tmp_path: Path, certs_dir: Path
+) -> None:
+    """Uploads of a few MB are within the default maxUploadBytes (64 MiB): gRPC's receive
+    limit (grpc.maxRecvMsgSize, 512 KiB) must not refuse them first."""
+    payload = tmp_path / "payload.bin"
+    payload.write_bytes(os.urandom(3 << 20))
+    job = admin.submit("sha256sum", ["payload.bin"], uploads=[payload])
+    digest = hashlib.sha256(payload.read_bytes()).hexdigest()
+    assert _output(admin, job.id).split()[0] == digest
+    bigger = tmp_path / "bigger.bin"
+    bigger.write_bytes(b"x" * (5 << 20))
+    with configured(tmp_path / "small", certs_dir, "jobyard:\n  maxUploadBytes: 4194304\n") as (
+        _,
+        client,
+    ):
+        with pytest.raises(InvalidArgument, match="exceed the server's limit of 4194304"):
+            client.submit("true", uploads=[bigger])
+        assert client.jobs() == []
 
 WORKFLOW = """
 version: "3.0"

@@ -164,11 +164,13 @@ def workflow_limits(config: ServerConfig) -> WorkflowLimits:
 
 
 def max_receive_bytes(config: ServerConfig) -> int:
-    """gRPC's receive limit: the configured one, raised to fit the largest workflow allowed,
-    so that an oversize workflow gets jobyard's INVALID_ARGUMENT naming the limit rather than
-    gRPC's bare RESOURCE_EXHAUSTED."""
-    workflow = config.jobyard.max_workflow_bytes + WORKFLOW_MESSAGE_HEADROOM_BYTES
-    return max(config.grpc.max_recv_msg_size, workflow)
+    """gRPC's receive limit: the configured one, raised to fit the largest workflow allowed
+    with the largest uploads allowed (a RunJob's files, a RunWorkflow's workflowFiles), so
+    that an oversize one gets jobyard's INVALID_ARGUMENT naming its limit rather than gRPC's
+    bare RESOURCE_EXHAUSTED (and the default 64 MiB of uploads can be sent at all)."""
+    j = config.jobyard
+    largest = j.max_workflow_bytes + j.max_upload_bytes + WORKFLOW_MESSAGE_HEADROOM_BYTES
+    return max(config.grpc.max_recv_msg_size, largest)
 
 
 def _credentials(certs_dir: Path) -> grpc.ServerCredentials:
