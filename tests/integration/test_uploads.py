@@ -113,7 +113,6 @@ def test_uploads_over_the_configured_size_are_refused(tmp_path: Path, certs_dir:
         assert client.jobs() == []
 
 
-
 def test_uploads_up_to_the_configured_size_arrive(
     admin: Client, tmp_path: Path, certs_dir: Path
 ) -> None:
@@ -133,6 +132,7 @@ def test_uploads_up_to_the_configured_size_arrive(
         with pytest.raises(InvalidArgument, match="exceed the server's limit of 4194304"):
             client.submit("true", uploads=[bigger])
         assert client.jobs() == []
+
 
 WORKFLOW = """
 version: "3.0"
