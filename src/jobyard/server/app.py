@@ -257,6 +257,8 @@ async def start_server(
     store.writer.on_full = hub.limits.reserve.release
     hub.start()
     catalog = Catalog.of(config.ucloud)
+    # TODO: the ledger still commits on the event loop (store.connection); queue its writes
+    # to store.writer with an overlay, as the workflow store does.
     ledger = SQLiteLedger(store.connection)
     accounting = Accounting(ledger, catalog.pricing, rate=charge_rate)
     provider = make_provider(config, store)
