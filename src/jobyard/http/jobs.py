@@ -4,6 +4,7 @@ unsuspend, retrieveProducts, retrieveUtilization."""
 from __future__ import annotations
 
 import os
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -148,25 +149,34 @@ async def extend(body: BulkRequest[JobsExtendRequestItem], who: Caller, face: Fa
 
 @router.post("/terminate", summary="Terminate jobs (bulk)")
 async def terminate(body: BulkRequest[FindByStringId], who: Caller, face: Face) -> Json:
-    jobs = [face.job(who, item.id, "stop_job") for item in body.items]
-    for job in jobs:
-        await face.engine.stop(who, job.id)
-    return _units(len(jobs))
+    return await _each(who, face, [item.id for item in body.items], "stop_job", face.engine.stop)
 
 
 @router.post("/suspend", summary="Suspend jobs (bulk)")
 async def suspend(body: BulkRequest[JobsSuspendRequestItem], who: Caller, face: Face) -> Json:
-    jobs = [face.job(who, item.id, "suspend_job") for item in body.items]
-    for job in jobs:
-        await face.engine.suspend(who, job.id)
-    return _units(len(jobs))
+    return await _each(
+        who, face, [item.id for item in body.items], "suspend_job", face.engine.suspend
+    )
 
 
 @router.post("/unsuspend", summary="Unsuspend jobs (bulk)")
 async def unsuspend(body: BulkRequest[JobsUnsuspendRequestItem], who: Caller, face: Face) -> Json:
-    jobs = [face.job(who, item.id, "resume_job") for item in body.items]
+    return await _each(
+        who, face, [item.id for item in body.items], "resume_job", face.engine.resume
+    )
+
+
+async def _each(
+    who: Identity,
+    face: HttpFace,
+    ids: list[str],
+    operation: str,
+    act: Callable[..., Awaitable[Any]],
+) -> Json:
+    """Resolve every job first (a bad id acts on none), then ``act`` on each in order."""
+    jobs = [face.job(who, job_id, operation) for job_id in ids]
     for job in jobs:
-        await face.engine.resume(who, job.id)
+        await act(who, job.id)
     return _units(len(jobs))
 
 
